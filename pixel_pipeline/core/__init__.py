@@ -1,0 +1,1 @@
+"""Plain helpers shared by every domain module (no Dagster imports here)."""

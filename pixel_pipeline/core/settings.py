@@ -1,0 +1,65 @@
+"""Where inputs are read and outputs written (see ../shared/DESIGN.md).
+
+Resolved at call time, not import time, so tests and the sensor can point the same code at another corpus.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DATA_DIR = "data"
+DEFAULT_OUTPUT_DIR = "output"
+
+# Input folders under PIXEL_DATA_DIR (each optional).
+SEGMENTS_DIR = "training_segments"
+TRANSCRIPTS_DIR = "transcripts"
+COUNSELING_DIR = "counseling"
+COT_DIR = "cot"
+REVIEW_DIR = "review"
+
+
+@dataclass(frozen=True)
+class PipelinePaths:
+    """The one place that knows the on-disk layout of inputs and outputs."""
+
+    data_dir: Path
+    output_dir: Path
+
+    @classmethod
+    def from_env(cls, data_dir: str | os.PathLike | None = None, output_dir: str | os.PathLike | None = None) -> "PipelinePaths":
+        data = Path(data_dir or os.environ.get("PIXEL_DATA_DIR") or DEFAULT_DATA_DIR)
+        out = Path(output_dir or os.environ.get("PIXEL_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR)
+        return cls(data_dir=data.expanduser().resolve(), output_dir=out.expanduser().resolve())
+
+    # ---- inputs
+    def input_dir(self, name: str) -> Path:
+        return self.data_dir / name
+
+    # ---- outputs
+    def table(self, name: str) -> Path:
+        """Parquet file of an asset's main table: output/tables/<asset>.parquet."""
+        return self.output_dir / "tables" / f"{name}.parquet"
+
+    def rejects(self, stage: str) -> Path:
+        """Parquet file of rows dropped at one stage: output/rejects/<stage>.parquet (schema in core.rejects)."""
+        return self.output_dir / "rejects" / f"{stage}.parquet"
+
+    def report_dir(self, name: str) -> Path:
+        return self.output_dir / "reports" / name
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.output_dir / "exports"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.output_dir / "cache"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.output_dir / "models"
+
+    def training_dir(self, name: str) -> Path:
+        return self.output_dir / "training" / name

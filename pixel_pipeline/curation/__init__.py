@@ -1,0 +1,1 @@
+"""Plain domain logic (curation); no Dagster imports."""

@@ -1,0 +1,48 @@
+"""Resources shared by every asset: where files live, and the embedding model."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from pixel_pipeline.core.embeddings import PACKAGED_MODEL, Embedder
+from pixel_pipeline.core.settings import PipelinePaths
+
+
+class PixelStorage(dg.ConfigurableResource):
+    """Input and output folders. Empty values fall back to PIXEL_DATA_DIR / PIXEL_OUTPUT_DIR, then data/ and output/."""
+
+    data_dir: str = ""
+    output_dir: str = ""
+
+    @property
+    def paths(self) -> PipelinePaths:
+        return PipelinePaths.from_env(self.data_dir or None, self.output_dir or None)
+
+
+class EmbeddingModel(dg.ConfigurableResource):
+    """The sentence-transformers model used for style, prompts, domain filtering and semantic dedup.
+
+    `model_name_or_path` defaults to the packaged offline MiniLM; set PIXEL_EMBEDDING_MODEL or this field to use
+    another model id or local folder. Vectors are cached on disk by content hash under the output folder.
+    """
+
+    model_name_or_path: str = ""
+    device: str = ""
+    batch_size: int = 64
+    use_cache: bool = True
+
+    _embedder: Embedder | None = PrivateAttr(default=None)
+
+    def embedder(self, storage: PixelStorage) -> Embedder:
+        if self._embedder is None:
+            import os
+
+            name = self.model_name_or_path or os.environ.get("PIXEL_EMBEDDING_MODEL") or PACKAGED_MODEL
+            cache = storage.paths.cache_dir if self.use_cache else None
+            self._embedder = Embedder(name, cache_dir=cache, device=self.device or None, batch_size=self.batch_size)
+        return self._embedder
+
+
+def default_resources() -> dict[str, object]:
+    return {"storage": PixelStorage(), "embedding_model": EmbeddingModel()}

@@ -1,0 +1,1 @@
+"""Plain domain logic (ingest); no Dagster imports."""

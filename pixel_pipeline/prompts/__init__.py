@@ -1,0 +1,1 @@
+"""Plain domain logic (prompts); no Dagster imports."""

@@ -1,0 +1,1 @@
+"""Plain domain logic (splits); no Dagster imports."""

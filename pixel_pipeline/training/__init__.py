@@ -1,0 +1,1 @@
+"""Plain domain logic (training); no Dagster imports."""

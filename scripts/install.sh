@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Create .venv (if no virtualenv is active) and install pixel_pipeline with its pinned dependencies.
+# torch is installed first: on a machine without an NVIDIA GPU we ask for the CPU build (PyTorch's CPU index, or
+# a local CPU wheel pip already knows about), so no CUDA wheels are pulled; with a GPU, the regular CUDA build.
+# Re-running is cheap: a stamp keyed on pyproject.toml skips the work when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ -z "${VIRTUAL_ENV:-}" ]]; then
+  PYTHON_BIN="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+  [[ -x .venv/bin/python ]] || "$PYTHON_BIN" -m venv .venv
+  # shellcheck disable=SC1091
+  source .venv/bin/activate
+fi
+
+stamp="${VIRTUAL_ENV}/.pixel_pipeline-$(sha256sum pyproject.toml | cut -c1-16)"
+if [[ -f "$stamp" ]]; then
+  exit 0
+fi
+
+python -m pip install --quiet --upgrade pip
+TORCH_SPEC="torch==2.13.0"
+if ! python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    echo "install: NVIDIA GPU found, installing the CUDA build of $TORCH_SPEC"
+    python -m pip install --quiet "$TORCH_SPEC"
+  else
+    echo "install: no GPU, installing the CPU build of $TORCH_SPEC"
+    python -m pip install --quiet "$TORCH_SPEC" --extra-index-url https://download.pytorch.org/whl/cpu
+  fi
+fi
+python -m pip install --quiet -e ".[test]"
+python -m pip check
+touch "$stamp"
