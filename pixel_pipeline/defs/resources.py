@@ -24,13 +24,15 @@ class EmbeddingModel(dg.ConfigurableResource):
     """The sentence-transformers model used for style, prompts, domain filtering and semantic dedup.
 
     `model_name_or_path` defaults to the packaged offline MiniLM; set PIXEL_EMBEDDING_MODEL or this field to use
-    another model id or local folder. Vectors are cached on disk by content hash under the output folder.
+    another model id or local folder. Vectors are cached on disk by content hash under the output folder's cache/
+    (or `cache_dir` / PIXEL_CACHE_DIR, which tests use to share one cache).
     """
 
     model_name_or_path: str = ""
     device: str = ""
     batch_size: int = 64
     use_cache: bool = True
+    cache_dir: str = ""
 
     _embedder: Embedder | None = PrivateAttr(default=None)
 
@@ -39,7 +41,8 @@ class EmbeddingModel(dg.ConfigurableResource):
             import os
 
             name = self.model_name_or_path or os.environ.get("PIXEL_EMBEDDING_MODEL") or PACKAGED_MODEL
-            cache = storage.paths.cache_dir if self.use_cache else None
+            cache_dir = self.cache_dir or os.environ.get("PIXEL_CACHE_DIR") or storage.paths.cache_dir
+            cache = cache_dir if self.use_cache else None
             self._embedder = Embedder(name, cache_dir=cache, device=self.device or None, batch_size=self.batch_size)
         return self._embedder
 
