@@ -72,3 +72,10 @@ def rejects_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     for col in ("segment_id", "record_id", "source", "file", "details"):
         df[col] = df[col].astype("object")
     return df
+
+
+# ---- the educator's voice ------------------------------------------------------------------------------
+# The main educator's channel: the default `voice_sources` (issue 5) and the default `source` of transcripts that
+# carry no source of their own. Everything else is "other channels": they feed the style experts, not stage 3.
+MAIN_EDUCATOR_SOURCE = "Healing Minds with Dr. Lena Hart"
+DEFAULT_VOICE_SOURCES = (MAIN_EDUCATOR_SOURCE,)
