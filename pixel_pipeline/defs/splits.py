@@ -1,5 +1,348 @@
-"""Dagster definitions for the splits domain (filled in by its issue)."""
+"""Dagster layer of the splits domain: `splits` (leakage-free, stable split assignment) and `fine_tuning_exports`.
+
+The logic lives in pixel_pipeline.splits; this module reads the upstream tables, writes files, and turns the
+reports into metadata and asset checks.
+"""
+
+
+import json
 
 import dagster as dg
+import pandas as pd
+from pydantic import Field
 
-defs = dg.Definitions()
+from pixel_pipeline.core.io import read_parquet, write_json, write_parquet
+from pixel_pipeline.core.plots import bar_markdown, histogram_markdown
+from pixel_pipeline.core.records import DEFAULT_VOICE_SOURCES, STYLES, rejects_frame
+from pixel_pipeline.defs.resources import PixelStorage
+from pixel_pipeline.splits import accounting as acct
+from pixel_pipeline.splits import plans
+from pixel_pipeline.splits.assign import (
+    SPLITS,
+    assign_splits,
+    augmented_mask,
+    leakage_report,
+    previous_assignments_from,
+    ratio_report,
+    validation_coverage,
+)
+from pixel_pipeline.splits.exports import push_dataset_to_hub, write_exports
+from pixel_pipeline.splits.tokens import histogram_png
+
+GROUP = "splits"
+SPLIT_CONFIG_FILE = "split_config.json"
+
+
+def _md_table(df: pd.DataFrame) -> dg.MetadataValue:
+    if df.empty:
+        return dg.MetadataValue.md("_(empty)_")
+    header = "| " + " | ".join(map(str, df.columns)) + " |\n| " + " | ".join("---" for _ in df.columns) + " |\n"
+    body = "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False))
+    return dg.MetadataValue.md(header + body)
+
+
+def _json(value) -> dg.MetadataValue:
+    return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
+
+
+# ---- splits --------------------------------------------------------------------------------------------------------
+class SplitsConfig(dg.Config):
+    validation_ratio: float = Field(0.1, description="Target share of rows in validation (whole split groups move).")
+    test_ratio: float = Field(0.0, description="Target share of rows in an optional test split (0 = no test split).")
+    seed: int = Field(42, description="Seed of the group hash; changing it reshuffles every group.")
+    min_validation_groups: int = Field(1, description="Floor of validation split groups per expert and per dataset.")
+    voice_sources: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_VOICE_SOURCES),
+        description="`source` values that count as the educator's voice (stage 3); other channels only feed experts.",
+    )
+    ratio_tolerance: float = Field(
+        0.05, description="Allowed |share - target| per split (widened to 3 sigma of the group-level sampling noise)."
+    )
+    keep_previous_assignments: bool = Field(
+        True, description="Keep the split of every group already in the last `splits` table (same seed and ratios)."
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=["deduplicated_pairs", "review_verdicts"],
+    kinds={"pandas", "parquet"},
+    description="Kept pairs (minus reviewer rejects) with a grouped, stratified, stable split and a training stage.",
+    check_specs=[
+        dg.AssetCheckSpec("no_group_leakage", asset="splits", blocking=True,
+                          description="No transcript, question, group key, near-duplicate cluster or exact response "
+                                      "appears in two splits."),
+        dg.AssetCheckSpec("every_expert_in_validation", asset="splits",
+                          description="Each of the four style experts has validation rows."),
+        dg.AssetCheckSpec("split_ratios_within_tolerance", asset="splits",
+                          description="Row shares per split are within tolerance of the configured ratios."),
+        dg.AssetCheckSpec("splits_accounting", asset="splits", blocking=True,
+                          description="deduplicated_pairs rows = splits rows + reviewer-rejected rows."),
+    ],
+)
+def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: PixelStorage) -> dg.MaterializeResult:
+    paths = storage.paths
+    pairs_path = paths.table("deduplicated_pairs")
+    if not pairs_path.exists():
+        raise FileNotFoundError(f"{pairs_path} is missing: materialize `deduplicated_pairs` first")
+    pairs = read_parquet(pairs_path)
+    verdicts_path = paths.table("review_verdicts")
+    verdicts = read_parquet(verdicts_path) if verdicts_path.exists() else None
+
+    split_params = {"seed": config.seed, "validation_ratio": config.validation_ratio, "test_ratio": config.test_ratio}
+    config_file = paths.report_dir("splits") / SPLIT_CONFIG_FILE
+    previous, previous_note = {}, "none (first run or keep_previous_assignments off)"
+    if config.keep_previous_assignments and paths.table("splits").exists() and config_file.exists():
+        if json.loads(config_file.read_text()) == split_params:
+            previous = previous_assignments_from(read_parquet(paths.table("splits"), columns=["group_node", "split"]))
+            previous_note = f"{len(previous)} groups kept from the previous splits table"
+        else:
+            previous_note = "ignored: seed or ratios changed since the previous splits table"
+    context.log.info("previous assignments: %s", previous_note)
+
+    result = assign_splits(
+        pairs,
+        validation_ratio=config.validation_ratio,
+        test_ratio=config.test_ratio,
+        seed=config.seed,
+        min_validation_groups=config.min_validation_groups,
+        voice_sources=config.voice_sources,
+        review_verdicts=verdicts,
+        previous_assignments=previous,
+    )
+    table = result.splits
+    write_parquet(table, paths.table("splits"))
+    write_parquet(rejects_frame(result.rejects), paths.rejects("splits"))
+    write_json(split_params, config_file)
+    leakage = leakage_report(table)
+    ratios = ratio_report(table, config.validation_ratio, config.test_ratio, config.ratio_tolerance)
+    coverage = validation_coverage(table)
+    write_json({"report": result.report, "leakage": leakage, "ratios": ratios, "coverage": coverage},
+               paths.report_dir("splits") / "summary.json")
+
+    counted = table[~augmented_mask(table)] if not table.empty else table
+    pairs_counted = int((~augmented_mask(pairs)).sum()) if not pairs.empty else 0
+    leaking = {k: v["leaking_keys"] for k, v in leakage.items()}
+    by_dataset = (
+        counted.groupby(["dataset", "split"]).size().unstack(fill_value=0).reset_index()
+        if not counted.empty else pd.DataFrame()
+    )
+    expert_df = pd.DataFrame([{"expert": s, **c} for s, c in coverage["experts"].items()])
+    stage_counts = (
+        counted["stage"].astype("string").fillna("none (experts only)").value_counts().rename_axis("stage").reset_index()
+        if not counted.empty else pd.DataFrame()
+    )
+    missing = coverage["experts_missing_in_validation"]
+    checks = [
+        dg.AssetCheckResult(
+            check_name="no_group_leakage",
+            passed=not any(leaking.values()),
+            description="keys found in more than one split, per grouping key (all must be 0)",
+            metadata={"leaking_keys": _json(leaking), "examples": _json({k: v["examples"] for k, v in leakage.items()})},
+        ),
+        dg.AssetCheckResult(
+            check_name="every_expert_in_validation",
+            passed=not missing,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=("missing in validation: " + ", ".join(missing)) if missing else "every expert has validation rows",
+            metadata={"validation_rows_per_expert": _json({s: c["validation"] for s, c in coverage["experts"].items()}),
+                      "rows_per_stage_and_split": _json(coverage["stages"]),
+                      "strata_without_floor": _json(result.report["strata_without_validation_floor"])},
+        ),
+        dg.AssetCheckResult(
+            check_name="split_ratios_within_tolerance",
+            passed=ratios["passed"],
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"row shares vs targets over {ratios['effective_groups']} effective groups",
+            metadata={"splits": _json(ratios["splits"])},
+        ),
+        dg.AssetCheckResult(
+            check_name="splits_accounting",
+            passed=pairs_counted == len(counted) + len(result.rejects),
+            description=f"{pairs_counted} pairs in = {len(counted)} kept + {len(result.rejects)} reviewer-rejected",
+            metadata={"rows_in": pairs_counted, "kept": len(counted), "rejected": len(result.rejects)},
+        ),
+    ]
+    val_per_expert = {s: c["validation"] for s, c in coverage["experts"].items()}
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(table),
+            "path": dg.MetadataValue.path(str(paths.table("splits"))),
+            "rejects_path": dg.MetadataValue.path(str(paths.rejects("splits"))),
+            "reviewer_rejected": len(result.rejects),
+            "rows_per_split": _json(counted["split"].value_counts().to_dict() if not counted.empty else {}),
+            "rows_by_dataset_and_split": _md_table(by_dataset),
+            "rows_by_expert_and_split": _md_table(expert_df),
+            "rows_by_stage": _md_table(stage_counts),
+            "validation_rows_per_expert": dg.MetadataValue.md(bar_markdown(val_per_expert, "validation rows per expert")),
+            "split_groups": result.report["split_groups"],
+            "split_groups_by_rule": _json(result.report["split_groups_by_rule"]),
+            "floor_promotions": _json(result.report["floor_promotions"]),
+            "previous_assignments": previous_note,
+            "rows_moved_by_merges": result.report["rows_moved_by_merges"],
+            "config": _json(config.model_dump()),
+        },
+        check_results=checks,
+    )
+
+
+# ---- fine_tuning_exports -------------------------------------------------------------------------------------------
+def _default_base_model() -> str:
+    from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL
+
+    return DEFAULT_BASE_MODEL
+
+
+class ExportsConfig(dg.Config):
+    base_model: str = Field(default_factory=_default_base_model,
+                            description="Model whose tokenizer and chat template measure sequence lengths (as training).")
+    max_seq_length: int = Field(1024, description="Pairs longer than this (in tokens) are flagged `exceeds_max_length`.")
+    include_system_prompt: bool = Field(True, description="Start each chat with the expert's (or general) system prompt.")
+    mixed_weights: dict[str, float] = Field(
+        default_factory=lambda: dict(plans.DEFAULT_MIXED_WEIGHTS),
+        description="Sampling weights of the mixed plan over the pools counseling / reasoning / voice.",
+    )
+    mixed_stopping_strategy: str = Field(
+        "first_exhausted", description="first_exhausted: no repeats, large pools subsampled; all_exhausted: small pools repeated."
+    )
+    seed: int = Field(42, description="Seed of file order and of the mixed sample.")
+    stage_epochs: list[int] = Field(default_factory=lambda: list(plans.DEFAULT_STAGE_EPOCHS),
+                                    description="Epochs per stage recorded in plans/plans.json.")
+    stage_learning_rates: list[float] = Field(default_factory=lambda: list(plans.DEFAULT_STAGE_LEARNING_RATES),
+                                              description="Learning rates per stage recorded in plans/plans.json.")
+    hub_repo_id: str = Field("", description="Hugging Face dataset repo to push the DatasetDict to (empty = no push).")
+    hub_token_env_var: str = Field("HF_TOKEN", description="Environment variable holding the Hub token (never logged).")
+    hub_private: bool = Field(True, description="Create the Hub repo as private.")
+    ingestion_stages: list[str] = Field(
+        default_factory=lambda: list(acct.DEFAULT_INGESTION_STAGES),
+        description="Reject stages whose rows count as input rows in the accounting (ingestion's own rejects).",
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[splits],
+    kinds={"json", "huggingface"},
+    description="Every training export under exports/: messages, LitGPT, ShareGPT, conversations, HF DatasetDict, "
+                "stages, experts, plans, manifest, card, token statistics and rejected.jsonl.",
+    check_specs=[
+        dg.AssetCheckSpec("design_accounting", asset="fine_tuning_exports", blocking=True,
+                          description="Per dataset: input rows = exported pairs + rejected records (DESIGN.md)."),
+        dg.AssetCheckSpec("pairs_within_max_length", asset="fine_tuning_exports",
+                          description="Share of pairs longer than max_seq_length tokens (the trainer will cut them)."),
+    ],
+)
+def fine_tuning_exports(
+    context: dg.AssetExecutionContext, config: ExportsConfig, storage: PixelStorage
+) -> dg.MaterializeResult:
+    from pixel_pipeline.training.base_model import load_tokenizer
+
+    paths = storage.paths
+    table = read_parquet(paths.table("splits"))
+    rejects = acct.read_all_rejects(paths.output_dir / "rejects")
+    rejected = acct.rejected_lines(rejects)
+    tokenizer = load_tokenizer(config.base_model, paths.models_dir)
+    safe_config = config.model_dump()  # the token itself is never part of the config, only its variable name
+    result = write_exports(
+        table,
+        paths.exports_dir,
+        rejected,
+        tokenizer,
+        base_model=config.base_model,
+        max_seq_length=config.max_seq_length,
+        include_system_prompt=config.include_system_prompt,
+        mixed_weights=config.mixed_weights,
+        mixed_stopping_strategy=config.mixed_stopping_strategy,
+        seed=config.seed,
+        stage_epochs=config.stage_epochs,
+        stage_learning_rates=config.stage_learning_rates,
+        config=safe_config,
+    )
+    hub = {"pushed": False}
+    if config.hub_repo_id:
+        from datasets import load_from_disk
+
+        hub = {"pushed": True, **push_dataset_to_hub(
+            load_from_disk(str(paths.exports_dir / "hf_dataset")), config.hub_repo_id, config.hub_token_env_var,
+            config.hub_private, log=context.log.info,
+        )}
+
+    # accounting over the whole chain
+    tables = {}
+    for name in acct.INGESTION_TABLES:
+        path = paths.table(name)
+        tables[name] = read_parquet(path) if path.exists() else None
+    ingestion_rejects = rejects[rejects["stage"].isin(config.ingestion_stages)]
+    message_files = sorted((paths.exports_dir / "messages").glob("*.jsonl"))
+    report = acct.accounting(
+        acct.input_counts(tables, ingestion_rejects), acct.exported_counts(message_files), acct.rejected_counts(rejected)
+    )
+    write_json(report, paths.report_dir("fine_tuning_exports") / "accounting.json")
+    balanced = all(r["balanced"] for r in report.values())
+    acct_df = pd.DataFrame(
+        [{"dataset": d, **{k: r[k] for k in ("rows_in", "exported", "rejected", "lost", "unexplained")}} for d, r in report.items()]
+    )
+
+    # token statistics
+    stats = result.token_stats
+    png = paths.report_dir("fine_tuning_exports") / "token_lengths.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    png.write_bytes(histogram_png(result.lengths_by_dataset, config.max_seq_length))
+    over = stats["overall"].get("exceeding_max_length", 0)
+    total = stats["overall"].get("rows", 0)
+    token_rows = pd.DataFrame([{"group": g, **s} for g, s in stats["by_group"].items()])
+
+    checks = [
+        dg.AssetCheckResult(
+            check_name="design_accounting",
+            passed=balanced,
+            description="rows in = exported + rejected for every dataset" if balanced
+            else "accounting broken for: " + ", ".join(d for d, r in report.items() if not r["balanced"]),
+            metadata={"per_dataset": _md_table(acct_df),
+                      "mismatched_examples": _json({d: r["examples"] for d, r in report.items() if r["examples"]})},
+        ),
+        dg.AssetCheckResult(
+            check_name="pairs_within_max_length",
+            passed=over == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"{over} of {total} pairs exceed {config.max_seq_length} tokens: {stats['over_length_policy']}",
+            metadata={"exceeding": over, "share": round(over / total, 4) if total else 0.0},
+        ),
+    ]
+    counts = result.counts
+    files_df = pd.DataFrame(
+        [{"file": f, "rows": e.get("rows", ""), "sha256": e["sha256"][:12]} for f, e in result.files.items()
+         if not f.startswith("hf_dataset/")]
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": counts["pairs"],
+            "exports_dir": dg.MetadataValue.path(str(paths.exports_dir)),
+            "manifest": dg.MetadataValue.path(str(paths.exports_dir / "manifest.json")),
+            "messages_train": dg.MetadataValue.path(str(paths.exports_dir / "messages" / "train.jsonl")),
+            "rejected_jsonl": dg.MetadataValue.path(str(paths.exports_dir / "rejected.jsonl")),
+            "rows_per_split": _json(counts["by_split"]),
+            "rows_by_split_and_dataset": _json(counts["by_split_and_dataset"]),
+            "rows_by_stage": _json(counts["by_stage"]),
+            "rows_by_expert": _json(counts["by_expert"]),
+            "rejected": counts["rejected"],
+            "rejected_by_stage": _json(counts["rejected_by_stage"]),
+            "mixed_plan": _json(result.mixed),
+            "base_model": config.base_model,
+            "max_seq_length": config.max_seq_length,
+            "exceeding_max_length": over,
+            "over_length_policy": stats["over_length_policy"],
+            "token_stats": _md_table(token_rows),
+            "token_length_histogram": dg.MetadataValue.md(
+                histogram_markdown(dict(result.lengths_by_dataset), "tokens per pair (chat template)", "tokens")
+            ),
+            "token_histogram_png": dg.MetadataValue.path(str(png)),
+            "files": _md_table(files_df),
+            "hub": _json(hub),
+            "accounting": _md_table(acct_df),
+        },
+        check_results=checks,
+    )
+
+
+defs = dg.Definitions(assets=[splits, fine_tuning_exports])

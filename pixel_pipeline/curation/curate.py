@@ -1,0 +1,353 @@
+"""Apply the quality, safety and privacy rules to segments and conversations: kept rows + reject rows + a report.
+
+Order per text (so that every rule sees what training would see):
+1. housekeeping is scored on the text as read; below its threshold, the promo / logistics sentences are stripped
+   (`strip_housekeeping`), above it the whole text is rejected;
+2. PII is redacted (typed placeholders);
+3. garbled, language, repetition, length, off_domain (segments only), harmful and the per-expert quality floor are
+   scored on the result; a row is rejected when any rule fires, with every fired rule's reason and all scores;
+4. crisis content is flagged (kept) and carried on the row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pixel_pipeline.core.records import (
+    DATASET_SEGMENTS,
+    MAIN_EDUCATOR_SOURCE,
+    STYLES,
+    reject_row,
+    rejects_frame,
+)
+from pixel_pipeline.curation import domain, filters, pii, safety
+from pixel_pipeline.curation.cache import ScoreCache
+from pixel_pipeline.curation.text import snippet
+
+SEGMENT_RULES = ("garbled", "language", "repetition", "off_domain", "housekeeping", "length", "harmful", "expert_quality")
+CONVERSATION_RULES = ("garbled", "language", "repetition", "length", "harmful")
+
+Embed = Callable[[Sequence[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class CurationSettings:
+    """Every threshold of the curation rules (the Dagster Config classes use the same field names)."""
+
+    # length
+    min_words: int = 30
+    max_words: int = 1000
+    length_action: str = "reject"  # or "truncate" (at a sentence boundary); never split: one pair per input row
+    conversation_min_words: int = 5
+    # language
+    min_english_probability: float = 0.5
+    # garbled
+    max_foreign_script_runs: int = 2
+    max_foreign_run_letters: int = 12
+    max_foreign_letter_share: float = 0.02
+    max_non_word_share: float = 0.35
+    max_broken_punctuation_per_100_words: float = 3.0
+    # repetition (the Gopher n-gram limits are fixed at the published values; see filters.RepetitionThresholds)
+    max_consecutive_repeats: int = 5
+    max_duplicate_sentence_share: float = 0.30
+    # housekeeping
+    max_housekeeping_word_share: float = 0.25
+    max_housekeeping_sentences: int = 3
+    strip_housekeeping: bool = True
+    # off_domain
+    min_domain_margin: float = 0.0
+    domain_reference_sources: tuple[str, ...] = (MAIN_EDUCATOR_SOURCE,)
+    # per-expert floors (style -> value); a missing style uses the general value
+    expert_min_quality: Mapping[str, float] = field(default_factory=lambda: {s: 0.3 for s in STYLES})
+    expert_min_domain_margin: Mapping[str, float] = field(default_factory=dict)
+    # safety / privacy
+    keep_crisis_lines: bool = True
+
+    def garbled_thresholds(self) -> filters.GarbledThresholds:
+        return filters.GarbledThresholds(
+            self.max_foreign_script_runs, self.max_foreign_run_letters, self.max_foreign_letter_share,
+            self.max_non_word_share, self.max_broken_punctuation_per_100_words,
+        )
+
+    def repetition_thresholds(self) -> filters.RepetitionThresholds:
+        return filters.RepetitionThresholds(
+            max_duplicate_sentence_share=self.max_duplicate_sentence_share,
+            max_consecutive_repeats=self.max_consecutive_repeats,
+        )
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["domain_reference_sources"] = list(self.domain_reference_sources)
+        d["expert_min_quality"] = dict(self.expert_min_quality)
+        d["expert_min_domain_margin"] = dict(self.expert_min_domain_margin)
+        return d
+
+
+@dataclass
+class CurationOutcome:
+    kept: pd.DataFrame
+    rejects: pd.DataFrame
+    report: dict
+
+
+def language_detections(texts: Sequence[str], cache: ScoreCache | None) -> list[tuple[float, str]]:
+    if cache is None:
+        return [filters.detect_language(t) for t in texts]
+    return [tuple(v) for v in cache.map(list(texts), lambda t: list(filters.detect_language(t)))]
+
+
+def _expert_quality(df: pd.DataFrame, settings: CurationSettings) -> pd.DataFrame:
+    rows = []
+    for style, quality in zip(df["style"], df["quality"]):
+        floor = float(settings.expert_min_quality.get(style, 0.0)) if isinstance(style, str) else 0.0
+        q = None if quality is None or pd.isna(quality) else float(quality)
+        fired = q is not None and q < floor
+        reason = f"expert_quality: quality {q:.2f} < {floor} for {style} expert" if fired else None
+        rows.append({"score": np.nan if q is None else q, "fired": fired, "reason": reason,
+                     "measures": {"quality": q, "min_quality": floor, "style": style}})
+    return pd.DataFrame(rows, columns=filters.RULE_COLUMNS)
+
+
+def _apply_expert_domain_margin(frame: pd.DataFrame, styles: Sequence[str], settings: CurationSettings) -> pd.DataFrame:
+    """Re-decide off_domain with a per-expert margin where one is configured."""
+    if not settings.expert_min_domain_margin:
+        return frame
+    frame = frame.copy()
+    for i, style in enumerate(styles):
+        floor = settings.expert_min_domain_margin.get(style)
+        if floor is None or pd.isna(frame.at[i, "score"]):
+            continue
+        fired = bool(frame.at[i, "score"] < floor)
+        frame.at[i, "fired"] = fired
+        frame.at[i, "reason"] = (f"off_domain: margin {frame.at[i, 'score']:.3f} (min {floor} for {style} expert)"
+                                 if fired else None)
+    return frame
+
+
+def _reject_details(rules: dict[str, pd.DataFrame], i: int, fired: list[str], original: str) -> dict:
+    return {
+        "scores": {r: (None if pd.isna(f.at[i, "score"]) else float(f.at[i, "score"])) for r, f in rules.items()},
+        "measures": {r: rules[r].at[i, "measures"] for r in fired},
+        "snippet": snippet(original),
+    }
+
+
+def _report(df: pd.DataFrame, rules: dict[str, pd.DataFrame], rejected: np.ndarray, reasons: list[list[str]],
+            id_col: str, pii_counts: Counter, crisis: list[list[str]], extra: dict) -> dict:
+    per_rule = {r: int(f["fired"].sum()) for r, f in rules.items()}
+    only_rule = Counter(rs[0].split(":")[0] for rs in reasons if len(rs) == 1)
+    examples = {}
+    for r, f in rules.items():
+        idx = np.flatnonzero(f["fired"].to_numpy(dtype=bool))[:3]
+        examples[r] = [{"id": df[id_col].iat[i], "source": df["source"].iat[i], "reason": f.at[i, "reason"]} for i in idx]
+    by_source = (
+        pd.DataFrame({"source": df["source"].fillna("unknown").to_numpy(), "rejected": rejected})
+        .groupby("source")["rejected"].agg(rows_in="size", rejected="sum").reset_index()
+    )
+    by_source["kept"] = by_source["rows_in"] - by_source["rejected"]
+    by_source["reject_rate"] = (by_source["rejected"] / by_source["rows_in"]).round(3)
+    per_rule_source = {}
+    for r, f in rules.items():
+        fired = f["fired"].to_numpy(dtype=bool)
+        if fired.any():
+            per_rule_source[r] = df.loc[fired, "source"].fillna("unknown").value_counts().to_dict()
+    scores = {}
+    for r, f in rules.items():
+        s = pd.to_numeric(f["score"], errors="coerce").dropna()
+        if len(s):
+            scores[r] = {q: round(float(s.quantile(q)), 4) for q in (0.05, 0.5, 0.95)}
+    crisis_counts = Counter(c for flags in crisis for c in flags)
+    return {
+        "rows_in": int(len(df)),
+        "kept": int((~rejected).sum()),
+        "rejected": int(rejected.sum()),
+        "rejected_by_rule": per_rule,
+        "rejected_by_this_rule_only": dict(only_rule),
+        "rejected_by_rule_and_source": per_rule_source,
+        "by_source": by_source.sort_values("rows_in", ascending=False).to_dict("records"),
+        "examples": examples,
+        "score_quantiles": scores,
+        "pii_counts": dict(pii_counts),
+        "crisis_counts": dict(crisis_counts),
+        "crisis_rows": int(sum(1 for flags in crisis if flags)),
+        **extra,
+    }
+
+
+def curate_segments(
+    raw: pd.DataFrame,
+    settings: CurationSettings = CurationSettings(),
+    embed: Embed | None = None,
+    language_cache: ScoreCache | None = None,
+    stage: str = "curated_segments",
+) -> CurationOutcome:
+    """raw_segments -> curated rows (text redacted, score_<rule>, pii_counts, crisis_flags) and rejects."""
+    df = raw.reset_index(drop=True).copy()
+    original = df["text"].fillna("").astype(str).tolist()
+    n = len(df)
+
+    hk = filters.housekeeping(original, filters.HousekeepingThresholds(
+        settings.max_housekeeping_word_share, settings.max_housekeeping_sentences))
+    texts, removed = [], []
+    for text, fired in zip(original, hk["fired"]):
+        if settings.strip_housekeeping and not fired:
+            stripped, k = filters.strip_housekeeping(text)
+            texts.append(stripped)
+            removed.append(k)
+        else:
+            texts.append(text)
+            removed.append(0)
+    redacted, counts = pii.redact_many(texts, settings.keep_crisis_lines)
+
+    length = filters.length(redacted, settings.min_words, settings.max_words, settings.length_action)
+    if settings.length_action == "truncate":
+        redacted = [filters.truncate_words(t, settings.max_words) if long_ else t
+                    for t, long_ in zip(redacted, [m["too_long"] for m in length["measures"]])]
+
+    rules: dict[str, pd.DataFrame] = {
+        "garbled": filters.garbled(redacted, settings.garbled_thresholds()),
+        "language": filters.language(redacted, settings.min_english_probability,
+                                     language_detections(redacted, language_cache)),
+        "repetition": filters.repetition(redacted, settings.repetition_thresholds()),
+    }
+    off_domain_note = "scored"
+    if embed is not None and n:
+        vectors = np.asarray(embed(redacted), dtype=np.float32)
+        dom_vecs = np.asarray(embed(list(domain.DOMAIN_DESCRIPTIONS)), dtype=np.float32)
+        off_vecs = np.asarray(embed(list(domain.OFF_TOPIC_DESCRIPTIONS)), dtype=np.float32)
+        # known-good reference: the configured voice sources' segments that pass the cheap rules
+        cheap_ok = ~(rules["garbled"]["fired"].to_numpy(bool) | rules["language"]["fired"].to_numpy(bool)
+                     | rules["repetition"]["fired"].to_numpy(bool) | hk["fired"].to_numpy(bool)
+                     | length["fired"].to_numpy(bool))
+        reference = cheap_ok & df["source"].isin(list(settings.domain_reference_sources)).to_numpy()
+        centroid = domain.centroid_similarity(vectors, reference)
+        off_domain = domain.domain_scores(vectors, dom_vecs, off_vecs, centroid, settings.min_domain_margin)
+        off_domain = _apply_expert_domain_margin(off_domain, df["style"].tolist(), settings)
+        if centroid is None:
+            off_domain_note = "scored against the domain descriptions only (fewer than 5 reference segments)"
+    else:
+        off_domain = pd.DataFrame({"score": [np.nan] * n, "fired": [False] * n, "reason": [None] * n,
+                                   "measures": [{} for _ in range(n)]})
+        off_domain_note = "skipped: no embedding model"
+    rules["off_domain"] = off_domain
+    rules["housekeeping"] = hk
+    rules["length"] = length
+    rules["harmful"] = safety.harmful(redacted)
+    rules["expert_quality"] = _expert_quality(df, settings)
+    rules = {r: rules[r].reset_index(drop=True) for r in SEGMENT_RULES}
+
+    fired_matrix = np.column_stack([rules[r]["fired"].to_numpy(dtype=bool) for r in SEGMENT_RULES]) if n else np.zeros((0, len(SEGMENT_RULES)), bool)
+    rejected = fired_matrix.any(axis=1) if n else np.zeros(0, bool)
+    crisis = [safety.crisis_flags(t) for t in redacted]
+
+    reasons_all, reject_rows = [], []
+    for i in np.flatnonzero(rejected):
+        fired = [r for j, r in enumerate(SEGMENT_RULES) if fired_matrix[i, j]]
+        reasons = [rules[r].at[i, "reason"] for r in fired]
+        reasons_all.append(reasons)
+        details = _reject_details(rules, i, fired, original[i])
+        details["rules"] = fired
+        details["crisis_flags"] = crisis[i]
+        reject_rows.append(reject_row(DATASET_SEGMENTS, df.at[i, "segment_id"], stage, reasons, details,
+                                      df.at[i, "source"], df.at[i, "file"]))
+
+    out = df.copy()
+    out["text"] = redacted
+    out["word_count"] = [len(t.split()) for t in redacted]
+    for r in SEGMENT_RULES:
+        out[f"score_{r}"] = pd.to_numeric(rules[r]["score"], errors="coerce").astype(float).to_numpy()
+    out["pii_counts"] = [pii.counts_json(c) for c in counts]
+    out["crisis_flags"] = crisis
+    out["housekeeping_removed"] = removed
+    kept = out.loc[~rejected].reset_index(drop=True)
+
+    pii_total: Counter = Counter()
+    for c, rej in zip(counts, rejected):
+        if not rej:
+            pii_total.update(c)
+    report = _report(df, rules, rejected, reasons_all, "segment_id", pii_total,
+                     [c for c, rej in zip(crisis, rejected) if not rej] if n else [],
+                     {"housekeeping_sentences_removed": int(sum(removed)), "off_domain": off_domain_note,
+                      "language_cache": dict(language_cache.stats) if language_cache else None})
+    return CurationOutcome(kept, rejects_frame(reject_rows), report)
+
+
+def curate_conversations(
+    conversations: pd.DataFrame,
+    settings: CurationSettings = CurationSettings(),
+    language_cache: ScoreCache | None = None,
+    stage: str = "curated_conversations",
+) -> CurationOutcome:
+    """Counseling + CoT conversations: PII redaction of prompt, response and turns; rules on the response."""
+    df = conversations.reset_index(drop=True).copy()
+    n = len(df)
+    prompts_red, prompt_counts = pii.redact_many(df["prompt"].fillna("").astype(str), settings.keep_crisis_lines)
+    resp_original = df["response"].fillna("").astype(str).tolist()
+    resp_red, resp_counts = pii.redact_many(resp_original, settings.keep_crisis_lines)
+    conv_red, conv_counts = [], []
+    for c in df["conversation"] if "conversation" in df else [None] * n:
+        red, cnt = pii.redact_conversation_json(c if isinstance(c, str) else None, settings.keep_crisis_lines)
+        conv_red.append(red)
+        conv_counts.append(cnt)
+
+    rules = {
+        "garbled": filters.garbled(resp_red, settings.garbled_thresholds()),
+        "language": filters.language(resp_red, settings.min_english_probability,
+                                     language_detections(resp_red, language_cache)),
+        "repetition": filters.repetition(resp_red, settings.repetition_thresholds()),
+        "length": filters.length(resp_red, settings.conversation_min_words, settings.max_words, settings.length_action),
+        "harmful": safety.harmful(resp_red),
+    }
+    if settings.length_action == "truncate":
+        resp_red = [filters.truncate_words(t, settings.max_words) if m["too_long"] else t
+                    for t, m in zip(resp_red, rules["length"]["measures"])]
+    rules = {r: rules[r].reset_index(drop=True) for r in CONVERSATION_RULES}
+    fired_matrix = np.column_stack([rules[r]["fired"].to_numpy(dtype=bool) for r in CONVERSATION_RULES]) if n else np.zeros((0, len(CONVERSATION_RULES)), bool)
+    rejected = fired_matrix.any(axis=1) if n else np.zeros(0, bool)
+    crisis = [sorted(set(safety.crisis_flags(p)) | set(safety.crisis_flags(r))) for p, r in zip(prompts_red, resp_red)]
+    # prompt and response also appear inside the conversation turns: count each PII item once (the larger count)
+    counts = []
+    for pc, rc, cc in zip(prompt_counts, resp_counts, conv_counts):
+        merged = pc + rc
+        counts.append(Counter({k: max(merged.get(k, 0), cc.get(k, 0)) for k in set(merged) | set(cc)}))
+
+    reasons_all, reject_rows = [], []
+    for i in np.flatnonzero(rejected):
+        fired = [r for j, r in enumerate(CONVERSATION_RULES) if fired_matrix[i, j]]
+        reasons = [rules[r].at[i, "reason"] for r in fired]
+        reasons_all.append(reasons)
+        details = _reject_details(rules, i, fired, resp_original[i])
+        details["rules"] = fired
+        details["crisis_flags"] = crisis[i]
+        reject_rows.append(reject_row(df.at[i, "dataset"], df.at[i, "record_id"], stage, reasons, details,
+                                      df.at[i, "source"], df.at[i, "input_file"] if "input_file" in df else None))
+
+    out = df.copy()
+    out["prompt"] = prompts_red
+    out["response"] = resp_red
+    if "conversation" in out:
+        out["conversation"] = conv_red
+    for r in CONVERSATION_RULES:
+        out[f"score_{r}"] = pd.to_numeric(rules[r]["score"], errors="coerce").astype(float).to_numpy()
+    out["pii_counts"] = [pii.counts_json(c) for c in counts]
+    out["crisis_flags"] = crisis
+    kept = out.loc[~rejected].reset_index(drop=True)
+    pii_total: Counter = Counter()
+    for c, rej in zip(counts, rejected):
+        if not rej:
+            pii_total.update(c)
+    report = _report(df, rules, rejected, reasons_all, "record_id", pii_total,
+                     [c for c, rej in zip(crisis, rejected) if not rej],
+                     {"by_dataset": df.assign(rejected=rejected).groupby("dataset")["rejected"]
+                      .agg(rows_in="size", rejected="sum").reset_index().to_dict("records") if n else []})
+    return CurationOutcome(kept, rejects_frame(reject_rows), report)
+
+
+def details_json(obj: dict) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str, sort_keys=True)

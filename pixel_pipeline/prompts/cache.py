@@ -1,0 +1,77 @@
+"""Per-segment cache of generated candidates, keyed by content hash.
+
+Key = SHA-256 of (generator fingerprint, segment text, style): a re-run, or a run after new transcripts arrived,
+only generates for segments (or settings) it has not seen. Selection is not cached: it looks at all segments at once
+(diversity across the table) and is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from pixel_pipeline.core.ids import sha256_hex
+from pixel_pipeline.prompts.generators import Candidate, PromptGenerator, Progress, SegmentInput
+
+
+class CandidateCache:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            con.execute("CREATE TABLE IF NOT EXISTS candidates (key TEXT PRIMARY KEY, generator TEXT, value TEXT)")
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=60)
+        con.execute("PRAGMA journal_mode=WAL")
+        return con
+
+    @staticmethod
+    def key(fingerprint: str, segment: SegmentInput) -> str:
+        return sha256_hex(f"{fingerprint}\x00{segment.style or ''}\x00{segment.text}")
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, list[Candidate]]:
+        found: dict[str, list[Candidate]] = {}
+        with self._connect() as con:
+            for start in range(0, len(keys), 900):
+                chunk = list(keys[start : start + 900])
+                marks = ",".join("?" * len(chunk))
+                for key, value in con.execute(f"SELECT key, value FROM candidates WHERE key IN ({marks})", chunk):
+                    found[key] = [Candidate.from_dict(d) for d in json.loads(value)]
+        return found
+
+    def put_many(self, generator: str, items: dict[str, list[Candidate]]) -> None:
+        if not items:
+            return
+        with self._connect() as con:
+            con.executemany(
+                "INSERT OR REPLACE INTO candidates (key, generator, value) VALUES (?, ?, ?)",
+                [(k, generator, json.dumps([c.to_dict() for c in v], ensure_ascii=False)) for k, v in items.items()],
+            )
+
+
+def generate_cached(
+    generator: PromptGenerator,
+    segments: Sequence[SegmentInput],
+    cache: CandidateCache | None,
+    progress: Progress | None = None,
+) -> tuple[list[list[Candidate]], dict[str, int]]:
+    """Candidates of `generator` for every segment, generating only the ones the cache lacks."""
+    if cache is None:
+        return generator.generate(segments, progress), {"cached": 0, "generated": len(segments)}
+    fingerprint = generator.fingerprint()
+    keys = [cache.key(fingerprint, s) for s in segments]
+    found = cache.get_many(keys)
+    missing_idx = [i for i, k in enumerate(keys) if k not in found]
+    todo: dict[str, int] = {}
+    for i in missing_idx:  # identical segments are generated once
+        todo.setdefault(keys[i], i)
+    if todo:
+        fresh = generator.generate([segments[i] for i in todo.values()], progress)
+        new = dict(zip(todo.keys(), fresh))
+        cache.put_many(generator.name, new)
+        found.update(new)
+    return [found[k] for k in keys], {"cached": len(segments) - len(missing_idx), "generated": len(todo)}

@@ -1,0 +1,160 @@
+"""Key concepts of a segment, KeyBERT-style, with the embedding model.
+
+Candidate phrases are contiguous 1-3 word runs inside a clause that neither start nor end with a stop word or a
+spoken filler ("you know", "kind of"). A TF-IDF pre-ranking over the corpus keeps the `candidate_pool` most
+distinctive phrases of each segment (so only those are embedded: thousands of segments stay cheap), then the
+phrases closest to the segment's embedding are picked with Maximal Marginal Relevance, so the concepts cover
+different parts of the segment instead of five spellings of one idea. Distinctive + central is what lets a question
+built from them find its answer again (BM25 specificity) and still be about the answer (alignment).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from pixel_pipeline.prompts.text import STOP_WORDS, normalise_quotes, words
+
+# Spoken fillers and talk-show vocabulary: never the concept a client asks about.
+FILLER_WORDS = frozenset(
+    """
+    um uh uhm erm hmm yeah yep okay ok oh gonna wanna gotta kinda sorta lot lots really actually basically literally
+    thing things stuff way know mean like right going got get gets getting want say said says talk talking today
+    video videos channel subscribe episode podcast people just maybe pretty little bit kind sort guys guy folks
+    welcome everybody everyone let lets let's yes sure well also even still much many something anything everything
+    someone somebody anybody time times make makes made come comes came look looks looking go goes went thank thanks
+    need needs able use used using doing does did done tell told saying actually different important good great
+    feeling feelings tonight today yesterday tomorrow week weeks year years moment moments minute minutes point
+    """.split()
+)
+# Common verbs in all their forms: a phrase that starts or ends with one is a clause fragment ("rarely calms",
+# "partner seeks"), not a concept. Without a POS tagger (none ships offline) this list and the adverb / past-tense
+# endings below are what keeps the candidates noun-like.
+_VERB_STEMS = """
+    accept allow ask become begin believe bring build call calm care carry change choose continue create decide
+    describe explain feel find follow give happen hear help hold keep lead learn leave live love mean move notice
+    offer open play pull push put reach realize remember run seek seem send set show sit speak spend stand start
+    stay stop suggest take teach think try turn understand wait walk watch wonder work write hope happen sound
+    """.split()
+COMMON_VERBS = frozenset(
+    {v for stem in _VERB_STEMS for v in (stem, stem + "s", stem + "ed", stem + "d", stem + "ing", stem[:-1] + "ing")}
+    | set("felt found gave heard held kept led left meant ran sat sent set spent stood taught thought told took wrote".split())
+)
+_NOT_ADVERBS = frozenset("family bully belly ally supply reply assembly anomaly melancholy monopoly italy july holy".split())
+_CLAUSE_BREAK = re.compile(r"[.,;:!?()\[\]\"\u2014\u2013]|\s-\s|\n")
+# Small words allowed inside a 3-word phrase ("sense of shame", "fight or flight").
+_INNER_WORDS = frozenset({"of", "and", "or", "in", "to", "for", "with", "the", "your", "my", "from", "on"})
+
+
+def _edge_ok(token: str) -> bool:
+    return (
+        len(token) >= 3
+        and token not in STOP_WORDS
+        and token not in FILLER_WORDS
+        and token not in COMMON_VERBS
+        and not token.isdigit()
+        and not (token.endswith("ly") and token not in _NOT_ADVERBS)
+    )
+
+
+_ADJECTIVE_ENDINGS = ("ous", "ful", "tic", "ical", "ible", "able", "ive")
+_NOUNS_WITH_ADJECTIVE_ENDINGS = frozenset(
+    """table vegetable variable cable narrative perspective motive objective alternative initiative relative incentive
+    detective executive representative directive""".split()
+)
+
+
+def _last_ok(token: str) -> bool:
+    """A concept ends in a noun: not a past tense ("it happened") nor an adjective ("safe therapeutic")."""
+    if token.endswith("ed") and len(token) > 4 and not token.endswith("eed"):
+        return False
+    return not (token.endswith(_ADJECTIVE_ENDINGS) and token not in _NOUNS_WITH_ADJECTIVE_ENDINGS)
+
+
+def candidate_phrases(text: str, max_words: int = 3) -> Counter:
+    """Counts of the candidate phrases of one text (1-2 content words, or `X of/and/... Y`)."""
+    counts: Counter = Counter()
+    for clause in _CLAUSE_BREAK.split(normalise_quotes(text)):
+        toks = words(clause)
+        for n in range(1, max_words + 1):
+            for i in range(len(toks) - n + 1):
+                gram = toks[i : i + n]
+                if not (_edge_ok(gram[0]) and _edge_ok(gram[-1]) and _last_ok(gram[-1])):
+                    continue
+                if n == 3 and gram[1] not in _INNER_WORDS:  # "sense of shame" yes, "partner seeks reassurance" no
+                    continue
+                if n > 1 and len(set(gram)) < n:  # "amen amen"
+                    continue
+                counts[" ".join(gram)] += 1
+    return counts
+
+
+def extract_key_concepts(
+    texts: Sequence[str],
+    embedder,
+    top_n: int = 5,
+    candidate_pool: int = 20,
+    diversity: float = 0.5,
+    corpus_texts: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[list[tuple[str, float]]]:
+    """For each text, up to `top_n` (phrase, similarity) pairs, most relevant first.
+
+    `corpus_texts` (default: `texts`) sets the document frequencies of the TF-IDF pre-ranking, so concepts of new
+    segments are judged against the whole corpus. `diversity` is MMR's weight on novelty (0 = plain KeyBERT ranking).
+    """
+    if not texts:
+        return []
+    per_text = [candidate_phrases(t) for t in texts]
+    corpus = per_text if corpus_texts is None else [candidate_phrases(t) for t in corpus_texts]
+    df: Counter = Counter()
+    for counts in corpus:
+        df.update(counts.keys())
+    n_docs = max(len(corpus), 1)
+
+    pools: list[list[str]] = []
+    for counts in per_text:
+        scored = [
+            (tf * (math.log((n_docs + 1) / (df.get(p, 0) + 1)) + 1.0) * (1.0 + 0.5 * p.count(" ")), p)
+            for p, tf in counts.items()
+        ]
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        pools.append([p for _, p in scored[:candidate_pool]])
+
+    phrases = sorted({p for pool in pools for p in pool})
+    phrase_vecs = embedder.encode(phrases, progress=progress) if phrases else np.zeros((0, 1), dtype=np.float32)
+    phrase_row = {p: i for i, p in enumerate(phrases)}
+    doc_vecs = embedder.encode(list(texts))
+
+    out: list[list[tuple[str, float]]] = []
+    for doc_vec, pool in zip(doc_vecs, pools):
+        if not pool:
+            out.append([])
+            continue
+        vecs = phrase_vecs[[phrase_row[p] for p in pool]]
+        out.append(_mmr(pool, vecs, doc_vec, top_n, diversity))
+    return out
+
+
+def _mmr(pool: list[str], vecs: np.ndarray, doc_vec: np.ndarray, top_n: int, diversity: float) -> list[tuple[str, float]]:
+    relevance = vecs @ doc_vec
+    chosen: list[int] = []
+    remaining = list(range(len(pool)))
+    while remaining and len(chosen) < top_n:
+        if chosen:
+            redundancy = (vecs[remaining] @ vecs[chosen].T).max(axis=1)
+        else:
+            redundancy = np.zeros(len(remaining))
+        mmr = (1 - diversity) * relevance[remaining] - diversity * redundancy
+        best = remaining[int(np.argmax(mmr))]
+        remaining.remove(best)
+        best_words = set(pool[best].split())
+        # "trauma" next to "complex trauma" says the same thing twice in a question.
+        if any(best_words <= set(pool[c].split()) or set(pool[c].split()) <= best_words for c in chosen):
+            continue
+        chosen.append(best)
+    return [(pool[i], round(float(relevance[i]), 4)) for i in chosen]

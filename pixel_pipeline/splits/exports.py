@@ -1,0 +1,391 @@
+"""Write every export a trainer reads from one `splits` table (layout in docs/CONTRACTS.md and docs/splits.md).
+
+The whole folder is built next to `exports/` and swapped in at the end, so readers never see half an export and
+files from an earlier configuration (say, a test split that was since turned off) do not linger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pixel_pipeline.core.io import write_json, write_jsonl, write_text
+from pixel_pipeline.core.records import DATASET_SEGMENTS, STYLES
+from pixel_pipeline.splits import formats, plans, tokens
+from pixel_pipeline.splits.assign import SPLITS, STAGE_NAMES, augmented_mask
+from pixel_pipeline.splits.system_prompts import SYSTEM_PROMPTS
+
+LITGPT_SPLIT_NAMES = {"train": "train", "validation": "val", "test": "test"}
+MANIFEST = "manifest.json"
+REDACTED = "***"
+
+
+@dataclass
+class ExportResult:
+    exports_dir: Path
+    files: dict[str, dict[str, Any]]  # relative path -> rows, bytes, sha256
+    counts: dict[str, Any]
+    token_stats: dict[str, Any]
+    mixed: dict[str, Any]
+    lengths_by_dataset: dict[str, list[int]] = field(default_factory=dict)
+    hub: dict[str, Any] = field(default_factory=dict)
+
+
+def trainer_over_length_policy() -> str:
+    """What happens to over-long pairs downstream, read from our trainer when it is installed."""
+    try:
+        from pixel_pipeline.training import data as training_data
+
+        policies = getattr(training_data, "OVERLONG_POLICIES", None)
+    except Exception:  # the trainer is optional for exports
+        policies = None
+    if policies:
+        return (
+            "flagged in metadata (exceeds_max_length) and kept; pixel_pipeline's trainer then applies its `overlong` "
+            f"setting ({' or '.join(policies)}; it counts both)"
+        )
+    return "flagged in metadata (exceeds_max_length) and kept; the trainer decides"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_split_files(folder: Path, by_split: Mapping[str, Sequence[Mapping[str, Any]]], splits: Sequence[str]) -> None:
+    for split in splits:
+        write_jsonl(by_split.get(split, []), folder / f"{split}.jsonl")
+
+
+def redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, REDACTED) if secret else text
+
+
+def push_dataset_to_hub(
+    dataset_dict, hub_repo_id: str, hub_token_env_var: str, hub_private: bool, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Push with the token read from the environment; the token never reaches logs, metadata or errors."""
+    token = os.environ.get(hub_token_env_var, "")
+    if not token:
+        raise ValueError(f"hub_repo_id={hub_repo_id!r} is set but the environment variable {hub_token_env_var} is empty")
+    log(f"pushing the dataset to the Hub as {hub_repo_id} (token from ${hub_token_env_var})")
+    try:
+        info = dataset_dict.push_to_hub(hub_repo_id, token=token, private=hub_private)
+    except Exception as exc:  # re-raise without the original traceback, which may quote the token
+        raise RuntimeError(f"push_to_hub to {hub_repo_id} failed: {redact(f'{type(exc).__name__}: {exc}', token)}") from None
+    commit = getattr(info, "oid", None) or getattr(info, "commit_url", None)
+    return {"repo_id": hub_repo_id, "private": hub_private, "token_env_var": hub_token_env_var,
+            "commit": redact(str(commit), token) if commit else None}
+
+
+def write_exports(
+    table: pd.DataFrame,
+    exports_dir: Path,
+    rejected: Sequence[Mapping[str, Any]],
+    tokenizer,
+    *,
+    base_model: str,
+    max_seq_length: int = 1024,
+    include_system_prompt: bool = True,
+    mixed_weights: Mapping[str, float] = plans.DEFAULT_MIXED_WEIGHTS,
+    mixed_stopping_strategy: str = "first_exhausted",
+    seed: int = 42,
+    stage_epochs: Sequence[int] = plans.DEFAULT_STAGE_EPOCHS,
+    stage_learning_rates: Sequence[float] = plans.DEFAULT_STAGE_LEARNING_RATES,
+    config: Mapping[str, Any] | None = None,
+    card_extra: Mapping[str, Any] | None = None,
+) -> ExportResult:
+    """Build every export under a temporary folder and swap it in as `exports_dir`."""
+    exports_dir = Path(exports_dir)
+    exports_dir.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f".{exports_dir.name}.", dir=exports_dir.parent))
+    try:
+        result = _build(
+            table, build, rejected, tokenizer, base_model=base_model, max_seq_length=max_seq_length,
+            include_system_prompt=include_system_prompt, mixed_weights=mixed_weights,
+            mixed_stopping_strategy=mixed_stopping_strategy, seed=seed, stage_epochs=stage_epochs,
+            stage_learning_rates=stage_learning_rates, config=dict(config or {}), card_extra=dict(card_extra or {}),
+        )
+        old = exports_dir.with_name(f".{exports_dir.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        if exports_dir.exists():
+            os.replace(exports_dir, old)
+        os.replace(build, exports_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    result.exports_dir = exports_dir
+    return result
+
+
+def _build(
+    table: pd.DataFrame, out: Path, rejected: Sequence[Mapping[str, Any]], tokenizer, *, base_model: str,
+    max_seq_length: int, include_system_prompt: bool, mixed_weights: Mapping[str, float], mixed_stopping_strategy: str,
+    seed: int, stage_epochs: Sequence[int], stage_learning_rates: Sequence[float], config: dict[str, Any],
+    card_extra: dict[str, Any],
+) -> ExportResult:
+    aug = augmented_mask(table) if not table.empty else pd.Series(dtype=bool)
+    # upsampled copies are training-only: in an evaluation split they would just repeat their original
+    dropped_augmented = int((aug & (table["split"] != "train")).sum()) if not table.empty else 0
+    rows_df = table[~(aug & (table["split"] != "train"))] if not table.empty else table
+    rows = rows_df.to_dict("records")
+    records = [formats.messages_record(r, include_system_prompt) for r in rows]
+
+    # token statistics with the base model's chat template
+    lengths = tokens.sequence_lengths(tokenizer, [r["messages"] for r in records]) if records else []
+    for rec, n in zip(records, lengths):
+        rec["metadata"]["n_tokens"] = int(n)
+        rec["metadata"]["exceeds_max_length"] = bool(n > max_seq_length)
+    policy = trainer_over_length_policy()
+    token_stats = tokens.token_statistics(
+        lengths, [f"{r['metadata']['split']}/{r['metadata']['dataset']}" for r in records], max_seq_length, policy
+    )
+    token_stats["base_model"] = base_model
+    lengths_by_dataset: dict[str, list[int]] = defaultdict(list)
+    for rec, n in zip(records, lengths):
+        lengths_by_dataset[rec["metadata"]["dataset"]].append(n)
+
+    splits_present = [s for s in SPLITS if s in ("train", "validation") or any(r["metadata"]["split"] == s for r in records)]
+    by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in splits_present}
+    conversation_by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in splits_present}
+    for row, rec in zip(rows, records):
+        by_split[rec["metadata"]["split"]].append(rec)
+    for split in splits_present:
+        by_split[split] = plans.stable_order(by_split[split], seed, salt=f"split:{split}")
+    row_of = {id(rec): row for row, rec in zip(rows, records)}
+    for split in splits_present:
+        conversation_by_split[split] = [formats.conversation_record(row_of[id(r)], r) for r in by_split[split]]
+
+    # 1. messages (all datasets)
+    _write_split_files(out / "messages", by_split, splits_present)
+    # 2. LitGPT JSON folder: train.json / val.json (+ test.json)
+    for split in splits_present:
+        write_json([formats.litgpt_record(r) for r in by_split[split]], out / "litgpt" / f"{LITGPT_SPLIT_NAMES[split]}.json")
+    # 3. ShareGPT (+ LLaMA-Factory dataset_info.json)
+    sharegpt = {s: [formats.sharegpt_record(r) for r in by_split[s]] for s in splits_present}
+    _write_split_files(out / "sharegpt", sharegpt, splits_present)
+    write_json(
+        {
+            f"pixel_{split}": {
+                "file_name": f"{split}.jsonl",
+                "formatting": "sharegpt",
+                "columns": {"messages": "conversations", "system": "system"},
+                "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"},
+            }
+            for split in splits_present
+        },
+        out / "sharegpt" / "dataset_info.json",
+    )
+    # 4. the seeds' standard conversation format
+    _write_split_files(out / "conversations", conversation_by_split, splits_present)
+    # 5. Hugging Face DatasetDict
+    dataset_dict = build_dataset_dict(by_split)
+    dataset_dict.save_to_disk(str(out / "hf_dataset"))
+
+    # 6. per-stage and per-expert files
+    stage_counts: dict[str, dict[str, int]] = {}
+    for stage, name in STAGE_NAMES.items():
+        subset = {s: [r for r in by_split[s] if r["metadata"]["stage"] == stage] for s in splits_present}
+        _write_split_files(out / "stages" / name, subset, splits_present)
+        stage_counts[name] = {s: len(v) for s, v in subset.items()}
+    expert_counts: dict[str, dict[str, int]] = {}
+    for style in STYLES:
+        subset = {
+            s: [r for r in by_split[s] if r["metadata"]["dataset"] == DATASET_SEGMENTS and r["metadata"]["style"] == style]
+            for s in splits_present
+        }
+        _write_split_files(out / "experts" / style, subset, splits_present)
+        expert_counts[style] = {s: len(v) for s, v in subset.items()}
+
+    # 7. plans
+    mixed_train, mixed = plans.mixed_sample(by_split["train"], mixed_weights, mixed_stopping_strategy, seed)
+    mixed_splits = {"train": mixed_train}
+    for split in splits_present[1:]:
+        mixed_splits[split] = [r for r in by_split[split] if plans.pool_of(r)]
+    _write_split_files(out / "plans" / "mixed", mixed_splits, splits_present)
+    curriculum = {s: plans.curriculum_order(by_split[s], seed) for s in splits_present}
+    _write_split_files(out / "plans" / "curriculum", curriculum, splits_present)
+    plan_doc = {
+        "default": "staged",
+        "staged": plans.staged_plan(stage_epochs, stage_learning_rates),
+        "mixed": {**mixed, "files": {s: f"plans/mixed/{s}.jsonl" for s in splits_present},
+                  "validation_note": "evaluation splits are not sampled: all stage rows"},
+        "curriculum": {"order": list(plans.CURRICULUM_ORDER), "files": {s: f"plans/curriculum/{s}.jsonl" for s in splits_present}},
+        "experts": {style: {s: f"experts/{style}/{s}.jsonl" for s in splits_present} for style in STYLES},
+        "system_prompts": SYSTEM_PROMPTS,
+    }
+    write_json(plan_doc, out / "plans" / "plans.json")
+
+    # 8. token statistics, rejected records
+    write_json(token_stats, out / "token_stats.json")
+    write_jsonl(rejected, out / "rejected.jsonl")
+
+    counted = [r for r in records if not r["metadata"].get("augmented")]
+    counts = {
+        "pairs": len(counted),
+        "augmented_rows_in_train": sum(1 for r in records if r["metadata"].get("augmented")),
+        "augmented_rows_dropped_from_evaluation_splits": dropped_augmented,
+        "by_split": {s: len(v) for s, v in by_split.items()},
+        "by_split_and_dataset": {
+            s: dict(sorted(Counter(r["metadata"]["dataset"] for r in v).items())) for s, v in by_split.items()
+        },
+        "by_stage": stage_counts,
+        "by_expert": expert_counts,
+        "by_source": dict(Counter(str(r["metadata"]["source"]) for r in counted).most_common()),
+        "crisis_flagged": sum(1 for r in counted if r["metadata"]["crisis_flags"]),
+        "exceeding_max_length": token_stats["overall"].get("exceeding_max_length", 0),
+        "rejected": len(rejected),
+        "rejected_by_stage": dict(Counter(str(line["stage"]) for line in rejected)),
+        "rejected_by_reason": dict(
+            Counter(str(reason).split(":")[0] for line in rejected for reason in line["reasons"]).most_common()
+        ),
+    }
+
+    # 9. dataset card, then the manifest over every file
+    write_text(dataset_card(counts, token_stats, mixed, splits_present, base_model, card_extra), out / "README.md")
+    files = file_inventory(out)
+    manifest = {
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "format_version": 1,
+        "base_model": base_model,
+        "max_seq_length": max_seq_length,
+        "over_length_policy": policy,
+        "counts": counts,
+        "token_stats": {k: v for k, v in token_stats.items() if k != "histogram"},
+        "plans": {"default": "staged", "mixed": mixed},
+        "config": config,
+        "files": files,
+    }
+    write_json(manifest, out / MANIFEST)
+    return ExportResult(out, files, counts, token_stats, mixed, dict(lengths_by_dataset))
+
+
+def build_dataset_dict(by_split: Mapping[str, Sequence[Mapping[str, Any]]]):
+    from datasets import Dataset, DatasetDict
+
+    features = formats.hf_features()
+    return DatasetDict(
+        {split: Dataset.from_list([formats.hf_row(r) for r in recs], features=features) for split, recs in by_split.items()}
+    )
+
+
+def file_inventory(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every file under `folder` (except the manifest): lines for JSONL, samples for JSON lists, bytes, SHA-256."""
+    inventory = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+        rel = path.relative_to(folder).as_posix()
+        entry: dict[str, Any] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        if path.suffix == ".jsonl":
+            with open(path, encoding="utf-8") as fh:
+                entry["rows"] = sum(1 for line in fh if line.strip())
+        elif path.suffix == ".json" and rel.startswith("litgpt/"):
+            entry["rows"] = len(json.loads(path.read_text(encoding="utf-8")))
+        inventory[rel] = entry
+    return inventory
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def dataset_card(
+    counts: Mapping[str, Any], token_stats: Mapping[str, Any], mixed: Mapping[str, Any], splits: Sequence[str],
+    base_model: str, extra: Mapping[str, Any],
+) -> str:
+    """README.md in Hugging Face dataset-card form: what is in here, where it came from, what was removed, caveats."""
+    data_files = "\n".join(f"  - split: {s}\n    path: messages/{s}.jsonl" for s in splits)
+    front = (
+        "---\nlanguage:\n- en\ntask_categories:\n- text-generation\ntags:\n- mental-health\n- counseling\n- sft\n"
+        f"configs:\n- config_name: default\n  data_files:\n{data_files}\n---\n"
+    )
+    datasets_rows = [
+        [s] + [counts["by_split_and_dataset"].get(s, {}).get(d, 0) for d in ("segments", "counseling", "cot")]
+        for s in splits
+    ]
+    stage_rows = [[name] + [c.get(s, 0) for s in splits] for name, c in counts["by_stage"].items()]
+    expert_rows = [[style] + [c.get(s, 0) for s in splits] for style, c in counts["by_expert"].items()]
+    source_rows = [[src, n] for src, n in list(counts["by_source"].items())[:15]]
+    reason_rows = [[r, n] for r, n in list(counts["rejected_by_reason"].items())[:20]]
+    stage_rej_rows = [[s, n] for s, n in counts["rejected_by_stage"].items()]
+    overall = token_stats.get("overall", {})
+    return f"""{front}
+# pixel_pipeline fine-tuning data
+
+Mental-health question / answer pairs for supervised fine-tuning: an educator's talk transcripts cut into segments
+(each answered to a generated client question), public counseling conversations, and chain-of-thought counseling
+conversations. Produced by `pixel_pipeline` (Dagster asset `fine_tuning_exports`).
+
+## Files
+- `messages/{{{",".join(splits)}}}.jsonl` — chat messages (system per expert, user, assistant) with metadata; TRL `SFTTrainer` / OpenAI format.
+- `litgpt/` — `train.json` / `val.json` for `litgpt finetune --data JSON --data.json_path litgpt`.
+- `sharegpt/` — ShareGPT (`conversations` with `from: human|gpt`) + `dataset_info.json` for LLaMA-Factory; also Axolotl.
+- `conversations/` — standard client / therapist format with metadata.
+- `hf_dataset/` — `datasets.load_from_disk` DatasetDict.
+- `stages/`, `experts/`, `plans/` — staged (counseling → reasoning → voice), per-expert, mixed and curriculum sets; `plans/plans.json` describes them.
+- `rejected.jsonl` — every dropped input record with its stage and reasons. `manifest.json` — counts, SHA-256 per file, configuration.
+
+## Counts
+Pairs: **{counts["pairs"]}** (plus {counts["augmented_rows_in_train"]} upsampled training copies). Rejected input records: **{counts["rejected"]}**.
+
+{_md_table(["split", "segments", "counseling", "cot"], datasets_rows)}
+
+Stages:
+
+{_md_table(["stage", *splits], stage_rows)}
+
+Experts (segments by style):
+
+{_md_table(["expert", *splits], expert_rows)}
+
+## Sources (top 15)
+{_md_table(["source", "pairs"], source_rows)}
+
+## Filters: what was removed
+By stage:
+
+{_md_table(["stage", "records"], stage_rej_rows)}
+
+By reason (top 20):
+
+{_md_table(["reason", "records"], reason_rows)}
+
+## Splits
+Grouped (a transcript, a counseling question, a near-duplicate cluster and any exact repeat of a question or response
+never straddle splits), stratified by expert and dataset, and stable: a split group's split is a seeded hash of its
+key, so adding data never moves an existing row.
+{json.dumps(dict(extra.get("splits", {})), ensure_ascii=False) if extra.get("splits") else ""}
+
+## Token lengths ({base_model})
+Rendered with the base model's chat template: mean {overall.get("mean", "-")}, p95 {overall.get("p95", "-")},
+max {overall.get("max", "-")} tokens; {overall.get("exceeding_max_length", 0)} pairs exceed `max_seq_length` =
+{token_stats.get("max_seq_length")}: {token_stats.get("over_length_policy")}.
+
+Mixed plan: {json.dumps({k: mixed.get(k) for k in ("effective_weights", "counts", "stopping_strategy", "repeated_rows")})}
+
+## Known limitations
+- Prompts for transcript segments are generated (not real client questions); check `alignment` in the metadata.
+- Crisis-related content is kept when supportive and flagged in `metadata.crisis_flags` ({counts["crisis_flagged"]} pairs);
+  this data does not make a model a crisis service.
+- PII is redacted by rules (typed placeholders); rules miss things — review before publishing.
+- Speech-recognition errors and style labels from an embedding classifier remain imperfect.
+- Multi-turn conversations are exported as their first client turn and final therapist turn in `messages`
+  (all turns are kept in `conversations/`).
+"""

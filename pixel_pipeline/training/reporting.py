@@ -1,0 +1,129 @@
+"""Turn trainer results into materialization metadata and asset-check verdicts.
+
+Plain functions (no Dagster import): the trainer calls them inside the Pipes session, so the same verdicts reach
+Dagster whether the trainer ran as a local subprocess or in a Kubernetes pod.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# Check names (declared as AssetCheckSpecs in defs/training.py; the trainer reports the ones asked for).
+CHECK_LOSS = "loss_finite_and_decreasing"
+CHECK_STARTS_FROM_PREVIOUS = "starts_from_previous_stage"
+CHECK_ADAPTER_LOADS = "adapter_loads_in_peft"
+CHECK_VALIDATION_LOSS = "validation_loss_per_expert"
+
+
+def _path(value: str) -> dict[str, Any]:
+    return {"type": "path", "raw_value": str(value)}
+
+
+def _md(value: str) -> dict[str, Any]:
+    return {"type": "md", "raw_value": value}
+
+
+def _json(value: Any) -> dict[str, Any]:
+    return {"type": "json", "raw_value": value}
+
+
+def _num(value: float | None) -> float | None:
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else round(float(value), 6)
+
+
+def loss_curve_markdown(results: list[dict[str, Any]]) -> str:
+    from pixel_pipeline.core.plots import line_markdown
+
+    curves = {}
+    for r in results:
+        prefix = f"{r['name']} " if len(results) > 1 else ""
+        if r["train_curve"]:
+            curves[f"{prefix}train"] = tuple(zip(*r["train_curve"]))
+        if r["val_curve"]:
+            curves[f"{prefix}validation"] = tuple(zip(*r["val_curve"]))
+    return line_markdown(curves, "loss per optimizer step", "step", "loss (assistant tokens)")
+
+
+def run_metadata(r: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    train, val = r["train_data"], r["validation_data"]
+    meta = {
+        "train_loss_final": _num(r["train_loss_final"]),
+        "val_loss_initial": _num(r["val_loss_initial"]),
+        "val_loss_final": _num(r["val_loss_final"]),
+        "val_perplexity": _num(r["val_perplexity"]),
+        "tokens_per_second": _num(r["tokens_per_second"]),
+        "peak_memory_mb": _num(r["peak_memory_mb"]),
+        "mfu": _num(r["mfu"]),
+        "steps": r["steps"],
+        "resumed_from_steps": _json(r["resumed_from_steps"]),
+        "train_rows": _json(train),
+        "validation_rows": _json(val),
+        "rows_truncated": train["rows_truncated"] + val["rows_truncated"],
+        "rows_dropped_overlong": train["rows_dropped_overlong"] + val["rows_dropped_overlong"],
+        "rows_invalid": train["rows_invalid"] + val["rows_invalid"],
+        "tensorboard_dir": _path(r["tensorboard_dir"]),
+        "init": _json(r["init"]),
+    }
+    if r["checkpoints"]:
+        meta["last_checkpoint"] = _path(r["checkpoints"][-1])
+    return {f"{prefix}{k}": v for k, v in meta.items()}
+
+
+def materialization_metadata(results: list[dict[str, Any]], adapter_path: str | None = None) -> dict[str, Any]:
+    """Metadata for one asset: one run (a stage) or several (the experts, keyed by run name)."""
+    first = results[0]
+    meta: dict[str, Any] = {
+        "adapter_path": _path(adapter_path or first["adapter_path"]),
+        "base_model": first["base_model"],
+        "device": first["device"],
+        "trackers": ", ".join(first["trackers"]),
+        "loss_curves": _md(loss_curve_markdown(results)),
+    }
+    if len(results) == 1:
+        meta.update(run_metadata(first))
+    else:
+        rows = ["| run | val loss start | val loss end | perplexity | tokens/s | steps |", "|---|---|---|---|---|---|"]
+        for r in results:
+            meta[f"adapter_path_{r['name']}"] = _path(r["adapter_path"])
+            meta.update(run_metadata(r, prefix=f"{r['name']}/"))
+            rows.append(f"| {r['name']} | {_fmt(r['val_loss_initial'])} | {_fmt(r['val_loss_final'])} | "
+                        f"{_fmt(r['val_perplexity'])} | {_fmt(r['tokens_per_second'], 0)} | {r['steps']} |")
+        meta["summary"] = _md("\n".join(rows))
+    return meta
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def check_verdicts(results: list[dict[str, Any]], checks: list[str]) -> list[dict[str, Any]]:
+    """One verdict per requested check, over every run of the asset (all runs must pass)."""
+    verdicts = []
+    for name in checks:
+        if name == CHECK_LOSS:
+            per_run = {r["name"]: r["loss_check"] for r in results}
+            passed = all(v["finite"] and v["decreasing"] for v in per_run.values())
+        elif name == CHECK_STARTS_FROM_PREVIOUS:
+            per_run = {r["name"]: r["init"] for r in results}
+            passed = all(v.get("starts_from_previous") is True and v.get("previous_adapter_nonzero", True)
+                         for v in per_run.values())
+        elif name == CHECK_ADAPTER_LOADS:
+            per_run = {r["name"]: r["adapter_reload"] for r in results}
+            passed = all(v["loads"] and v["matches"] for v in per_run.values())
+        elif name == CHECK_VALIDATION_LOSS:
+            per_run = {r["name"]: {"val_loss_final": r["val_loss_final"], "validation_rows": r["validation_data"]["rows_kept"]}
+                       for r in results}
+            passed = all(v["val_loss_final"] is not None and math.isfinite(v["val_loss_final"]) for v in per_run.values())
+        else:
+            raise ValueError(f"unknown check {name!r}")
+        verdicts.append({"check_name": name, "passed": bool(passed), "severity": "ERROR",
+                         "metadata": {"per_run": _json(per_run)}})
+    return verdicts
+
+
+def report_to_pipes(pipes, results: list[dict[str, Any]], options: dict[str, Any]) -> None:
+    pipes.report_asset_materialization(metadata=materialization_metadata(results, options.get("adapter_path")))
+    for v in check_verdicts(results, list(options.get("checks", []))):
+        pipes.report_asset_check(check_name=v["check_name"], passed=v["passed"], severity=v["severity"],
+                                 metadata=v["metadata"])
