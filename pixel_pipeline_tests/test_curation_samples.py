@@ -214,7 +214,8 @@ def conversations_frame(pairs: list[tuple[str, str]], dataset: str = "counseling
             "conversation": json.dumps({"conversation": turns, "metadata": {"source": source, "dataset": dataset}}),
             "n_turns": 2, "source": source, "input_file": f"{dataset}/fixture.jsonl", "row_index": i,
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["record_id", "dataset", "question_id", "prompt", "response", "conversation",
+                                       "n_turns", "source", "input_file", "row_index"])
 
 
 def test_fixtures_are_distinct_and_long_enough():

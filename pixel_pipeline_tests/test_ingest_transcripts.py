@@ -19,6 +19,11 @@ def test_sound_tags_music_notes_and_html_are_removed():
     assert clean_transcript(raw) == "la la I feel & think 'a lot' today. Really & done."
 
 
+def test_speaker_labels_are_removed_but_ordinary_colons_kept():
+    raw = "(00:15) CARLA: And I'm Carla.\nDEV: Hi.\n>> DR. HART: Welcome.\n>> so anyway\nThe rule: breathe. Dev said: ok"
+    assert clean_transcript(raw) == "And I'm Carla. Hi. Welcome. so anyway The rule: breathe. Dev said: ok"
+
+
 def test_caption_lines_are_joined_rolling_repeats_dropped_and_stray_punctuation_fixed():
     raw = "so what I mean\nso what I mean\nis that , it's fine .\n, and then\nwe go on ;; again"
     assert clean_transcript(raw) == "so what I mean is that, it's fine., and then we go on; again"
@@ -39,7 +44,7 @@ def test_unpunctuated_captions_are_cut_into_bounded_runs():
 def test_segments_follow_the_target_length_and_end_at_sentence_boundaries():
     sentences = [f"This is sentence number {i} about healing and feeling safe again." for i in range(120)]
     text = " ".join(sentences)  # 11 words per sentence, 1,320 words
-    segments = cut_segments(text, target_words=350, min_words=20, max_words=5000)
+    segments = cut_segments(text, target_words=350, min_tail_words=20, max_words=5000)
     counts = [len(s.split()) for s in segments]
     assert all(s.endswith(".") for s in segments)
     assert all(abs(c - 350) <= 11 for c in counts[:-1]), counts
@@ -49,7 +54,7 @@ def test_segments_follow_the_target_length_and_end_at_sentence_boundaries():
 
 def test_a_short_tail_joins_the_previous_segment():
     text = " ".join(["One two three four five six seven eight nine ten."] * 35 + ["Bye now."])
-    counts = [len(s.split()) for s in cut_segments(text, target_words=350, min_words=20)]
+    counts = [len(s.split()) for s in cut_segments(text, target_words=350, min_tail_words=20)]
     assert counts == [352]  # the 2-word tail is not a segment of its own
 
 
@@ -57,8 +62,9 @@ def test_segment_transcript_file_fills_source_file_and_rejects_broken_files(tmp_
     good = tmp_path / "talk.txt"
     good.write_text("[Music]\n" + " ".join(f"Grief moves through the body in wave {i}." for i in range(100)), encoding="utf-8")
     result = segment_transcript_file(good, "transcripts/talk.txt", SegmentSettings(), "Some Channel")
-    assert result.rows_in == len(result.rows) == 3 and result.rejects.empty
-    assert result.rows["word_count"].tolist() == [352, 352, 96]  # 800 words of 8-word sentences, target 350
+    assert result.rows_in == len(result.rows) == 2 and result.rejects.empty
+    # 800 words of 8-word sentences, target 350: the 96-word tail (< min_tail_words 100) joins the second segment
+    assert result.rows["word_count"].tolist() == [352, 448]
     assert set(result.rows["source"]) == {"Some Channel"} and set(result.rows["file"]) == {"talk.txt"}
     assert result.rows["style_given"].isna().all() and result.rows["origin"].eq("transcript").all()
 
@@ -73,6 +79,6 @@ def test_segment_transcript_file_fills_source_file_and_rejects_broken_files(tmp_
     assert "empty transcript" in segment_transcript_file(empty, "transcripts/empty.txt", SegmentSettings(), "x").file_error
 
     short = tmp_path / "short.txt"
-    short.write_text("Too short to train on.", encoding="utf-8")
+    short.write_text("Too short.", encoding="utf-8")
     result = segment_transcript_file(short, "transcripts/short.txt", SegmentSettings(), "x")
     assert result.rows_in == 1 and result.rows.empty and result.rejects.iloc[0]["reasons"][0].startswith("too_short")

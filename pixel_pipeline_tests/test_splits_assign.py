@@ -200,3 +200,16 @@ def test_every_style_has_a_system_prompt():
     assert set(STYLES) | {GENERAL_STYLE} == set(SYSTEM_PROMPTS)
     assert len(set(SYSTEM_PROMPTS.values())) == len(SYSTEM_PROMPTS)
     assert system_prompt(None) == system_prompt("unknown") == SYSTEM_PROMPTS[GENERAL_STYLE]
+
+
+def test_a_long_chain_of_links_becomes_one_group():
+    # transcript i shares a repeated response with transcript i+1: 3,000 transcripts chained into one component
+    n = 3000
+    rows = []
+    for i in range(n):
+        for j, response in enumerate((f"answer {i}", f"answer {i + 1}")):
+            rows.append({"dataset": "segments", "segment_id": f"{i:08d}{j:08d}", "record_id": None,
+                         "prompt": f"q{i}-{j}", "response": response, "file": f"t{i}.txt", "group_key": f"t{i}.txt",
+                         "style": "practical", "source": "x", "dup_cluster": None})
+    table = assign_splits(pd.DataFrame(rows)).splits
+    assert table["split_group"].nunique() == 1 and table["split"].nunique() == 1

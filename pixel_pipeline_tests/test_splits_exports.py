@@ -22,7 +22,7 @@ MAX_SEQ_LENGTH = 160  # small enough that some synthetic pairs exceed it
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    return load_tokenizer(DEFAULT_BASE_MODEL, tmp_path_factory.mktemp("models"))
+    return load_tokenizer(DEFAULT_BASE_MODEL, tmp_path_factory.getbasetemp() / "splits_base_model")
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ def test_hf_dataset_dict_loads_from_disk(exported):
         assert ds.num_rows == len(read_jsonl(exported["dir"] / "messages" / f"{split}.jsonl"))
     row = dd["validation"][0]
     assert row["messages"][1]["role"] == "user" and row["dataset"] in {"segments", "counseling", "cot"}
-    assert dd["train"].filter(lambda r: r["augmented"]).num_rows > 0
+    assert sum(dd["train"]["augmented"]) > 0
 
 
 def test_stage_expert_and_plan_files(exported):
@@ -275,3 +275,42 @@ def test_mixed_all_exhausted_repeats_small_pools():
     assert summary["dropped_empty_pools"] == ["reasoning"] and summary["effective_weights"] == {"counseling": 0.75, "voice": 0.25}
     with pytest.raises(ValueError):
         mixed_sample(records, {"chitchat": 1.0})
+
+
+def test_rejects_are_read_in_pipeline_order_and_checked_for_schema(tmp_path):
+    import pandas as pd
+
+    from pixel_pipeline.core.io import write_parquet
+    from pixel_pipeline.core.records import reject_row
+
+    write_parquet(rejects_frame([reject_row("segments", "b" * 16, "splits", ["reviewer_rejected"])]),
+                  tmp_path / "splits.parquet")
+    write_parquet(rejects_frame([reject_row("cot", "a" * 16, "cot_conversations", ["bad_json"], {"row": 3})]),
+                  tmp_path / "cot_conversations.parquet")
+    write_parquet(rejects_frame([]), tmp_path / "generated_prompts.parquet")
+    lines = acct.rejected_lines(acct.read_all_rejects(tmp_path))
+    assert [line["stage"] for line in lines] == ["cot_conversations", "splits"]
+    assert lines[0] == {"dataset": "cot", "record_id": "a" * 16, "stage": "cot_conversations", "reasons": ["bad_json"],
+                        "details": {"row": 3}, "source": None, "file": None}
+    write_parquet(pd.DataFrame({"dataset": ["cot"], "why": ["?"]}), tmp_path / "broken.parquet")
+    with pytest.raises(ValueError, match="broken.parquet"):
+        acct.read_all_rejects(tmp_path)
+
+
+def test_all_conversation_turns_option_keeps_multi_turn_chats(tmp_path, tokenizer):
+    pairs = build_corpus(n_transcripts=3, n_questions=2, n_cot=6).tables["deduplicated_pairs"]
+    table = assign_splits(pairs, validation_ratio=0.3, seed=2).splits
+    write_exports(table, tmp_path / "exports", [], tokenizer, base_model=DEFAULT_BASE_MODEL, conversation_turns="all")
+    records = [r for s in ("train", "validation") for r in read_jsonl(tmp_path / "exports" / "messages" / f"{s}.jsonl")]
+    multi = [r for r in records if len(r["messages"]) > 3]
+    assert multi and all(r["metadata"]["dataset"] == "cot" for r in multi)
+    for rec in multi:
+        assert [m["role"] for m in rec["messages"]] == ["system", "user", "assistant", "user", "assistant"]
+        ids = tokenizer.apply_chat_template(rec["messages"], tokenize=True, return_dict=True)["input_ids"]
+        assert len(ids) == rec["metadata"]["n_tokens"]
+    sharegpt = read_jsonl(tmp_path / "exports" / "sharegpt" / "train.jsonl")
+    assert any(len(r["conversations"]) == 4 for r in sharegpt)
+    litgpt = json.loads((tmp_path / "exports" / "litgpt" / "train.json").read_text())
+    assert all(set(s) == {"instruction", "input", "output"} for s in litgpt)  # LitGPT JSON stays single-turn
+    with pytest.raises(ValueError, match="conversation_turns"):
+        write_exports(table, tmp_path / "other", [], tokenizer, base_model=DEFAULT_BASE_MODEL, conversation_turns="x")

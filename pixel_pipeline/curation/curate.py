@@ -42,7 +42,7 @@ class CurationSettings:
 
     # length
     min_words: int = 30
-    max_words: int = 1000
+    max_words: int = 1400  # ~1,800 tokens at 1.3 tokens/word: fits a 2,048-token sequence with the prompt
     length_action: str = "reject"  # or "truncate" (at a sentence boundary); never split: one pair per input row
     conversation_min_words: int = 5
     # language
@@ -58,7 +58,7 @@ class CurationSettings:
     max_duplicate_sentence_share: float = 0.30
     # housekeeping
     max_housekeeping_word_share: float = 0.25
-    max_housekeeping_sentences: int = 3
+    max_housekeeping_reads: int = 2
     strip_housekeeping: bool = True
     # off_domain
     min_domain_margin: float = 0.0
@@ -193,7 +193,7 @@ def curate_segments(
     n = len(df)
 
     hk = filters.housekeeping(original, filters.HousekeepingThresholds(
-        settings.max_housekeeping_word_share, settings.max_housekeeping_sentences))
+        settings.max_housekeeping_word_share, settings.max_housekeeping_reads))
     texts, removed = [], []
     for text, fired in zip(original, hk["fired"]):
         if settings.strip_housekeeping and not fired:

@@ -1,9 +1,9 @@
 """Dagster layer of ingestion: raw_segments, counseling_conversations, cot_conversations, audited_schema.
 
 The logic lives in pixel_pipeline.ingest (pure, file by file); these assets list the input files, call it, write
-the tables and rejects atomically, and turn the results into metadata and checks.
+the tables and rejects atomically, and turn the results into metadata and checks. (No `from __future__ import
+annotations` here: Dagster resolves the Config annotations at definition time.)
 """
-
 
 import json
 import os
@@ -55,14 +55,15 @@ def _write_outputs(paths: PipelinePaths, name: str, rows: pd.DataFrame, rejects:
     return {"table_path": dg.MetadataValue.path(str(table)), "rejects_path": dg.MetadataValue.path(str(rejects_path))}
 
 
-def _accounting(results: Sequence[FileResult], rows: pd.DataFrame, rejects: pd.DataFrame) -> dict[str, Any]:
-    return seg.accounting(results, rows, rejects)
+def _column_schema(schema: dict[str, str]) -> dg.TableSchema:
+    """The contract columns, shown in the UI's asset overview."""
+    return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in schema.items()])
 
 
 def _common_checks(
     asset: str, results: Sequence[FileResult], rows: pd.DataFrame, rejects: pd.DataFrame, schema_problems: list[str], n_inputs: int
 ) -> list[dg.AssetCheckResult]:
-    acc = _accounting(results, rows, rejects)
+    acc = seg.accounting(results, rows, rejects)
     invalid = _invalid_files(results)
     files_md = _md_table(
         [{"file": k, **v} for k, v in acc["per_file"].items()][:50], ["file", "rows_in", "accepted", "quarantined"]
@@ -97,6 +98,7 @@ def _common_checks(
             description=(
                 "no input files: an empty table is expected" if n_inputs == 0 else
                 f"{len(rows)} rows accepted from {n_inputs} input files" if len(rows) else
+                f"{n_inputs} input files but they hold no rows" if acc["rows_in"] == 0 else
                 f"{n_inputs} input files but every row was quarantined; see rejects/{asset}.parquet"
             ),
         ),
@@ -137,16 +139,17 @@ def _preview(df: pd.DataFrame, columns: Sequence[str], n: int = 5, width: int = 
 class RawSegmentsConfig(dg.Config):
     """Validation, transcript cutting and style settings (defaults documented in docs/ingestion.md)."""
 
-    min_words: int = 20
+    min_words: int = 5
     max_words: int = 5000
     max_chars: int = 100_000
     max_confidence_given: float = 10.0
     required_fields: list[str] = ["text", "style"]
     target_words: int = 350
+    min_tail_words: int = 100
     max_sentence_words: int = 80
     transcript_source: str = MAIN_EDUCATOR_SOURCE
     expert_style_from: str = "auto"
-    min_style_confidence: float = 0.5
+    min_style_confidence: float = 0.7
     use_file_cache: bool = True
     max_quarantine_share: float = 0.2
     min_style_kappa: float = 0.2
@@ -159,6 +162,7 @@ class RawSegmentsConfig(dg.Config):
             max_confidence_given=self.max_confidence_given,
             required_fields=tuple(self.required_fields),
             target_words=self.target_words,
+            min_tail_words=self.min_tail_words,
             max_sentence_words=self.max_sentence_words,
             transcript_source=self.transcript_source,
             expert_style_from=self.expert_style_from,
@@ -205,7 +209,7 @@ def raw_segments(
     out_meta = _write_outputs(paths, "raw_segments", rows, rejects)
 
     agreement = style_agreement(rows["style_given"], rows["style_predicted"])
-    acc = _accounting(results, rows, rejects)
+    acc = seg.accounting(results, rows, rejects)
     reasons = seg.reject_reason_counts(rejects)
     invalid = _invalid_files(results)
     conf = rows["confidence_given"].dropna()
@@ -260,6 +264,7 @@ def raw_segments(
     ]
     metadata = {
         "dagster/row_count": len(rows),
+        "dagster/column_schema": _column_schema(seg.RAW_SEGMENT_COLUMNS),
         **out_meta,
         "rows_in": acc["rows_in"],
         "accepted": acc["accepted"],
@@ -328,10 +333,11 @@ def _conversation_result(
             context.log.warning(f"{asset}: {r.input_file} skipped: {r.file_error}")
     rows, rejects = conv.combine_conversation_results(results, dataset, asset)
     out_meta = _write_outputs(paths, asset, rows, rejects)
-    acc = _accounting(results, rows, rejects)
+    acc = seg.accounting(results, rows, rejects)
     checks = _common_checks(asset, results, rows, rejects, conversation_schema_problems(rows, dataset), n_inputs) + list(extra_checks)
     metadata = {
         "dagster/row_count": len(rows),
+        "dagster/column_schema": _column_schema(conv.CONVERSATION_COLUMNS),
         **out_meta,
         "rows_in": acc["rows_in"],
         "accepted": acc["accepted"],

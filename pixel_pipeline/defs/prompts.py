@@ -4,8 +4,7 @@ The work happens in pixel_pipeline.prompts.pipeline.generate_prompts; this modul
 tables, writes the table / rejects / report, and turns the figures into metadata and check results.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Dagster resolves the Config annotation at definition time.
 import os
 import time
 from dataclasses import fields
@@ -40,9 +39,9 @@ class GeneratedPromptsConfig(dg.Config):
     retrieval_top_k: int = 8
     retrieval_datasets: list[str] = ["counseling"]
     concepts_per_segment: int = 5
-    concept_candidate_pool: int = 20
-    concept_diversity: float = 0.5
-    template_candidates: int = 6
+    concept_candidate_pool: int = 16
+    concept_diversity: float = 0.3
+    template_candidates: int = 4
     llm_model: str = ""
     llm_batch_size: int = 8
     llm_max_new_tokens: int = 64

@@ -4,7 +4,8 @@ The logic lives in pixel_pipeline.splits; this module reads the upstream tables,
 reports into metadata and asset checks.
 """
 
-
+# No `from __future__ import annotations`: Dagster resolves the Config annotations at definition time.
+import base64
 import json
 
 import dagster as dg
@@ -12,13 +13,12 @@ import pandas as pd
 from pydantic import Field
 
 from pixel_pipeline.core.io import read_parquet, write_json, write_parquet
-from pixel_pipeline.core.plots import bar_markdown, histogram_markdown
-from pixel_pipeline.core.records import DEFAULT_VOICE_SOURCES, STYLES, rejects_frame
+from pixel_pipeline.core.plots import bar_markdown
+from pixel_pipeline.core.records import DEFAULT_VOICE_SOURCES, rejects_frame
 from pixel_pipeline.defs.resources import PixelStorage
 from pixel_pipeline.splits import accounting as acct
 from pixel_pipeline.splits import plans
 from pixel_pipeline.splits.assign import (
-    SPLITS,
     assign_splits,
     augmented_mask,
     leakage_report,
@@ -117,8 +117,8 @@ def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: Pix
     leakage = leakage_report(table)
     ratios = ratio_report(table, config.validation_ratio, config.test_ratio, config.ratio_tolerance)
     coverage = validation_coverage(table)
-    write_json({"report": result.report, "leakage": leakage, "ratios": ratios, "coverage": coverage},
-               paths.report_dir("splits") / "summary.json")
+    write_json({"config": config.model_dump(), "report": result.report, "leakage": leakage, "ratios": ratios,
+                "coverage": coverage}, paths.report_dir("splits") / "summary.json")
 
     counted = table[~augmented_mask(table)] if not table.empty else table
     pairs_counted = int((~augmented_mask(pairs)).sum()) if not pairs.empty else 0
@@ -198,6 +198,9 @@ class ExportsConfig(dg.Config):
                             description="Model whose tokenizer and chat template measure sequence lengths (as training).")
     max_seq_length: int = Field(1024, description="Pairs longer than this (in tokens) are flagged `exceeds_max_length`.")
     include_system_prompt: bool = Field(True, description="Start each chat with the expert's (or general) system prompt.")
+    conversation_turns: str = Field(
+        "pair", description="pair: first question + final answer (DESIGN.md); all: every turn of multi-turn conversations."
+    )
     mixed_weights: dict[str, float] = Field(
         default_factory=lambda: dict(plans.DEFAULT_MIXED_WEIGHTS),
         description="Sampling weights of the mixed plan over the pools counseling / reasoning / voice.",
@@ -242,7 +245,10 @@ def fine_tuning_exports(
     rejects = acct.read_all_rejects(paths.output_dir / "rejects")
     rejected = acct.rejected_lines(rejects)
     tokenizer = load_tokenizer(config.base_model, paths.models_dir)
-    safe_config = config.model_dump()  # the token itself is never part of the config, only its variable name
+    summary_path = paths.report_dir("splits") / "summary.json"
+    splits_config = json.loads(summary_path.read_text()).get("config", {}) if summary_path.exists() else {}
+    # the token itself is never part of the config, only its variable name
+    safe_config = {"fine_tuning_exports": config.model_dump(), "splits": splits_config}
     result = write_exports(
         table,
         paths.exports_dir,
@@ -251,12 +257,14 @@ def fine_tuning_exports(
         base_model=config.base_model,
         max_seq_length=config.max_seq_length,
         include_system_prompt=config.include_system_prompt,
+        conversation_turns=config.conversation_turns,
         mixed_weights=config.mixed_weights,
         mixed_stopping_strategy=config.mixed_stopping_strategy,
         seed=config.seed,
         stage_epochs=config.stage_epochs,
         stage_learning_rates=config.stage_learning_rates,
         config=safe_config,
+        card_extra={"splits": splits_config},
     )
     hub = {"pushed": False}
     if config.hub_repo_id:
@@ -287,7 +295,8 @@ def fine_tuning_exports(
     stats = result.token_stats
     png = paths.report_dir("fine_tuning_exports") / "token_lengths.png"
     png.parent.mkdir(parents=True, exist_ok=True)
-    png.write_bytes(histogram_png(result.lengths_by_dataset, config.max_seq_length))
+    png_bytes = histogram_png(result.lengths_by_dataset, config.max_seq_length)
+    png.write_bytes(png_bytes)
     over = stats["overall"].get("exceeding_max_length", 0)
     total = stats["overall"].get("rows", 0)
     token_rows = pd.DataFrame([{"group": g, **s} for g, s in stats["by_group"].items()])
@@ -334,7 +343,7 @@ def fine_tuning_exports(
             "over_length_policy": stats["over_length_policy"],
             "token_stats": _md_table(token_rows),
             "token_length_histogram": dg.MetadataValue.md(
-                histogram_markdown(dict(result.lengths_by_dataset), "tokens per pair (chat template)", "tokens")
+                f"![tokens per pair](data:image/png;base64,{base64.b64encode(png_bytes).decode('ascii')})"
             ),
             "token_histogram_png": dg.MetadataValue.path(str(png)),
             "files": _md_table(files_df),

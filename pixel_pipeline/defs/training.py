@@ -1,5 +1,390 @@
-"""Dagster definitions for the training domain (filled in by its issue)."""
+"""Training assets: staged LoRA adapters, four style experts and the router (thin layer over pixel_pipeline.training).
+
+Every adapter is trained out of process by `python -m pixel_pipeline.training.trainer`, launched through Dagster
+Pipes. The default client runs it as a local subprocess; for GPU nodes swap the `pipes_training_client` resource
+for a `dagster_k8s.PipesK8sClient` and set PIXEL_TRAINER_IMAGE (docs/training.md): the asset then sends a pod that
+requests `nvidia.com/gpu` (see `trainer_pod_spec`). The trainer reports metadata and check verdicts back through
+Pipes either way. `pool="gpu"` lets a deployment cap how many GPU steps run at once
+(`dagster instance concurrency set gpu 1`).
+"""
+
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
-defs = dg.Definitions()
+from pixel_pipeline.core.io import write_json
+from pixel_pipeline.core.records import STYLES
+from pixel_pipeline.core.settings import PipelinePaths
+from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
+from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL
+from pixel_pipeline.training.reporting import (
+    CHECK_ADAPTER_LOADS,
+    CHECK_LOSS,
+    CHECK_STARTS_FROM_PREVIOUS,
+    CHECK_VALIDATION_LOSS,
+)
+from pixel_pipeline.training.trainer import DEFAULT_TARGET_MODULES
+
+GROUP = "training"
+STRATEGIES = ("staged", "mixed", "curriculum")
+STAGE_ASSETS = ("lora_stage1_counseling", "lora_stage2_reasoning", "lora_stage3_voice")
+STAGE_EXPORT_DIRS = {"lora_stage1_counseling": "stage1_counseling", "lora_stage2_reasoning": "stage2_reasoning",
+                     "lora_stage3_voice": "stage3_voice"}
+TRAINER_MODULE = "pixel_pipeline.training.trainer"
+GPU_COUNT = 1
+
+# Read by Dagster's Kubernetes executor / run launcher when the step itself runs in a pod (dagster-k8s docs):
+# the step gets a GPU and lands on a GPU node.
+GPU_OP_TAGS = {
+    "dagster-k8s/config": {
+        "container_config": {"resources": {"requests": {"nvidia.com/gpu": str(GPU_COUNT), "cpu": "4", "memory": "32Gi"},
+                                           "limits": {"nvidia.com/gpu": str(GPU_COUNT), "memory": "64Gi"}}},
+        "pod_spec_config": {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+    }
+}
+
+
+def trainer_pod_spec(gpu_count: int = GPU_COUNT, output_pvc: str | None = None) -> dict[str, Any]:
+    """`base_pod_spec` for PipesK8sClient: the trainer container requests GPUs; the output folder (exports,
+    adapters, checkpoints) is a shared volume mounted at PIXEL_OUTPUT_DIR so both sides see the same paths."""
+    spec: dict[str, Any] = {
+        "containers": [{"name": "dagster-pipes-execution", "resources": {
+            "requests": {"nvidia.com/gpu": str(gpu_count), "cpu": "4", "memory": "32Gi"},
+            "limits": {"nvidia.com/gpu": str(gpu_count), "memory": "64Gi"}}}],
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "restart_policy": "Never",
+    }
+    pvc = output_pvc or os.environ.get("PIXEL_OUTPUT_PVC")
+    if pvc:
+        out = os.environ.get("PIXEL_OUTPUT_DIR", "/data/output")
+        spec["containers"][0]["volume_mounts"] = [{"name": "pixel-output", "mount_path": out}]
+        spec["volumes"] = [{"name": "pixel-output", "persistent_volume_claim": {"claim_name": pvc}}]
+    return spec
+
+
+# ------------------------------------------------------------------------------------------------- settings
+class LoraTraining(dg.ConfigurableResource):
+    """Settings shared by every training asset. `base_model` empty: PIXEL_BASE_MODEL, else the embedded tiny Llama.
+    `strategy`: staged (default) / mixed / curriculum (exports/plans/...). `chaining`: continue / merge."""
+
+    base_model: str = ""
+    strategy: str = "staged"
+    chaining: str = "continue"
+    trust_remote_code: bool = False
+    dtype: str = "auto"
+    device: str = ""
+    cpu_threads: int = 0
+    report_to: list[str] = []
+
+    def resolved_base_model(self) -> str:
+        return self.base_model or os.environ.get("PIXEL_BASE_MODEL") or DEFAULT_BASE_MODEL
+
+
+class LoraRunConfig(dg.Config):
+    """Per-asset hyper-parameters; names equal pixel_pipeline.training.trainer.TrainingConfig fields."""
+
+    epochs: int = 2
+    learning_rate: float = 1e-4
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = list(DEFAULT_TARGET_MODULES)
+    warmup_ratio: float = 0.1
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    micro_batch_size: int = 2
+    gradient_accumulation_steps: int = 1
+    max_steps: int = -1
+    gradient_checkpointing: bool = False
+    max_seq_length: int = 1024
+    overlong: str = "truncate"
+    packing: bool = True
+    seed: int = 42
+    checkpoint_every_steps: int = 25
+    keep_checkpoints: int = 2
+    resume: bool = True
+    eval_every_steps: int = 0
+    stop_after_steps: int = 0
+
+
+class Stage1Config(LoraRunConfig):
+    epochs: int = 3
+    learning_rate: float = 2e-4
+
+
+class Stage2Config(LoraRunConfig):
+    epochs: int = 2
+    learning_rate: float = 1e-4
+
+
+class Stage3Config(LoraRunConfig):
+    epochs: int = 2
+    learning_rate: float = 5e-5
+
+
+class ExpertConfig(LoraRunConfig):
+    epochs: int = 2
+    learning_rate: float = 1e-4
+    expert_learning_rates: dict[str, float] = {style: 1e-4 for style in STYLES}
+    styles: list[str] = list(STYLES)
+
+
+class RouterConfig(dg.Config):
+    router_accuracy_floor: float = 0.5
+    regularization: float = 1.0
+    seed: int = 42
+
+
+# ---------------------------------------------------------------------------------------------- launching
+def _pointer_path(paths: PipelinePaths, asset: str) -> Path:
+    return paths.training_dir(asset) / "latest.json"
+
+
+def _read_pointer(paths: PipelinePaths, asset: str) -> dict[str, Any]:
+    p = _pointer_path(paths, asset)
+    if not p.exists():
+        raise FileNotFoundError(f"{asset} has not been trained yet ({p} missing): materialize it first")
+    return json.loads(p.read_text())
+
+
+def _run_config(name: str, config: LoraRunConfig, settings: LoraTraining, paths: PipelinePaths, train_files,
+                validation_files, output_dir: Path, init: dict[str, Any] | None, **overrides) -> dict[str, Any]:
+    missing = [str(f) for f in train_files if not Path(f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{name}: training data {missing} not found; materialize fine_tuning_exports first")
+    fields = {k: v for k, v in config.model_dump().items() if k not in ("expert_learning_rates", "styles")}
+    base_model = settings.resolved_base_model()
+    if init and settings.chaining == "merge":
+        base_model = init["base_model"]  # a merged chain keeps growing its base: base + stage 1 + stage 2 ...
+    elif init:
+        base_model = init["base_model"]  # continue: same base the previous adapter was trained on
+    return {
+        **fields,
+        "name": name,
+        "train_files": [str(f) for f in train_files],
+        "validation_files": [str(f) for f in validation_files if Path(f).exists()],
+        "output_dir": str(output_dir),
+        "base_model": base_model,
+        "models_dir": str(paths.models_dir),
+        "trust_remote_code": settings.trust_remote_code,
+        "init_adapter": init["adapter_path"] if init else None,
+        "chaining": settings.chaining,
+        "dtype": settings.dtype,
+        "device": settings.device,
+        "cpu_threads": settings.cpu_threads,
+        "report_to": list(settings.report_to),
+        **overrides,
+    }
+
+
+def launch_trainer(context: dg.AssetExecutionContext, client, runs: list[dict[str, Any]], checks: list[str],
+                   config_path: Path, adapter_path: str | None = None) -> dg.MaterializeResult:
+    """Write the run config, launch the trainer through Pipes, return what it reported."""
+    trainer_config = {"runs": runs}
+    write_json(trainer_config, config_path)
+    extras = {"trainer_config": trainer_config, "report": {"checks": checks, "adapter_path": adapter_path}}
+    if isinstance(client, dg.PipesSubprocessClient):
+        invocation = client.run(context=context, command=[sys.executable, "-m", TRAINER_MODULE, "--config",
+                                                          str(config_path)], extras=extras)
+    else:  # PipesK8sClient (or any client with the same keyword interface): the trainer runs in a GPU pod
+        image = os.environ.get("PIXEL_TRAINER_IMAGE")
+        if not image:
+            raise RuntimeError("set PIXEL_TRAINER_IMAGE to the trainer image when using a Kubernetes Pipes client")
+        invocation = client.run(context=context, image=image, command=["python", "-m", TRAINER_MODULE],
+                                extras=extras, env=_pod_env(), base_pod_spec=trainer_pod_spec())
+    return invocation.get_materialize_result()
+
+
+def _pod_env() -> dict[str, str]:
+    keep = ("PIXEL_OUTPUT_DIR", "PIXEL_DATA_DIR", "PIXEL_BASE_MODEL", "HF_HUB_OFFLINE", "WANDB_PROJECT",
+            "MLFLOW_TRACKING_URI")
+    return {k: os.environ[k] for k in keep if k in os.environ}
+
+
+def _write_pointer(paths: PipelinePaths, asset: str, result: dg.MaterializeResult, extra: dict | None = None) -> None:
+    meta = result.metadata or {}
+    write_json({"adapter_path": str(_raw(meta["adapter_path"])), "base_model": str(_raw(meta["base_model"])),
+                **(extra or {})}, _pointer_path(paths, asset))
+
+
+def _raw(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def _check_specs(asset: str, with_previous: bool, experts: bool = False) -> list[dg.AssetCheckSpec]:
+    specs = [
+        dg.AssetCheckSpec(CHECK_LOSS, asset=asset, blocking=True,
+                          description="Every loss is finite and the loss went down (validation loss at the end below "
+                                      "its value before training; train loss when there is no validation split)."),
+        dg.AssetCheckSpec(CHECK_ADAPTER_LOADS, asset=asset, blocking=True,
+                          description="The saved adapter folder loads with peft.PeftModel.from_pretrained on a fresh "
+                                      "base model and gives the trained tensors and logits back."),
+    ]
+    if with_previous:
+        specs.append(dg.AssetCheckSpec(
+            CHECK_STARTS_FROM_PREVIOUS, asset=asset, blocking=True,
+            description="Training started from the previous stage's weights, verified by comparing tensors: continue "
+                        "mode loads the previous adapter (max |diff| = 0); merge mode checks W_merged - W_base = "
+                        "scale * B @ A of the previous adapter."))
+    if experts:
+        specs.append(dg.AssetCheckSpec(CHECK_VALIDATION_LOSS, asset=asset,
+                                       description="Each expert reports a finite loss on its own validation split."))
+    return specs
+
+
+def _stage_asset(asset: str, config_cls: type[LoraRunConfig], previous: str | None, description: str):
+    checks = [c.name for c in _check_specs(asset, previous is not None)]
+
+    @dg.asset(
+        name=asset,
+        group_name=GROUP,
+        pool="gpu",
+        deps=["fine_tuning_exports", *([previous] if previous else [])],
+        op_tags=GPU_OP_TAGS,
+        kinds={"pytorch", "peft"},
+        check_specs=_check_specs(asset, previous is not None),
+        description=description,
+    )
+    def _stage(context: dg.AssetExecutionContext, config: config_cls, storage: PixelStorage,  # type: ignore[valid-type]
+               lora_training: LoraTraining, pipes_training_client: dg.ResourceParam[dg.PipesClient]):
+        paths = storage.paths
+        strategy = lora_training.strategy
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        init = _read_pointer(paths, previous) if previous else None
+        if strategy != "staged" and previous:
+            return _pass_through(paths, asset, init, strategy, checks)
+        folder = stage_export_folder(paths, asset, strategy)
+        run = _run_config(asset, config, lora_training, paths, [folder / "train.jsonl"], [folder / "validation.jsonl"],
+                          paths.training_dir(asset), init, shuffle=strategy != "curriculum")
+        result = launch_trainer(context, pipes_training_client, [run], checks,
+                                paths.training_dir(asset) / "trainer_config.json")
+        _write_pointer(paths, asset, result, {"strategy": strategy})
+        return _with_metadata(result, {"strategy": strategy, "chaining": lora_training.chaining,
+                                       "train_file": dg.MetadataValue.path(str(folder / "train.jsonl"))})
+
+    return _stage
+
+
+def stage_export_folder(paths: PipelinePaths, asset: str, strategy: str) -> Path:
+    """staged: the stage's own files; mixed / curriculum: the plan's files (trained in stage 1)."""
+    if strategy == "staged":
+        return paths.exports_dir / "stages" / STAGE_EXPORT_DIRS[asset]
+    return paths.exports_dir / "plans" / strategy
+
+
+def _with_metadata(result: dg.MaterializeResult, extra: dict[str, Any]) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={**(result.metadata or {}), **extra}, check_results=result.check_results,
+                                data_version=result.data_version)
+
+
+def _pass_through(paths: PipelinePaths, asset: str, init: dict[str, Any], strategy: str, checks: list[str]):
+    """mixed / curriculum train every stage's data in lora_stage1_counseling; later stages carry its adapter on."""
+    write_json({**init, "strategy": strategy}, _pointer_path(paths, asset))
+    note = f"strategy={strategy}: all stages were trained together in lora_stage1_counseling; adapter carried over"
+    return dg.MaterializeResult(
+        metadata={"adapter_path": dg.MetadataValue.path(init["adapter_path"]), "base_model": init["base_model"],
+                  "strategy": strategy, "skipped_training": note},
+        check_results=[dg.AssetCheckResult(check_name=c, passed=True, metadata={"skipped": note}) for c in checks],
+    )
+
+
+lora_stage1_counseling = _stage_asset(
+    "lora_stage1_counseling", Stage1Config, None,
+    "Stage 1 LoRA adapter on the counseling conversations (or the whole mixed / curriculum plan).")
+lora_stage2_reasoning = _stage_asset(
+    "lora_stage2_reasoning", Stage2Config, "lora_stage1_counseling",
+    "Stage 2 LoRA adapter on the chain-of-thought conversations, starting from stage 1's weights.")
+lora_stage3_voice = _stage_asset(
+    "lora_stage3_voice", Stage3Config, "lora_stage2_reasoning",
+    "Stage 3 LoRA adapter on the educator's own voice segments, starting from stage 2's weights.")
+
+
+@dg.asset(
+    group_name=GROUP,
+    pool="gpu",
+    deps=["fine_tuning_exports", "lora_stage3_voice"],
+    op_tags=GPU_OP_TAGS,
+    kinds={"pytorch", "peft"},
+    check_specs=_check_specs("expert_adapters", with_previous=True, experts=True),
+    description="Four style experts (therapeutic, educational, empathetic, practical), each a LoRA adapter trained on "
+                "its style's pairs on top of stage 3. Load one with PeftModel.from_pretrained(base, adapter_path, "
+                "subfolder='<style>/adapter').",
+)
+def expert_adapters(context: dg.AssetExecutionContext, config: ExpertConfig, storage: PixelStorage,
+                    lora_training: LoraTraining, pipes_training_client: dg.ResourceParam[dg.PipesClient]):
+    paths = storage.paths
+    init = _read_pointer(paths, "lora_stage3_voice")
+    root = paths.training_dir("expert_adapters")
+    runs = []
+    for style in config.styles:
+        if style not in STYLES:
+            raise ValueError(f"unknown style {style!r}; expected {STYLES}")
+        folder = paths.exports_dir / "experts" / style
+        runs.append(_run_config(style, config, lora_training, paths, [folder / "train.jsonl"],
+                                [folder / "validation.jsonl"], root / style, init,
+                                learning_rate=config.expert_learning_rates.get(style, config.learning_rate)))
+    checks = [c.name for c in _check_specs("expert_adapters", True, True)]
+    result = launch_trainer(context, pipes_training_client, runs, checks, root / "trainer_config.json",
+                            adapter_path=str(root))
+    write_json({"adapter_path": str(root), "base_model": runs[0]["base_model"] if lora_training.chaining == "continue"
+                else str(root / config.styles[0] / "merged_base"),
+                "experts": {s: str(root / s / "adapter") for s in config.styles}}, _pointer_path(paths, "expert_adapters"))
+    return _with_metadata(result, {"chaining": lora_training.chaining,
+                                   "learning_rates": dg.MetadataValue.json({r["name"]: r["learning_rate"] for r in runs})})
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=["fine_tuning_exports"],
+    kinds={"scikit-learn"},
+    check_specs=[dg.AssetCheckSpec("router_accuracy_above_floor", asset="expert_router",
+                                   description="Accuracy of the router on the experts' validation prompts is at least "
+                                               "`router_accuracy_floor` (chance is 1/4).")],
+    description="Routes a client's question to one of the four experts: MiniLM embeddings of the prompt + a "
+                "multinomial logistic regression trained on the experts' train prompts (the style is the label).",
+)
+def expert_router(context: dg.AssetExecutionContext, config: RouterConfig, storage: PixelStorage,
+                  embedding_model: EmbeddingModel) -> dg.MaterializeResult:
+    from pixel_pipeline.core.plots import figure_to_markdown
+    from pixel_pipeline.training.router import confusion_figure, train_router_from_exports
+
+    paths = storage.paths
+    embedder = embedding_model.embedder(storage)
+    router, report = train_router_from_exports(paths.exports_dir, embedder, regularization=config.regularization,
+                                               seed=config.seed)
+    out = paths.training_dir("expert_router")
+    router.save(out)
+    write_json(report, out / "report.json")
+    accuracy = report["validation_accuracy"]
+    passed = accuracy is not None and accuracy >= config.router_accuracy_floor
+    return dg.MaterializeResult(
+        metadata={
+            "router_path": dg.MetadataValue.path(str(out)),
+            "embedding_model": router.embedding_model,
+            "dagster/row_count": report["train_rows"],
+            "validation_rows": report["validation_rows"],
+            "validation_accuracy": accuracy,
+            "train_accuracy": report["train_accuracy"],
+            "rows_per_style": dg.MetadataValue.json(report["rows_per_style"]),
+            "confusion_matrix": dg.MetadataValue.md(report["confusion_markdown"] + "\n\n" +
+                                                    figure_to_markdown(confusion_figure(report), "confusion matrix")),
+        },
+        check_results=[dg.AssetCheckResult(
+            check_name="router_accuracy_above_floor", passed=bool(passed),
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"validation_accuracy": accuracy, "floor": config.router_accuracy_floor,
+                      "validation_rows": report["validation_rows"]})],
+    )
+
+
+defs = dg.Definitions(
+    assets=[lora_stage1_counseling, lora_stage2_reasoning, lora_stage3_voice, expert_adapters, expert_router],
+    resources={"lora_training": LoraTraining(), "pipes_training_client": dg.PipesSubprocessClient()},
+)

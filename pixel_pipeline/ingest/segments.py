@@ -77,25 +77,28 @@ QUALITY_BAND_RE = re.compile(r"_([a-z]+)_quality$", re.IGNORECASE)
 class SegmentSettings:
     """How segments are validated, cut and labelled. Field names equal the `raw_segments` Config fields.
 
-    min_words / max_words: a segment outside [min_words, max_words] words is quarantined (real segments run
+    min_words / max_words: a segment outside [min_words, max_words] words is quarantined. These are sanity bounds
+      (a fragment, a runaway blob), not the training length policy, which curation owns (real segments run
       ~35-3,700 words). max_chars: checked before counting words, so a 5 MB blob is rejected at once.
     max_confidence_given: the given `confidence` is not a probability (0-9.9 seen); above this it is quarantined.
-    required_fields: fields a segment-file row must carry (others default: source `unknown`, file/labels null).
-    target_words / max_sentence_words: transcript cutting (see transcripts.cut_segments).
+    required_fields: fields a segment-file row must carry (others default: source `unknown`, file = the segments
+      file's name, confidence / quality null).
+    target_words / min_tail_words / max_sentence_words: transcript cutting (see transcripts.cut_segments).
     transcript_source: `source` of transcripts not listed in transcripts/sources.json.
     expert_style_from / min_style_confidence: which style maps to an expert (see style.choose_style).
     """
 
-    min_words: int = 20
+    min_words: int = 5
     max_words: int = 5000
     max_chars: int = 100_000
     max_confidence_given: float = 10.0
     required_fields: tuple[str, ...] = ("text", "style")
     target_words: int = 350
+    min_tail_words: int = 100
     max_sentence_words: int = 80
     transcript_source: str = MAIN_EDUCATOR_SOURCE
     expert_style_from: str = "auto"
-    min_style_confidence: float = 0.5
+    min_style_confidence: float = 0.7
 
     def fingerprint(self) -> dict[str, Any]:
         return asdict(self)
@@ -272,7 +275,7 @@ def load_segments_file(path: str | Path, relative_name: str, settings: SegmentSe
                 "origin": ORIGIN_SEGMENTS_FILE,
                 "input_file": relative_name,
                 "row_index": index,
-                "file": fields["file"],
+                "file": fields["file"] or Path(relative_name).name,  # no `file`: group with its segments file
                 "source": fields["source"],
                 "style_given": fields["style_given"],
                 "confidence_given": fields["confidence"],
@@ -311,7 +314,7 @@ def segment_transcript_file(path: str | Path, relative_name: str, settings: Segm
     text = clean_transcript(raw)
     if not text:
         return invalid_file_result(data, relative_name, "no text left after cleaning (empty transcript)")
-    pieces = cut_segments(text, settings.target_words, settings.min_words, settings.max_words, settings.max_sentence_words)
+    pieces = cut_segments(text, settings.target_words, settings.min_tail_words, settings.max_words, settings.max_sentence_words)
     file_name = Path(relative_name).name
     rows, rejects = [], []
     for index, piece in enumerate(pieces):
@@ -383,7 +386,7 @@ def list_segment_inputs(data_dir: Path, settings: SegmentSettings, segments_dir:
     seg_root = data_dir / segments_dir
     if seg_root.is_dir():
         for p in sorted(seg_root.glob("*.json")):
-            if p.is_file():
+            if p.is_file() and not is_temporary_name(p.name):
                 files.append(InputFile(p, p.relative_to(data_dir).as_posix(), ORIGIN_SEGMENTS_FILE))
     tr_root = data_dir / transcripts_dir
     if tr_root.is_dir():
@@ -391,10 +394,15 @@ def list_segment_inputs(data_dir: Path, settings: SegmentSettings, segments_dir:
         if problem:
             notes.append(problem)
         for p in sorted(tr_root.glob("*.txt")):
-            if p.is_file():
+            if p.is_file() and not is_temporary_name(p.name):
                 src = sources.get(p.name) or settings.transcript_source
                 files.append(InputFile(p, p.relative_to(data_dir).as_posix(), ORIGIN_TRANSCRIPT, src))
     return files, notes
+
+
+def is_temporary_name(name: str) -> bool:
+    """Hidden, editor-backup or partial-download names (`.x.json.tmp`, `~x.txt`, `x.txt.part`) are not inputs yet."""
+    return name.startswith((".", "~")) or name.endswith(("~", ".tmp", ".part", ".partial", ".swp"))
 
 
 def load_input_file(item: InputFile, settings: SegmentSettings) -> FileResult:
@@ -421,7 +429,7 @@ def ingest_segment_files(
             key = cache.key(data, item.relative_name, item.kind, item.source, settings.fingerprint(), classifier.fingerprint)
             hit = cache.get(key)
             if hit is not None:
-                results[i] = hit
+                results[i] = hit if hit.rows is None else hit.with_rows(with_dtypes(hit.rows, RAW_SEGMENT_COLUMNS))
                 stats["cache_hits"] += 1
                 continue
         pending.append((i, load_input_file(item, settings), key))

@@ -26,14 +26,16 @@ from pixel_pipeline.core.records import EXPERT_INDEX, STYLES
 log = logging.getLogger(__name__)
 
 STYLE_PROTOTYPES: dict[str, tuple[str, ...]] = {
+    # Guided practice in the listener's present: exercises, parts work, reframing. Explanations of trauma concepts
+    # belong to "educational" even when a therapist says them (a first version mixed the two; see docs/ingestion.md).
     "therapeutic": (
-        "Let's try an exercise together: close your eyes, notice your breath and where you feel the tension in your body.",
-        "In therapy we slowly process the traumatic memory so your nervous system learns that the danger is over.",
-        "When that inner critic shows up, I want you to gently ask which part of you is speaking and what it needs.",
-        "We can reframe the thought, ground yourself in the present moment, and work through the feelings step by step in session.",
-        "Healing happens in the relationship: the therapist helps you feel safe enough to revisit what happened.",
+        "Let's try an exercise together right now: close your eyes, notice your breath and where you feel the tension in your body.",
+        "I'd like you to bring the memory to mind, notice what happens in your body, and stay with that sensation for a moment.",
+        "When that inner critic shows up, gently ask which part of you is speaking and what it needs from you.",
         "Place a hand on your chest, breathe slowly, and tell that younger part of you that you are here now.",
-        "This is the work of recovery: noticing the trigger, naming the emotion, and choosing a new response.",
+        "As you notice the thought, imagine placing it on a leaf floating down a stream, and come back to your breath.",
+        "Say to yourself: this is a moment of suffering, suffering is part of life, may I be kind to myself.",
+        "Now let's reframe that belief: what would you say to a friend who told you the same thing about themselves?",
     ),
     "educational": (
         "Research shows that chronic stress changes how the amygdala and the prefrontal cortex communicate.",

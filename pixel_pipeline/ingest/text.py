@@ -9,7 +9,6 @@ import re
 
 from pixel_pipeline.core.ids import ID_HEX_DIGITS
 
-WORD_RE = re.compile(r"\S+")
 # C0 controls other than tab / newline / carriage return, plus DEL: never part of a transcript.
 CONTROL_CHAR_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
@@ -31,7 +30,8 @@ SNIPPET_CHARS = 200
 
 
 def word_count(text: str) -> int:
-    return sum(1 for _ in WORD_RE.finditer(text))
+    """Whitespace-separated words (str.split is ~10x faster than a regex scan on long texts)."""
+    return len(text.split())
 
 
 def raw_bytes(text: str) -> bytes:
@@ -73,24 +73,33 @@ def non_latin_runs(text: str, min_chars: int = 3) -> list[str]:
     return runs
 
 
-def max_repeat_run(text: str, max_ngram: int = 3) -> tuple[int, str]:
-    """Most back-to-back repeats of one word n-gram ("Amen. Amen. Amen." -> 3, "amen").
+def max_repeat_run(text: str, max_ngram: int = 16) -> tuple[int, str]:
+    """Most back-to-back repeats of one word n-gram, n <= max_ngram ("Amen. Amen. Amen." -> (3, "amen"); a stuck
+    caption line repeated twenty times -> (20, that line)).
 
-    A stretch where token i equals token i-n for L positions in a row repeats an n-gram (L + n) / n times.
+    Where token i equals token i-n for L positions in a row, an n-gram repeats (L + n) // n times; numpy finds the
+    longest such stretch for every n at once per text.
     """
+    import numpy as np
+
     tokens = [t.strip(".,!?;:\"'()").lower() for t in text.split()]
     tokens = [t for t in tokens if t]
+    if len(tokens) < 2:
+        return 1, ""
+    vocab: dict[str, int] = {}
+    ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), dtype=np.int64, count=len(tokens))
     best, best_gram = 1, ""
-    for n in range(1, max_ngram + 1):
-        periodic = 0
-        for i in range(n, len(tokens)):
-            if tokens[i] == tokens[i - n]:
-                periodic += 1
-                repeats = (periodic + n) // n
-                if repeats > best:
-                    best, best_gram = repeats, " ".join(tokens[i - n + 1 : i + 1])
-            else:
-                periodic = 0
+    for n in range(1, min(max_ngram, len(tokens) // 2) + 1):
+        same = np.concatenate(([0], (ids[n:] == ids[:-n]).astype(np.int8), [0]))
+        edges = np.flatnonzero(np.diff(same))
+        if not len(edges):
+            continue
+        lengths = edges[1::2] - edges[::2]
+        k = int(lengths.argmax())
+        repeats = (int(lengths[k]) + n) // n
+        if repeats > best:
+            start = int(edges[::2][k])
+            best, best_gram = repeats, " ".join(tokens[start : start + n])
     return best, best_gram
 
 

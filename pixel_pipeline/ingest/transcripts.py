@@ -2,7 +2,7 @@
 
 Cleaning handles what caption exports contain: SRT/VTT headers, cue numbers and `00:01:02,500 --> ...` lines,
 inline timestamps (`(00:12)`, `[01:02:03]`, `<00:00:01.000>`), sound tags (`[Music]`, `(applause)`, `♪`), HTML tags
-and entities (`&amp;`, `&#39;`, `&nbsp;`), rolling-caption repeats of the previous line, and spaces before
+and entities (`&amp;`, `&#39;`, `&nbsp;`), upper-case speaker labels (`DEV:`, `>> CARLA:`), rolling-caption repeats of the previous line, and spaces before
 punctuation (" , it's"). One caption per line and wrapped paragraphs both become running text.
 """
 
@@ -23,6 +23,8 @@ SOUND_TAG_RE = re.compile(
 )
 MUSIC_NOTES_RE = re.compile(r"[♪♫♬]+")
 HTML_TAG_RE = re.compile(r"</?[a-zA-Z][^<>]{0,80}>")
+# Upper-case speaker labels and caption speaker-change marks at a line start: "DEV: ...", ">> CARLA: ...", ">> ..."
+SPEAKER_RE = re.compile(r"^\s*(?:>>\s*)?(?:[A-Z][A-Z0-9.'\-]*(?: [A-Z][A-Z0-9.'\-]*){0,3}:\s+)?")
 SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([,.;:!?])")
 REPEATED_PUNCT_RE = re.compile(r"([,;:])(?:\s*[,;:])+")
 LEADING_PUNCT_RE = re.compile(r"^[\s,.;:!?]+")
@@ -47,6 +49,7 @@ def clean_transcript(raw: str) -> str:
         line = INLINE_TIMESTAMP_RE.sub(" ", line)
         line = SOUND_TAG_RE.sub(" ", line)
         line = MUSIC_NOTES_RE.sub(" ", line)
+        line = SPEAKER_RE.sub("", line)
         line = WHITESPACE_RE.sub(" ", line.replace("\u00a0", " ")).strip()
         if not line or (kept and line == kept[-1]):  # rolling captions repeat the previous line
             continue
@@ -92,11 +95,13 @@ def split_long_sentence(sentence: str, max_sentence_words: int) -> list[str]:
     return [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
 
 
-def cut_segments(text: str, target_words: int = 350, min_words: int = 20, max_words: int = 5000, max_sentence_words: int = 80) -> list[str]:
+def cut_segments(
+    text: str, target_words: int = 350, min_tail_words: int = 100, max_words: int = 5000, max_sentence_words: int = 80
+) -> list[str]:
     """Group whole sentences into segments of about `target_words` words.
 
     A segment closes before a sentence when stopping there is closer to the target than including it, or when
-    including it would pass `max_words`. A last piece shorter than `min_words` joins the previous segment.
+    including it would pass `max_words`. A last piece shorter than `min_tail_words` joins the previous segment.
     """
     units: list[tuple[str, int]] = []
     for sentence in split_sentences(text):
@@ -115,7 +120,7 @@ def cut_segments(text: str, target_words: int = 350, min_words: int = 20, max_wo
         current.append(piece)
         count += n
     if current:
-        if segments and count < min_words and counts[-1] + count <= max_words:
+        if segments and count < min_tail_words and counts[-1] + count <= max_words:
             segments[-1].extend(current)
         else:
             segments.append(current)

@@ -47,7 +47,7 @@ COMMON_VERBS = frozenset(
 _NOT_ADVERBS = frozenset("family bully belly ally supply reply assembly anomaly melancholy monopoly italy july holy".split())
 _CLAUSE_BREAK = re.compile(r"[.,;:!?()\[\]\"\u2014\u2013]|\s-\s|\n")
 # Small words allowed inside a 3-word phrase ("sense of shame", "fight or flight").
-_INNER_WORDS = frozenset({"of", "and", "or", "in", "to", "for", "with", "the", "your", "my", "from", "on"})
+_INNER_WORDS = frozenset({"of", "and", "or"})
 
 
 def _edge_ok(token: str) -> bool:
@@ -57,6 +57,7 @@ def _edge_ok(token: str) -> bool:
         and token not in FILLER_WORDS
         and token not in COMMON_VERBS
         and not token.isdigit()
+        and "'" not in token  # contractions ("partner who's") end clauses, not concepts
         and not (token.endswith("ly") and token not in _NOT_ADVERBS)
     )
 
@@ -76,7 +77,7 @@ def _last_ok(token: str) -> bool:
 
 
 def candidate_phrases(text: str, max_words: int = 3) -> Counter:
-    """Counts of the candidate phrases of one text (1-2 content words, or `X of/and/... Y`)."""
+    """Counts of the candidate phrases of one text (1-2 content words, or `X of/and/or Y`)."""
     counts: Counter = Counter()
     for clause in _CLAUSE_BREAK.split(normalise_quotes(text)):
         toks = words(clause)
@@ -85,7 +86,7 @@ def candidate_phrases(text: str, max_words: int = 3) -> Counter:
                 gram = toks[i : i + n]
                 if not (_edge_ok(gram[0]) and _edge_ok(gram[-1]) and _last_ok(gram[-1])):
                     continue
-                if n == 3 and gram[1] not in _INNER_WORDS:  # "sense of shame" yes, "partner seeks reassurance" no
+                if n == 3 and gram[1] not in _INNER_WORDS:  # "sense of shame" yes, "struggling with grief" no
                     continue
                 if n > 1 and len(set(gram)) < n:  # "amen amen"
                     continue
@@ -97,8 +98,9 @@ def extract_key_concepts(
     texts: Sequence[str],
     embedder,
     top_n: int = 5,
-    candidate_pool: int = 20,
-    diversity: float = 0.5,
+    candidate_pool: int = 16,
+    diversity: float = 0.3,
+    min_relevance: float = 0.15,
     corpus_texts: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[list[tuple[str, float]]]:
@@ -106,6 +108,7 @@ def extract_key_concepts(
 
     `corpus_texts` (default: `texts`) sets the document frequencies of the TF-IDF pre-ranking, so concepts of new
     segments are judged against the whole corpus. `diversity` is MMR's weight on novelty (0 = plain KeyBERT ranking).
+    Phrases less similar to the text than `min_relevance` are dropped (the best one is always kept).
     """
     if not texts:
         return []
@@ -116,12 +119,19 @@ def extract_key_concepts(
         df.update(counts.keys())
     n_docs = max(len(corpus), 1)
 
+    def idf(term: str) -> float:
+        return math.log((n_docs + 1) / (df.get(term, 0) + 1)) + 1.0
+
     pools: list[list[str]] = []
     for counts in per_text:
-        scored = [
-            (tf * (math.log((n_docs + 1) / (df.get(p, 0) + 1)) + 1.0) * (1.0 + 0.5 * p.count(" ")), p)
-            for p, tf in counts.items()
-        ]
+        scored = []
+        for p, tf in counts.items():
+            parts = [w for w in p.split() if w not in _INNER_WORDS]
+            # Distinctive words make a question findable; a multiword phrase earns its length bonus only when it
+            # recurs (in this text or another), which real collocations do and accidental word pairs do not.
+            recurs = tf >= 2 or df.get(p, 0) >= 2
+            length_bonus = 1.0 + 0.5 * (len(parts) - 1) if recurs else 1.0
+            scored.append((tf * sum(idf(w) for w in parts) / len(parts) * length_bonus, p))
         scored.sort(key=lambda x: (-x[0], x[1]))
         pools.append([p for _, p in scored[:candidate_pool]])
 
@@ -136,7 +146,8 @@ def extract_key_concepts(
             out.append([])
             continue
         vecs = phrase_vecs[[phrase_row[p] for p in pool]]
-        out.append(_mmr(pool, vecs, doc_vec, top_n, diversity))
+        chosen = _mmr(pool, vecs, doc_vec, top_n, diversity)
+        out.append([c for i, c in enumerate(chosen) if i == 0 or c[1] >= min_relevance])
     return out
 
 

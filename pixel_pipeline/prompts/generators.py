@@ -97,32 +97,37 @@ GENERIC_QUESTIONS = ("What can I do about this?", "How do I deal with this?", "I
 def adapt_client_question(text: str, max_words: int = 60, seed: str = "") -> tuple[str | None, str]:
     """Lightly adapt a real client question to the prompt rules; returns (prompt or None, what was changed).
 
-    Keeps the client's words: over-long posts keep their last sentences (where the question usually is) up to
-    `max_words`; a first-person statement without a question gets a generic question appended. Anything else
-    (a third-person statement, an empty text) is returned unchanged for the rules to judge.
+    Keeps the client's words: a first-person statement without a question gets a generic question appended;
+    an over-long post keeps its last sentences (where the question usually is) so that the whole stays within
+    `max_words`. Anything else (a third-person statement) is returned unchanged for the rules to judge.
     """
     text = " ".join(str(text).split())
     if not text:
         return None, "empty"
     changes = []
     parts = sentences(text)
-    if len(words(text)) > max_words and parts:
+    asks = text.rstrip("\"')").endswith("?")
+    suffix = ""
+    if not asks and is_first_person(text):
+        suffix = random.Random(f"{seed}:{text}").choice(GENERIC_QUESTIONS)
+    budget = max_words - len(words(suffix))
+    if len(words(text)) > budget and parts:
         asked = [i for i, s in enumerate(parts) if s.endswith("?")]
         end = asked[-1] + 1 if asked else len(parts)
         kept: list[str] = []
         for s in reversed(parts[:end]):
-            if len(words(" ".join([s, *kept]))) > max_words - (0 if asked else 8):
+            if len(words(" ".join([s, *kept]))) > budget:
                 break
             kept.insert(0, s)
         if not kept:
             return None, "no sentence short enough"
-        text, parts = " ".join(kept), kept
+        text = " ".join(kept)
         changes.append("kept the last sentences")
-    if not text.rstrip("\"')").endswith("?"):
-        if is_first_person(text):
-            rng = random.Random(f"{seed}:{text}")
-            text = f"{text.rstrip()} {rng.choice(GENERIC_QUESTIONS)}"
-            changes.append("appended a question")
+        if asked and suffix:  # the kept part ends with the client's own question now
+            suffix = ""
+    if suffix:
+        text = f"{text.rstrip()} {suffix}"
+        changes.append("appended a question")
     return text, "; ".join(changes)
 
 
@@ -180,9 +185,9 @@ class ConceptTemplateGenerator:
         self,
         embedder,
         concepts_per_segment: int = 5,
-        concept_candidate_pool: int = 20,
-        concept_diversity: float = 0.5,
-        template_candidates: int = 6,
+        concept_candidate_pool: int = 16,
+        concept_diversity: float = 0.3,
+        template_candidates: int = 4,
         seed: int = 13,
         corpus_texts: Sequence[str] | None = None,
     ):

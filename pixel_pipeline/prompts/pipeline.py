@@ -64,9 +64,9 @@ class PromptSettings:
     retrieval_datasets: list[str] = field(default_factory=lambda: ["counseling"])
     # concepts
     concepts_per_segment: int = 5
-    concept_candidate_pool: int = 20
-    concept_diversity: float = 0.5
-    template_candidates: int = 6
+    concept_candidate_pool: int = 16
+    concept_diversity: float = 0.3
+    template_candidates: int = 4
     # llm
     llm_model: str = ""
     llm_batch_size: int = 8

@@ -1,7 +1,8 @@
 """What makes a generated prompt acceptable as the client's question (issue 3).
 
-A prompt is a natural client question: 6-60 words; its last sentence is a question and any sentence before it is
-either a question or a first-person statement ("I've been ... . How do I ...?"); it copies no run of 6 words from
+A prompt is a natural client question: 6-60 words; its last sentence is a question, and statements before it are
+the client speaking about themselves (at least one of them in the first person: "My husband drinks. He yells. What
+do I do?" is a client; "Trauma changes people. How ...?" is a lecture); it copies no run of 6 words from
 the response (the model must not learn to echo its own answer); it is not a bare topic keyword ("What about
 trauma?"). Each rule has a name so rejects and candidate lists can say which one a candidate broke.
 """
@@ -53,8 +54,10 @@ class PromptRules:
         parts = sentences(prompt)
         if not parts or not parts[-1].rstrip("\"')]").endswith("?"):
             found.append(NOT_A_QUESTION)
-        elif any(not p.rstrip("\"')]").endswith("?") and not is_first_person(p) for p in parts[:-1]):
-            found.append(STATEMENT_NOT_FIRST_PERSON)
+        else:
+            statements = [p for p in parts[:-1] if not p.rstrip("\"')]").endswith("?")]
+            if statements and not any(is_first_person(p) for p in statements):
+                found.append(STATEMENT_NOT_FIRST_PERSON)
         if response_ngrams is None and response is not None:
             response_ngrams = self.response_ngrams(response)
         if response_ngrams and ngrams(tokens, self.copied_ngram_words) & response_ngrams:

@@ -31,7 +31,7 @@ STYLE_FORMS: dict[str, list[str]] = {
         "How can I recover from trauma when {a}, {b} and {c} all seem tangled together?",
         "In my healing journey I keep running into {a}. What do {b} and {c} have to do with it?",
         "I'm afraid {a} will never change. How do {b} and {c} fit into recovering from what I went through?",
-        "Can healing happen when {a} still shapes my days? I'd like to understand the role of {b}.",
+        "{a} still shapes my days. Can healing happen, and what role does {b} play in it?",
     ],
     "educational": [
         "Can you explain what {a} is and how it relates to {b}?",
@@ -46,7 +46,7 @@ STYLE_FORMS: dict[str, list[str]] = {
         "What should I know about {a} if I want to understand {b}?",
         "How would you explain {a} to someone who has never heard of {b}?",
         "I'm trying to make sense of {a}. How is it connected to {b}?",
-        "How do {a}, {b} and {c} relate to each other? I'd like to understand the bigger picture.",
+        "I'd like to understand the bigger picture. How do {a}, {b} and {c} relate to each other?",
         "Can you explain the link between {a}, {b} and {c} in plain language?",
         "I'm learning about {a}. What should I understand about {b} and {c}?",
         "What is actually happening with {a}, and how do {b} and {c} come into it?",

@@ -90,7 +90,7 @@ def stage_for(dataset: str, source: Any, voice_sources: Iterable[str]) -> int | 
         return STAGE_COUNSELING
     if dataset == DATASET_COT:
         return STAGE_REASONING
-    if dataset == DATASET_SEGMENTS and _present(source) and str(source) in set(voice_sources):
+    if dataset == DATASET_SEGMENTS and _present(source) and str(source) in voice_sources:
         return STAGE_VOICE
     return None
 
@@ -113,8 +113,14 @@ def pair_ids(df: pd.DataFrame) -> pd.Series:
     seg = df["segment_id"] if "segment_id" in df.columns else pd.Series(None, index=df.index)
     rec = df["record_id"] if "record_id" in df.columns else pd.Series(None, index=df.index)
     return pd.Series(
-        [s if d == DATASET_SEGMENTS else r for d, s, r in zip(df["dataset"], seg, rec)], index=df.index, dtype=object
+        [s if d == DATASET_SEGMENTS else r for d, s, r in zip(df["dataset"].tolist(), seg.tolist(), rec.tolist())],
+        index=df.index, dtype=object,
     )
+
+
+def _col(df: pd.DataFrame, name: str) -> list[Any]:
+    """A column as a plain Python list (iterating Arrow-backed columns element by element is slow)."""
+    return df[name].tolist() if name in df.columns else [None] * len(df)
 
 
 class _UnionFind:
@@ -122,12 +128,13 @@ class _UnionFind:
         self.parent: dict[str, str] = {}
 
     def find(self, x: str) -> str:
-        parent = self.parent.setdefault(x, x)
-        if parent != x:
-            root = self.find(parent)
-            self.parent[x] = root
-            return root
-        return x
+        """Iterative with path compression: a long chain of joined groups cannot hit the recursion limit."""
+        root = self.parent.setdefault(x, x)
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while x != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
 
     def union(self, a: str, b: str) -> None:
         ra, rb = self.find(a), self.find(b)
@@ -147,14 +154,13 @@ def reviewer_rejections(verdicts: pd.DataFrame | None) -> dict[tuple[str, str], 
     missing = {"dataset", "verdict"} - set(verdicts.columns)
     if missing:
         raise ValueError(f"review_verdicts lacks columns {sorted(missing)}")
-    ids = pair_ids(verdicts)
-    for (_, row), item_id in zip(verdicts.iterrows(), ids):
-        if not _present(item_id):
-            continue
-        if normalise_text(row.get("verdict")) in REJECT_VERDICTS:
-            out[(str(row["dataset"]), str(item_id))].append(
-                {"reviewer": row.get("reviewer") if _present(row.get("reviewer")) else None,
-                 "note": row.get("note") if _present(row.get("note")) else None}
+    ids = pair_ids(verdicts).tolist()
+    datasets, verdict_values = _col(verdicts, "dataset"), _col(verdicts, "verdict")
+    reviewers, notes = _col(verdicts, "reviewer"), _col(verdicts, "note")
+    for dataset, item_id, verdict, reviewer, note in zip(datasets, ids, verdict_values, reviewers, notes):
+        if _present(item_id) and normalise_text(verdict) in REJECT_VERDICTS:
+            out[(str(dataset), str(item_id))].append(
+                {"reviewer": reviewer if _present(reviewer) else None, "note": note if _present(note) else None}
             )
     return out
 
@@ -212,7 +218,9 @@ def assign_splits(
     # 1. reviewer verdicts
     rejections = reviewer_rejections(review_verdicts)
     known = set(zip(df["dataset"].astype(str), df["pair_id"].astype(str)))
-    rejected_mask = pd.Series([(d, i) in rejections for d, i in zip(df["dataset"], df["pair_id"])], index=df.index)
+    rejected_mask = pd.Series(
+        [(d, i) in rejections for d, i in zip(df["dataset"], df["pair_id"])], index=df.index, dtype=bool
+    )
     rejects = [
         reject_row(
             row["dataset"], row["pair_id"], stage_name, [REVIEWER_REJECTED],
@@ -228,20 +236,23 @@ def assign_splits(
     # 2. split groups: union of group key, transcript, dup cluster, exact response, exact conversation question
     uf = _UnionFind()
     nodes = []
-    for row in kept.itertuples(index=False):
-        dataset = row.dataset
-        node = group_node(dataset, row.group_key, row.pair_id)
+    datasets = _col(kept, "dataset")
+    for dataset, group_key, item_id, file, cluster, prompt, response in zip(
+        datasets, _col(kept, "group_key"), _col(kept, "pair_id"), _col(kept, "file"), _col(kept, "dup_cluster"),
+        _col(kept, "prompt"), _col(kept, "response"),
+    ):
+        node = group_node(dataset, group_key, item_id)
         uf.find(node)
         links = []
-        if dataset == DATASET_SEGMENTS and _present(getattr(row, "file", None)):
-            links.append(f"file:{row.file}")
-        if _present(getattr(row, "dup_cluster", None)):
-            links.append(f"cluster:{row.dup_cluster}")
-        response_key = text_key(row.response)
+        if dataset == DATASET_SEGMENTS and _present(file):
+            links.append(f"file:{file}")
+        if _present(cluster):
+            links.append(f"cluster:{cluster}")
+        response_key = text_key(response)
         if response_key:
             links.append(f"response:{response_key}")
         if dataset != DATASET_SEGMENTS:
-            question_key = text_key(row.prompt)
+            question_key = text_key(prompt)
             if question_key:
                 links.append(f"question:{question_key}")
         for link in links:
@@ -254,18 +265,19 @@ def assign_splits(
     for root, node in zip(roots, nodes):
         if root not in anchor_of_root or node < anchor_of_root[root]:
             anchor_of_root[root] = node
-    kept["split_group"] = [anchor_of_root[r] for r in roots]
+    split_groups = [anchor_of_root[r] for r in roots]
+    kept["split_group"] = split_groups
 
     # 3. splits per split group: previous assignment first, then the hash rule
     previous_assignments = dict(previous_assignments or {})
-    group_rows = kept.groupby("split_group", sort=True)
+    nodes_of_group: dict[str, list[str]] = defaultdict(list)
+    for group, node in zip(split_groups, nodes):
+        nodes_of_group[group].append(node)
     split_of: dict[str, str] = {}
     source_of: dict[str, str] = {}
     moved_rows = 0
-    for group, rows in group_rows:
-        prev = Counter(
-            previous_assignments[n] for n in rows["_group_node"] if n in previous_assignments
-        )
+    for group in sorted(nodes_of_group):
+        prev = Counter(previous_assignments[n] for n in nodes_of_group[group] if n in previous_assignments)
         if prev:
             best = sorted(prev.items(), key=lambda kv: (-kv[1], _SPLIT_PRIORITY.get(kv[0], 9)))[0][0]
             split_of[group] = best
@@ -276,11 +288,12 @@ def assign_splits(
             source_of[group] = "hash"
 
     # 4. stratum floor: each stratum gets validation groups even when small
-    stages = [stage_for(d, s, voice_sources) for d, s in zip(kept["dataset"], kept.get("source", [None] * len(kept)))]
+    voice = frozenset(voice_sources)
+    stages = [stage_for(d, s, voice) for d, s in zip(datasets, _col(kept, "source"))]
     strata_groups: dict[str, set[str]] = defaultdict(set)
-    for row, stage in zip(kept.itertuples(index=False), stages):
-        for key in stratum_keys(row.dataset, getattr(row, "style", None), stage):
-            strata_groups[key].add(row.split_group)
+    for dataset, style, stage, group in zip(datasets, _col(kept, "style"), stages, split_groups):
+        for key in stratum_keys(dataset, style, stage):
+            strata_groups[key].add(group)
     promoted: dict[str, list[str]] = {}
     unmet: dict[str, str] = {}
     for stratum in sorted(strata_groups):
@@ -342,23 +355,21 @@ def leakage_report(table: pd.DataFrame, max_examples: int = 10) -> dict[str, Any
     out: dict[str, Any] = {}
     if table.empty:
         return {k: {"leaking_keys": 0, "examples": []} for k in LEAKAGE_KEYS}
+    datasets, splits = _col(table, "dataset"), _col(table, "split")
     keys = {
-        "group_key": [group_node(d, g, i) for d, g, i in zip(table["dataset"], table["group_key"], pair_ids(table))],
+        "group_key": [
+            group_node(d, g, i) for d, g, i in zip(datasets, _col(table, "group_key"), pair_ids(table).tolist())
+        ],
         "transcript": [
-            f"{f}" if d == DATASET_SEGMENTS and _present(f) else None
-            for d, f in zip(table["dataset"], table.get("file", pd.Series(None, index=table.index)))
+            str(f) if d == DATASET_SEGMENTS and _present(f) else None for d, f in zip(datasets, _col(table, "file"))
         ],
-        "dup_cluster": [
-            str(c) if _present(c) else None for c in table.get("dup_cluster", pd.Series(None, index=table.index))
-        ],
-        "question": [
-            text_key(p) if d != DATASET_SEGMENTS else None for d, p in zip(table["dataset"], table["prompt"])
-        ],
-        "response": [text_key(r) for r in table["response"]],
+        "dup_cluster": [str(c) if _present(c) else None for c in _col(table, "dup_cluster")],
+        "question": [text_key(p) if d != DATASET_SEGMENTS else None for d, p in zip(datasets, _col(table, "prompt"))],
+        "response": [text_key(r) for r in _col(table, "response")],
     }
     for name, values in keys.items():
         splits_by_key: dict[str, set[str]] = defaultdict(set)
-        for key, split in zip(values, table["split"]):
+        for key, split in zip(values, splits):
             if key is not None:
                 splits_by_key[key].add(split)
         leaking = sorted(k for k, s in splits_by_key.items() if len(s) > 1)

@@ -39,7 +39,6 @@ class ExportResult:
     token_stats: dict[str, Any]
     mixed: dict[str, Any]
     lengths_by_dataset: dict[str, list[int]] = field(default_factory=dict)
-    hub: dict[str, Any] = field(default_factory=dict)
 
 
 def trainer_over_length_policy() -> str:
@@ -101,6 +100,7 @@ def write_exports(
     base_model: str,
     max_seq_length: int = 1024,
     include_system_prompt: bool = True,
+    conversation_turns: str = "pair",
     mixed_weights: Mapping[str, float] = plans.DEFAULT_MIXED_WEIGHTS,
     mixed_stopping_strategy: str = "first_exhausted",
     seed: int = 42,
@@ -116,7 +116,8 @@ def write_exports(
     try:
         result = _build(
             table, build, rejected, tokenizer, base_model=base_model, max_seq_length=max_seq_length,
-            include_system_prompt=include_system_prompt, mixed_weights=mixed_weights,
+            include_system_prompt=include_system_prompt, conversation_turns=conversation_turns,
+            mixed_weights=mixed_weights,
             mixed_stopping_strategy=mixed_stopping_strategy, seed=seed, stage_epochs=stage_epochs,
             stage_learning_rates=stage_learning_rates, config=dict(config or {}), card_extra=dict(card_extra or {}),
         )
@@ -136,7 +137,7 @@ def write_exports(
 
 def _build(
     table: pd.DataFrame, out: Path, rejected: Sequence[Mapping[str, Any]], tokenizer, *, base_model: str,
-    max_seq_length: int, include_system_prompt: bool, mixed_weights: Mapping[str, float], mixed_stopping_strategy: str,
+    max_seq_length: int, include_system_prompt: bool, conversation_turns: str, mixed_weights: Mapping[str, float], mixed_stopping_strategy: str,
     seed: int, stage_epochs: Sequence[int], stage_learning_rates: Sequence[float], config: dict[str, Any],
     card_extra: dict[str, Any],
 ) -> ExportResult:
@@ -145,7 +146,7 @@ def _build(
     dropped_augmented = int((aug & (table["split"] != "train")).sum()) if not table.empty else 0
     rows_df = table[~(aug & (table["split"] != "train"))] if not table.empty else table
     rows = rows_df.to_dict("records")
-    records = [formats.messages_record(r, include_system_prompt) for r in rows]
+    records = [formats.messages_record(r, include_system_prompt, conversation_turns) for r in rows]
 
     # token statistics with the base model's chat template
     lengths = tokens.sequence_lengths(tokenizer, [r["messages"] for r in records]) if records else []
@@ -176,7 +177,8 @@ def _build(
     _write_split_files(out / "messages", by_split, splits_present)
     # 2. LitGPT JSON folder: train.json / val.json (+ test.json)
     for split in splits_present:
-        write_json([formats.litgpt_record(r) for r in by_split[split]], out / "litgpt" / f"{LITGPT_SPLIT_NAMES[split]}.json")
+        write_json([formats.litgpt_record(row_of[id(r)]) for r in by_split[split]],
+                   out / "litgpt" / f"{LITGPT_SPLIT_NAMES[split]}.json")
     # 3. ShareGPT (+ LLaMA-Factory dataset_info.json)
     sharegpt = {s: [formats.sharegpt_record(r) for r in by_split[s]] for s in splits_present}
     _write_split_files(out / "sharegpt", sharegpt, splits_present)
@@ -258,7 +260,8 @@ def _build(
     }
 
     # 9. dataset card, then the manifest over every file
-    write_text(dataset_card(counts, token_stats, mixed, splits_present, base_model, card_extra), out / "README.md")
+    write_text(dataset_card(counts, token_stats, mixed, splits_present, base_model, card_extra, conversation_turns),
+               out / "README.md")
     files = file_inventory(out)
     manifest = {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -269,6 +272,7 @@ def _build(
         "counts": counts,
         "token_stats": {k: v for k, v in token_stats.items() if k != "histogram"},
         "plans": {"default": "staged", "mixed": mixed},
+        "conversation_turns": conversation_turns,
         "config": config,
         "files": files,
     }
@@ -280,9 +284,11 @@ def build_dataset_dict(by_split: Mapping[str, Sequence[Mapping[str, Any]]]):
     from datasets import Dataset, DatasetDict
 
     features = formats.hf_features()
-    return DatasetDict(
-        {split: Dataset.from_list([formats.hf_row(r) for r in recs], features=features) for split, recs in by_split.items()}
-    )
+    out = {}
+    for split, recs in by_split.items():
+        rows = [formats.hf_row(r) for r in recs]
+        out[split] = Dataset.from_dict({k: [row[k] for row in rows] for k in features}, features=features)
+    return DatasetDict(out)
 
 
 def file_inventory(folder: Path) -> dict[str, dict[str, Any]]:
@@ -306,9 +312,15 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _splits_line(cfg: Mapping[str, Any]) -> str:
+    keys = ("validation_ratio", "test_ratio", "seed", "min_validation_groups", "voice_sources")
+    shown = [f"`{k}` = {json.dumps(cfg[k], ensure_ascii=False)}" for k in keys if k in cfg]
+    return ("Settings: " + ", ".join(shown) + ".") if shown else ""
+
+
 def dataset_card(
     counts: Mapping[str, Any], token_stats: Mapping[str, Any], mixed: Mapping[str, Any], splits: Sequence[str],
-    base_model: str, extra: Mapping[str, Any],
+    base_model: str, extra: Mapping[str, Any], conversation_turns: str = "pair",
 ) -> str:
     """README.md in Hugging Face dataset-card form: what is in here, where it came from, what was removed, caveats."""
     data_files = "\n".join(f"  - split: {s}\n    path: messages/{s}.jsonl" for s in splits)
@@ -369,16 +381,21 @@ By reason (top 20):
 
 ## Splits
 Grouped (a transcript, a counseling question, a near-duplicate cluster and any exact repeat of a question or response
-never straddle splits), stratified by expert and dataset, and stable: a split group's split is a seeded hash of its
-key, so adding data never moves an existing row.
-{json.dumps(dict(extra.get("splits", {})), ensure_ascii=False) if extra.get("splits") else ""}
+never straddle splits), stratified (every expert, dataset and stage has validation rows where it has two or more
+groups), and stable: a split group's split is a seeded hash of its key and earlier assignments are kept, so adding
+data never moves an existing row.
+{_splits_line(extra.get("splits") or {})}
 
 ## Token lengths ({base_model})
 Rendered with the base model's chat template: mean {overall.get("mean", "-")}, p95 {overall.get("p95", "-")},
 max {overall.get("max", "-")} tokens; {overall.get("exceeding_max_length", 0)} pairs exceed `max_seq_length` =
 {token_stats.get("max_seq_length")}: {token_stats.get("over_length_policy")}.
 
-Mixed plan: {json.dumps({k: mixed.get(k) for k in ("effective_weights", "counts", "stopping_strategy", "repeated_rows")})}
+## Training plans
+- staged (default): `stages/stage1_counseling` → `stage2_reasoning` → `stage3_voice` (epochs and learning rates in `plans/plans.json`).
+- mixed (`plans/mixed`, {mixed.get("stopping_strategy")}): weights {mixed.get("effective_weights")}, rows {mixed.get("counts")}, {mixed.get("repeated_rows", 0)} repeated.
+- curriculum (`plans/curriculum`): reasoning → counseling → voice.
+- experts: `experts/<style>/` for the four style experts (all sources).
 
 ## Known limitations
 - Prompts for transcript segments are generated (not real client questions); check `alignment` in the metadata.
@@ -386,6 +403,7 @@ Mixed plan: {json.dumps({k: mixed.get(k) for k in ("effective_weights", "counts"
   this data does not make a model a crisis service.
 - PII is redacted by rules (typed placeholders); rules miss things — review before publishing.
 - Speech-recognition errors and style labels from an embedding classifier remain imperfect.
-- Multi-turn conversations are exported as their first client turn and final therapist turn in `messages`
-  (all turns are kept in `conversations/`).
+- {"Multi-turn conversations keep every turn in `messages` and ShareGPT" if conversation_turns == "all" else
+   "Multi-turn conversations are exported as their first client turn and final therapist turn in `messages`"}
+  (`conversation_turns` = "{conversation_turns}"); `conversations/` keeps every turn, LitGPT is single-turn.
 """

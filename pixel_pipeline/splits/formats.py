@@ -74,24 +74,65 @@ def pair_metadata(row: Mapping[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def chat_messages(row: Mapping[str, Any], include_system_prompt: bool = True) -> list[dict[str, str]]:
+CONVERSATION_TURNS = ("pair", "all")
+_CHAT_ROLE = {"client": "user", "therapist": "assistant"}
+
+
+def conversation_turns_of(row: Mapping[str, Any]) -> tuple[list[dict[str, str]] | None, dict[str, Any]]:
+    """The (redacted) turns and metadata of a conversation row's standard-format JSON, or (None, {})."""
+    raw = clean(row.get("conversation"))
+    if not isinstance(raw, str) or not raw.strip():
+        return None, {}
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        return None, {}
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("conversation"), list):
+        return None, {}
+    turns = [{"role": str(t.get("role")), "content": str(t.get("content"))}
+             for t in parsed["conversation"] if isinstance(t, dict)]
+    meta = parsed.get("metadata") if isinstance(parsed.get("metadata"), dict) else {}
+    return turns or None, meta
+
+
+def _alternating_chat(turns: list[dict[str, str]] | None) -> list[dict[str, str]] | None:
+    """client/therapist turns as user/assistant when they alternate, start with the client and end with the therapist."""
+    if not turns or len(turns) < 2 or len(turns) % 2:
+        return None
+    expected = ["client", "therapist"] * (len(turns) // 2)
+    if [t["role"] for t in turns] != expected or not all(t["content"].strip() for t in turns):
+        return None
+    return [{"role": _CHAT_ROLE[t["role"]], "content": t["content"]} for t in turns]
+
+
+def chat_messages(
+    row: Mapping[str, Any], include_system_prompt: bool = True, conversation_turns: str = "pair"
+) -> list[dict[str, str]]:
+    """System (per expert), then the pair — or, with conversation_turns="all", every turn of a multi-turn
+    conversation that alternates cleanly (the pair of first question and final answer can be incoherent there)."""
+    if conversation_turns not in CONVERSATION_TURNS:
+        raise ValueError(f"conversation_turns must be one of {CONVERSATION_TURNS}, got {conversation_turns!r}")
     messages = []
     if include_system_prompt:
         style = clean(row.get("style")) if row["dataset"] == DATASET_SEGMENTS else None
         messages.append({"role": "system", "content": system_prompt(style)})
+    full = _alternating_chat(conversation_turns_of(row)[0]) if conversation_turns == "all" else None
+    if full and len(full) > 2:
+        return messages + full
     messages.append({"role": "user", "content": str(row["prompt"])})
     messages.append({"role": "assistant", "content": str(row["response"])})
     return messages
 
 
-def messages_record(row: Mapping[str, Any], include_system_prompt: bool = True) -> dict[str, Any]:
-    return {"messages": chat_messages(row, include_system_prompt), "metadata": pair_metadata(row)}
+def messages_record(
+    row: Mapping[str, Any], include_system_prompt: bool = True, conversation_turns: str = "pair"
+) -> dict[str, Any]:
+    return {"messages": chat_messages(row, include_system_prompt, conversation_turns), "metadata": pair_metadata(row)}
 
 
-def litgpt_record(messages_rec: Mapping[str, Any]) -> dict[str, str]:
-    """LitGPT's Alpaca-shaped sample; LitGPT adds its own prompt style, so the system prompt is not repeated."""
-    by_role = {m["role"]: m["content"] for m in messages_rec["messages"]}
-    return {"instruction": by_role["user"], "input": "", "output": by_role["assistant"]}
+def litgpt_record(row: Mapping[str, Any]) -> dict[str, str]:
+    """LitGPT's Alpaca-shaped, single-turn sample; LitGPT adds its own prompt style, so no system prompt here."""
+    return {"instruction": str(row["prompt"]), "input": "", "output": str(row["response"])}
 
 
 def sharegpt_record(messages_rec: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,21 +152,7 @@ def sharegpt_record(messages_rec: Mapping[str, Any]) -> dict[str, Any]:
 
 def conversation_record(row: Mapping[str, Any], messages_rec: Mapping[str, Any]) -> dict[str, Any]:
     """Standard format. Conversations keep all their (redacted) turns; segments become one client/therapist pair."""
-    turns: list[dict[str, str]] | None = None
-    original_meta: dict[str, Any] = {}
-    raw = clean(row.get("conversation"))
-    if isinstance(raw, str) and raw.strip():
-        try:
-            parsed = json.loads(raw)
-        except json.JSONDecodeError:
-            parsed = None
-        if isinstance(parsed, dict) and isinstance(parsed.get("conversation"), list):
-            turns = [
-                {"role": str(t.get("role")), "content": str(t.get("content"))}
-                for t in parsed["conversation"]
-                if isinstance(t, dict)
-            ]
-            original_meta = parsed.get("metadata") if isinstance(parsed.get("metadata"), dict) else {}
+    turns, original_meta = conversation_turns_of(row)
     if not turns:
         turns = [
             {"role": "client", "content": str(row["prompt"])},

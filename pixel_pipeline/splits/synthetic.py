@@ -29,6 +29,8 @@ OTHER_SOURCE = "Other Wellness Channel"
 TOPICS = ("anxiety", "grief", "boundaries", "shame", "sleep", "anger", "trauma", "loneliness", "burnout", "attachment")
 # practical is deliberately rare: it appears only in transcripts whose index is a multiple of 7
 COMMON_STYLES = ("therapeutic", "educational", "empathetic")
+PAIR_COLUMNS = ["dataset", "segment_id", "record_id", "prompt", "response", "conversation", "style", "expert", "source",
+                "file", "group_key", "quality", "alignment", "crisis_flags", "pii_counts", "dup_cluster"]
 
 
 @dataclass
@@ -165,7 +167,7 @@ def build_corpus(
             verdicts.append({"dataset": DATASET_COT, "segment_id": None, "record_id": rid,
                              "verdict": "Reject", "reviewer": "rev1", "note": "reasoning is wrong"})
 
-    pairs = pd.DataFrame(pair_rows)
+    pairs = pd.DataFrame(pair_rows, columns=PAIR_COLUMNS)
     pairs["expert"] = pairs["expert"].astype("Int64")
     tables = {
         "raw_segments": pd.DataFrame(seg_rows),

@@ -72,9 +72,11 @@ def histogram_png(lengths_by_dataset: Mapping[str, Sequence[int]], max_seq_lengt
     from pixel_pipeline.core.plots import figure_to_png_bytes
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
+    every = [v for values in lengths_by_dataset.values() for v in values]
+    bins = np.histogram_bin_edges(every, bins=30) if every else 30  # shared bins: bars comparable across datasets
     for name, values in lengths_by_dataset.items():
         if len(values):
-            ax.hist(list(values), bins=30, alpha=0.55, label=name)
+            ax.hist(list(values), bins=bins, alpha=0.55, label=name)
     ax.axvline(max_seq_length, color="red", linestyle="--", label=f"max_seq_length={max_seq_length}")
     ax.set_title("tokens per pair (chat template applied)")
     ax.set_xlabel("tokens")

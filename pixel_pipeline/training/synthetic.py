@@ -36,11 +36,12 @@ _ANSWERS = {
 }
 
 
-def _record(style: str | None, rng: random.Random, dataset: str, stage: str | None) -> dict:
+def _record(style: str | None, rng: random.Random, dataset: str, stage: str | None, max_repeats: int = 6) -> dict:
     topic = rng.choice(_TOPICS)
     s = style or rng.choice(STYLES)
     question = rng.choice(_QUESTIONS[s]).format(t=topic)
-    answer = (_ANSWERS[s].format(t=topic)) * rng.randint(1, 6)
+    # log-uniform answer lengths: many short answers, a long tail, like real counseling responses
+    answer = (_ANSWERS[s].format(t=topic)) * max(1, int(round(max_repeats ** rng.random())))
     if dataset == "cot":
         answer = f"Let me think step by step about {topic}. First, ... Therefore, " + answer
     return {"messages": [{"role": "system", "content": system_prompt(style)},
@@ -54,7 +55,8 @@ def _write(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
-def write_synthetic_exports(exports_dir: str | Path, n_train: int = 24, n_validation: int = 8, seed: int = 0) -> Path:
+def write_synthetic_exports(exports_dir: str | Path, n_train: int = 24, n_validation: int = 8, seed: int = 0,
+                            max_repeats: int = 6) -> Path:
     """stages/, experts/ and plans/ with `n_train` / `n_validation` pairs per file."""
     exports = Path(exports_dir)
     rng = random.Random(seed)
@@ -63,7 +65,7 @@ def write_synthetic_exports(exports_dir: str | Path, n_train: int = 24, n_valida
         for split, n in (("train", n_train), ("validation", n_validation)):
             style = None if stage != "stage3_voice" else "therapeutic"
             _write(exports / "stages" / stage / f"{split}.jsonl",
-                   [_record(style, rng, datasets[stage], stage) for _ in range(n)])
+                   [_record(style, rng, datasets[stage], stage, max_repeats) for _ in range(n)])
     for style in STYLES:
         for split, n in (("train", n_train), ("validation", n_validation)):
             _write(exports / "experts" / style / f"{split}.jsonl", [_record(style, rng, "segments", None) for _ in range(n)])

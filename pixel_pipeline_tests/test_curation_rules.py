@@ -1,0 +1,224 @@
+"""Each curation rule, both directions: the defect is caught by the rule meant for it, a clean look-alike survives."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from pixel_pipeline.core.embeddings import Embedder
+from pixel_pipeline.curation import domain, filters, pii, safety
+from pixel_pipeline.curation.cache import ScoreCache
+from pixel_pipeline.curation.curate import CurationSettings, curate_conversations, curate_segments
+from pixel_pipeline_tests.test_curation_samples import (
+    CLEAN,
+    DEFECTS,
+    LOOKALIKE,
+    PII_TEXT,
+    conversations_frame,
+    segments_frame,
+)
+
+
+def fired(frame: pd.DataFrame) -> list[bool]:
+    return frame["fired"].tolist()
+
+
+# ---- garbled ----------------------------------------------------------------------------------------------------
+def test_garbled_catches_other_scripts_inside_english_and_keeps_a_quoted_greek_word():
+    out = filters.garbled([DEFECTS["garbled"], LOOKALIKE["greek_word"], *CLEAN.values()])
+    assert fired(out) == [True] + [False] * (len(CLEAN) + 1)
+    assert out.at[0, "reason"].startswith("garbled: foreign")
+    assert out.at[0, "measures"]["foreign_script_runs"] >= 2
+
+
+def test_garbled_catches_word_salad_without_foreign_script():
+    salad = ("so the the uhm thhe bodyy knowss kinda ,, like , it's , yeah the the nervus sistem iss "
+             "trying to to protekt , you know , uh , the the traumma respons wen it it , , "
+             "feels unsaaf , and and we we can can notise itt , , gently , yeah , ") * 3
+    out = filters.garbled([salad, CLEAN["practical"]])
+    assert fired(out) == [True, False]
+
+
+# ---- language ---------------------------------------------------------------------------------------------------
+def test_language_rejects_spanish_and_keeps_english(tmp_path):
+    cache = ScoreCache(tmp_path / "scores.sqlite", "test")
+    texts = [DEFECTS["language"], CLEAN["grief"], LOOKALIKE["greek_word"]]
+    from pixel_pipeline.curation.curate import language_detections
+
+    detections = language_detections(texts, cache)
+    out = filters.language(texts, 0.5, detections)
+    assert fired(out) == [True, False, False]
+    assert "'es'" in out.at[0, "reason"]
+    # the second pass reads every score from the content-hash cache
+    language_detections(texts, cache)
+    assert cache.stats == {"hits": 3, "computed": 3}
+
+
+# ---- repetition -------------------------------------------------------------------------------------------------
+def test_repetition_catches_amen_loop_and_stuck_caption_but_not_a_breathing_cue():
+    stuck = CLEAN["grief"][:300] + "\n" + "\n".join(["[inaudible] okay so as I was saying the the"] * 20)
+    out = filters.repetition([DEFECTS["repetition"], stuck, LOOKALIKE["breathing_cue"], *CLEAN.values()])
+    assert fired(out) == [True, True, False] + [False] * len(CLEAN)
+    assert "'amen' repeated 20x in a row" in out.at[0, "reason"]
+
+
+def test_repetition_thresholds_are_configurable():
+    strict = filters.RepetitionThresholds(max_consecutive_repeats=2)
+    assert fired(filters.repetition([LOOKALIKE["breathing_cue"]], strict)) == [True]
+
+
+# ---- housekeeping -----------------------------------------------------------------------------------------------
+def test_housekeeping_rejects_promo_segments_and_keeps_ordinary_words():
+    aa_sponsor = CLEAN["boundaries"] + " My sponsor in AA told me to call him before the dinner, and I did."
+    out = filters.housekeeping([DEFECTS["housekeeping"], LOOKALIKE["subscribe_belief"], aa_sponsor, CLEAN["grief"]])
+    assert fired(out) == [True, False, False, False]
+    assert {"sponsor", "subscribe", "live_stream"} <= set(out.at[0, "measures"]["kinds"])
+
+
+def test_housekeeping_strips_a_sponsor_read_from_a_good_segment():
+    read = (" Quick word from our sponsor. This episode is supported by Driftwood, the weighted blanket company. "
+            "Their covers are washable and breathable. Go to driftwoodsleep.com and use code STANDING for fifteen "
+            "percent off. Thanks, Driftwood. ")
+    text = CLEAN["trauma"] + read + CLEAN["grief"]
+    stripped, removed = filters.strip_housekeeping(text)
+    assert removed == 5
+    assert "Driftwood" not in stripped and "washable" not in stripped  # the sentence inside the read goes too
+    assert CLEAN["grief"] in stripped
+    assert not filters.housekeeping([text])["fired"].iat[0]  # 15 % of the words: strip, do not reject
+
+
+# ---- length -----------------------------------------------------------------------------------------------------
+def test_length_rejects_too_short_and_too_long_or_truncates():
+    long_text = " ".join([CLEAN["trauma"]] * 12)  # ~2,300 words
+    out = filters.length([DEFECTS["too_short"], long_text, CLEAN["grief"]], min_words=30, max_words=1400)
+    assert fired(out) == [True, True, False]
+    trunc = filters.length([long_text], 30, 1400, length_action="truncate")
+    assert fired(trunc) == [False]
+    cut = filters.truncate_words(long_text, 1400)
+    assert len(cut.split()) <= 1400 and cut.endswith(".")
+    with pytest.raises(ValueError):
+        filters.length(["x"], length_action="split")
+
+
+# ---- off_domain (embeddings) ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def embedder(shared_embedding_cache):
+    return Embedder(cache_dir=shared_embedding_cache)
+
+
+def test_off_domain_rejects_news_and_keeps_every_clean_segment(embedder):
+    texts = [DEFECTS["off_domain"], *CLEAN.values(), *LOOKALIKE.values()]
+    vectors = embedder.encode(texts)
+    out = domain.domain_scores(vectors, embedder.encode(list(domain.DOMAIN_DESCRIPTIONS)),
+                               embedder.encode(list(domain.OFF_TOPIC_DESCRIPTIONS)))
+    assert fired(out) == [True] + [False] * (len(texts) - 1)
+    assert "news report" in out.at[0, "reason"]
+    assert out["score"].iloc[1:].min() > 0.1  # clean texts clear the margin with room to spare
+
+
+def test_centroid_similarity_leaves_each_reference_row_out(embedder):
+    vectors = embedder.encode(list(CLEAN.values()))
+    sims = domain.centroid_similarity(vectors, [True] * len(vectors))
+    full = vectors.sum(axis=0)
+    naive = vectors @ (full / (full @ full) ** 0.5)
+    assert (sims < naive).all()  # a text never vouches for itself
+    assert domain.centroid_similarity(vectors, [True, False, False, False, False, False]) is None
+
+
+# ---- harmful and crisis ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,kind", [("harmful_medication", "stop_medication"), ("harmful_contempt", "contempt"),
+                                       ("harmful_self_harm", "encourages_self_harm")])
+def test_harmful_advice_is_rejected_with_its_kind(name, kind):
+    out = safety.harmful([DEFECTS[name]])
+    assert out["fired"].iat[0] and kind in out.at[0, "measures"]["kinds"]
+
+
+def test_safe_look_alikes_are_not_harmful():
+    critic = "The inner critic says, you're pathetic, nobody cares about you. That voice learned its words early."
+    described = "Side effects are the number one reason people stop their medication, so tell your prescriber."
+    out = safety.harmful([LOOKALIKE["medication_safe"], LOOKALIKE["crisis_supportive"], critic, described,
+                          "You are not weak for needing help.", *CLEAN.values()])
+    assert not out["fired"].any(), out.loc[out["fired"], "reason"].tolist()
+
+
+def test_crisis_content_is_flagged_not_rejected():
+    assert safety.crisis_flags(LOOKALIKE["crisis_supportive"]) == ["suicide"]
+    assert safety.crisis_flags("She was sexually assaulted in college and still freezes.") == ["sexual_violence", "violence"]
+    assert safety.crisis_flags("He noticed cuts on her arms and asked about self-harm.") == ["self_harm"]
+    assert safety.crisis_flags("There was a car accident, there was an assault, there was a deployment.") == []
+    assert all(safety.crisis_flags(t) == [] for t in CLEAN.values())
+
+
+# ---- PII -------------------------------------------------------------------------------------------------------------
+def test_pii_is_redacted_with_typed_placeholders_and_crisis_lines_stay():
+    red, counts = pii.redact(PII_TEXT)
+    assert counts == {"name": 1, "phone": 3, "email": 1, "url": 2, "handle": 1, "address": 1}
+    for leaked in ("Sarah Johnson", "123-4567", "987.6543", "7946 0958", "dr.smith@", "healingpractice.com/booking",
+                   "calmmind.org", "@calm_with_sarah", "1234 Maple Avenue"):
+        assert leaked not in red
+    assert "my name is [NAME]" in red and "[PHONE]" in red and "[ADDRESS]" in red
+    assert "call 988 or 1-800-273-8255" in red  # public crisis lines are resources, not personal data
+    assert pii.redact(PII_TEXT, keep_crisis_lines=False)[1]["phone"] == 4
+
+
+def test_pii_leaves_researchers_names_numbers_and_plain_text_alone():
+    text = ("Kristin Neff and John Gottman studied this in 1998; in 20 minutes, 3 times a day, my name is not "
+            "important, and 4 out of 5 people said so. " + CLEAN["education"])
+    assert pii.redact(text) == (text, {})
+
+
+def test_conversation_turns_are_redacted_too():
+    turns = json.dumps({"conversation": [{"role": "client", "content": "My name is Dana Ruiz."},
+                                         {"role": "therapist", "content": "Call me at 555-214-7789."}]})
+    red, counts = pii.redact_conversation_json(turns)
+    assert "Dana" not in red and "214-7789" not in red and counts == {"name": 1, "phone": 1}
+
+
+# ---- the whole step ------------------------------------------------------------------------------------------------
+def test_curate_segments_explains_every_reject_and_keeps_every_clean_text(embedder):
+    texts = {**CLEAN, **LOOKALIKE, **DEFECTS, "pii": PII_TEXT}
+    raw = segments_frame(texts)
+    low = segments_frame({"low_quality": CLEAN["boundaries"] + " And that is the point."}, quality=0.1, style="practical")
+    raw = pd.concat([raw, low], ignore_index=True)
+    out = curate_segments(raw, CurationSettings(), embed=embedder.encode)
+    assert len(out.kept) + len(out.rejects) == len(raw)
+    by_name = {f.removesuffix(".txt"): rs for f, rs in zip(out.rejects["file"], out.rejects["reasons"])}
+    expected = {"garbled": "garbled", "language": "language", "repetition": "repetition", "off_domain": "off_domain",
+                "housekeeping": "housekeeping", "too_short": "length", "harmful_medication": "harmful",
+                "harmful_contempt": "harmful", "harmful_self_harm": "harmful", "low_quality": "expert_quality"}
+    assert set(by_name) == set(expected)
+    for name, rule in expected.items():
+        assert any(r.startswith(rule + ":") for r in by_name[name]), (name, by_name[name])
+    details = json.loads(out.rejects["details"].iat[0])
+    assert set(details["scores"]) >= {"garbled", "language", "repetition", "off_domain", "harmful"} and details["snippet"]
+    kept = out.kept.set_index("file")
+    for name in [*CLEAN, *LOOKALIKE]:
+        assert f"{name}.txt" in kept.index
+    assert kept.at["trauma.txt", "text"] == CLEAN["trauma"]
+    assert kept.at["subscribe_belief.txt", "housekeeping_removed"] == 1  # "Thanks for watching." stripped
+    assert list(kept.at["crisis_supportive.txt", "crisis_flags"]) == ["suicide"]
+    assert json.loads(kept.at["pii.txt", "pii_counts"])["phone"] == 3 and "[EMAIL]" in kept.at["pii.txt", "text"]
+    assert {f"score_{r}" for r in ("garbled", "language", "repetition", "off_domain", "housekeeping", "length",
+                                   "harmful", "expert_quality")} <= set(out.kept.columns)
+    assert out.report["rejected_by_rule"]["harmful"] == 3 and out.report["examples"]["off_domain"]
+
+
+def test_curate_conversations_redacts_flags_and_rejects_harmful_answers():
+    conv = conversations_frame([
+        ("My name is Dana Ruiz and I can't sleep.", "Try a wind-down routine; my office line is (555) 214-7789."),
+        ("I keep thinking about suicide.", LOOKALIKE["crisis_supportive"]),
+        ("Should I stop my meds?", "Just stop taking the pills this week, you don't need them. Stop whining."),
+        ("Hi", ""),
+    ])
+    out = curate_conversations(conv, CurationSettings())
+    assert len(out.kept) + len(out.rejects) == 4
+    reasons = dict(zip(out.rejects["record_id"], out.rejects["reasons"]))
+    assert any(r.startswith("harmful:") for r in reasons[conv.at[2, "record_id"]])
+    assert any(r.startswith("length:") for r in reasons[conv.at[3, "record_id"]])
+    kept = out.kept.set_index("record_id")
+    first = kept.loc[conv.at[0, "record_id"]]
+    assert "[NAME]" in first["prompt"] and "[PHONE]" in first["response"] and "Dana" not in first["conversation"]
+    assert json.loads(first["pii_counts"]) == {"name": 1, "phone": 1}
+    assert list(kept.loc[conv.at[1, "record_id"], "crisis_flags"]) == ["suicide"]

@@ -1,0 +1,162 @@
+"""The prompt rules, the specificity metric and the model-free parts of the generators (no embedding model here)."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import numpy as np
+import pytest
+from rank_bm25 import BM25Okapi
+
+from pixel_pipeline.prompts.concepts import candidate_phrases
+from pixel_pipeline.prompts.generators import adapt_client_question, clean_generated_question
+from pixel_pipeline.prompts.rules import (
+    BARE_KEYWORD,
+    COPIED_NGRAM,
+    NOT_A_QUESTION,
+    STATEMENT_NOT_FIRST_PERSON,
+    TOO_LONG,
+    TOO_SHORT,
+    PromptRules,
+    has_copied_ngram,
+)
+from pixel_pipeline.prompts.specificity import BM25Index, bm25_tokens, recall_at_1
+from pixel_pipeline.prompts.templates import STYLE_FORMS, fill_templates, in_client_voice
+from pixel_pipeline.prompts.text import distinct_n, distinct_ratio, words
+
+RESPONSE = (
+    "When we talk about complex trauma, the nervous system learned to stay on guard. Hypervigilance was not a "
+    "flaw, it was a survival strategy, and healing means teaching the body that the danger is over."
+)
+rules = PromptRules()
+
+
+def test_a_grounded_client_question_passes_every_rule():
+    prompt = "I grew up always on guard and now I can't relax. How does complex trauma change the nervous system?"
+    assert rules.violations(prompt, RESPONSE) == []
+
+
+@pytest.mark.parametrize(
+    ("prompt", "broken"),
+    [
+        ("Why trauma?", TOO_SHORT),
+        ("How do I " + "really " * 60 + "heal?", TOO_LONG),
+        ("Tell me about complex trauma and the nervous system please", NOT_A_QUESTION),
+        ("How do I heal from complex trauma? I keep feeling unsafe.", NOT_A_QUESTION),
+        ("Complex trauma changes people. How does the nervous system recover from it?", STATEMENT_NOT_FIRST_PERSON),
+        ("Can you say why hypervigilance was not a flaw, it was a survival strategy?", COPIED_NGRAM),
+        ("What do you think about trauma, can you tell me?", BARE_KEYWORD),
+    ],
+)
+def test_each_rule_catches_what_it_is_named_for(prompt, broken):
+    assert broken in rules.violations(prompt, RESPONSE)
+
+
+def test_a_first_person_statement_followed_by_a_question_is_allowed():
+    prompt = "I've been on guard since childhood. Is hypervigilance something the body can unlearn?"
+    assert rules.violations(prompt, RESPONSE) == []
+    story = "My husband drinks every night. He yells when he is drunk. How do I keep the kids safe?"
+    assert rules.violations(story, RESPONSE) == []
+
+
+def test_five_copied_words_are_fine_six_are_not():
+    five = "Is it true that hypervigilance was not a flaw for me?"  # "hypervigilance was not a flaw": 5 words
+    six = "Why was hypervigilance not a flaw, it was a survival strategy?"
+    assert COPIED_NGRAM not in rules.violations(five, RESPONSE)
+    assert COPIED_NGRAM in rules.violations(six, RESPONSE)
+    assert "a flaw it was a survival" in rules.copied_runs(six, RESPONSE)
+    assert has_copied_ngram([five, six], [RESPONSE, RESPONSE]) == [1]
+
+
+def test_bm25_matrix_scores_equal_rank_bm25():
+    docs = [RESPONSE, "Grief after losing a parent does not follow a schedule.", "Box breathing calms panic at work."]
+    index = BM25Index(docs)
+    okapi = BM25Okapi([bm25_tokens(d) for d in docs])
+    for query in ["complex trauma healing", "losing a parent grief grief", "panic breathing at work", "nothing shared"]:
+        np.testing.assert_allclose(index.scores([query])[0], okapi.get_scores(bm25_tokens(query)), rtol=1e-9)
+
+
+def test_specificity_rewards_prompts_that_name_their_answer():
+    responses = [
+        "Complex trauma keeps the nervous system on guard; hypervigilance was a survival strategy.",
+        "Grief after losing a parent has no schedule; anniversaries and birthdays bring it back.",
+        "For panic at work try box breathing: in for four, hold for four, out for four.",
+    ]
+    grounded = [
+        "Why is my nervous system always on guard after complex trauma?",
+        "Is it normal that grief comes back on anniversaries after losing a parent?",
+        "Does box breathing help with panic at work?",
+    ]
+    topic_word = ["What are the most effective approaches for dealing with recovery?"] * 3
+    assert recall_at_1(grounded, responses) == 1.0
+    assert recall_at_1(topic_word, responses) == 0.0
+
+
+def test_ties_do_not_count_as_found():
+    index = BM25Index(["same words here", "same words here"])
+    assert index.ranks(["same words"], [0])[0] == 2
+
+
+def test_distinct_metrics():
+    assert distinct_ratio(["How do I heal?", "how do i HEAL ?", "What is grief?"]) == pytest.approx(2 / 3)
+    assert distinct_n(["a b c", "a b d"], 2) == pytest.approx(3 / 4)
+
+
+def test_long_client_posts_keep_their_question_within_the_word_limit():
+    post = " ".join(["My week was long and I worked late every night."] * 8) + " How do I stop feeling so drained?"
+    adapted, change = adapt_client_question(post)
+    assert adapted.endswith("How do I stop feeling so drained?")
+    assert len(words(adapted)) <= 60 and "kept the last sentences" in change
+    no_question = " ".join(["I worked late every night this week and my son barely talks to me."] * 4)  # 56 words
+    adapted, change = adapt_client_question(no_question)
+    assert len(words(adapted)) <= 60 and adapted.endswith("?") and change == "kept the last sentences; appended a question"
+
+
+def test_a_first_person_statement_gets_a_question_and_nothing_else_is_invented():
+    adapted, change = adapt_client_question("I have felt empty for months since my divorce.")
+    assert adapted.startswith("I have felt empty for months since my divorce. ") and adapted.endswith("?")
+    assert change == "appended a question"
+    third_person, change = adapt_client_question("Trauma affects everyone differently.")
+    assert third_person == "Trauma affects everyone differently." and change == ""
+
+
+def test_candidate_phrases_are_noun_like_runs():
+    phrases = candidate_phrases(
+        "You know, the sense of shame really calms down when grounding exercises become routine. It happened."
+    )
+    assert "sense of shame" in phrases and "grounding exercises" in phrases
+    assert not any(p.split()[0] in {"you", "the", "really"} or p.endswith("calms") for p in phrases)
+    assert "happened" not in phrases
+
+
+def test_templates_are_seeded_style_specific_and_in_the_clients_voice():
+    concepts = ["missing your mother", "anniversary reactions", "grief"]
+    first = fill_templates(concepts, "empathetic", 4, random.Random("13:seg-a"))
+    again = fill_templates(concepts, "empathetic", 4, random.Random("13:seg-a"))
+    other = fill_templates(concepts, "empathetic", 4, random.Random("13:seg-b"))
+    assert first == again and first != other
+    assert len({q for q, _ in first}) == 4
+    assert all("missing my mother" not in q or "your" not in q for q, _ in first)
+    assert in_client_voice("missing your mother") == "missing my mother"
+    empathetic = [re.compile(re.escape(f).replace(r"\{a\}", ".+").replace(r"\{b\}", ".+").replace(r"\{c\}", ".+"), re.I) for f in STYLE_FORMS["empathetic"]]
+    for question, used in first:
+        assert any(form.fullmatch(question) for form in empathetic), question
+        assert used and all(c in question for c in used)
+        assert rules.violations(question) == []
+
+
+def test_generated_text_is_cut_to_the_question():
+    assert clean_generated_question('Question: "Why do I freeze when people shout?" Because...') == "Why do I freeze when people shout?"
+    assert clean_generated_question("\n\nno question here\nsecond line") == "no question here"
+
+
+def test_every_template_form_filled_with_plain_concepts_passes_the_rules():
+    from pixel_pipeline.prompts.templates import SINGLE_CONCEPT_FORMS
+
+    slots = {"a": "panic attacks", "b": "sleep hygiene", "c": "social media"}
+    forms = [f for fs in STYLE_FORMS.values() for f in fs] + [f for fs in SINGLE_CONCEPT_FORMS.values() for f in fs]
+    for form in forms:
+        question = form.format(**slots)
+        assert rules.violations(question, RESPONSE) == [], question
+    assert all(len(fs) >= 15 for fs in STYLE_FORMS.values())
