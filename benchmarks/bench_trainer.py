@@ -155,10 +155,11 @@ def compare_chaining(args, models_dir: str, exports: Path, work: Path) -> None:
     Reports stage 2's validation loss (did it learn) and stage 1's (did it forget), on the same data and budget."""
     import torch
 
-    from pixel_pipeline.training.base_model import load_base_model, load_tokenizer
+    from peft import PeftModel
+
+    from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL, load_base_model, load_tokenizer
     from pixel_pipeline.training.data import read_messages_jsonl, tokenize_conversations
     from pixel_pipeline.training.trainer import TrainingConfig, evaluate, train
-    from peft import PeftModel
 
     def files(stage):
         d = exports / "stages" / stage
@@ -198,6 +199,7 @@ def main(argv=None) -> int:
     p.add_argument("--cpu-threads", type=int, default=0)
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--compare-chaining", action="store_true", help="also measure continue vs merge stage chaining")
+    p.add_argument("--chaining-only", action="store_true", help="only the chaining comparison")
     args = p.parse_args(argv)
 
     import torch
@@ -207,6 +209,8 @@ def main(argv=None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bench_trainer."))
     models_dir = str(work / "models")
+    if not args.gpu and args.cpu_threads == 0:
+        args.cpu_threads = 1  # what our trainer picks for a model this small; the baseline gets the same
     exports = Path(args.exports) if args.exports else None
     if args.exports:
         train_file = str(Path(args.exports) / "stages" / "stage1_counseling" / "train.jsonl")
@@ -225,6 +229,9 @@ def main(argv=None) -> int:
         base_model = DEFAULT_BASE_MODEL
         ensure_embedded_model(models_dir)  # built once, before either run is timed
 
+    if args.chaining_only:
+        compare_chaining(args, models_dir, exports or work / "exports", work / "chaining")
+        return 0
     ours = run_ours(args, base_model, models_dir, train_file, work / "ours")
     if args.gpu:
         torch.cuda.empty_cache()

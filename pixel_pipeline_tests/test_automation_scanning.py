@@ -37,7 +37,7 @@ def test_temporary_and_hidden_names_are_not_inputs(name):
     assert is_temporary_name(f"transcripts/{name}")
 
 
-@pytest.mark.parametrize("name", ["talk.txt", "empathetic_high_quality.json", "part_2.txt", "ep.102.txt"])
+@pytest.mark.parametrize("name", ["talk.txt", "empathetic_high_quality.json", "part_2.txt", "ep.102.txt", "#12 sleep.txt"])
 def test_ordinary_names_are_inputs(name):
     assert not is_temporary_name(name)
 

@@ -12,6 +12,7 @@ from pixel_pipeline.automation.scanning import decode_cursor
 from pixel_pipeline.defs.automation import (
     INPUT_FILE_SEGMENTS,
     INPUT_FILES_PARTITIONS,
+    PER_FILE_RUN_TAG,
     data_chain_after_input_files,
     defs as main_defs,
     incremental_defs,
@@ -83,6 +84,17 @@ def test_deleted_file_removes_its_partition_and_records_an_observation(tmp_paths
     assert "transcripts/talk_a.txt" not in decode_cursor(second.cursor)[0].files
 
 
+def test_replacing_a_file_removes_the_per_file_table_of_its_old_version(tmp_paths):
+    write(tmp_paths, "transcripts/talk_a.txt", "Old words.")
+    first = tick()
+    old_table = tmp_paths.output_dir / "tables" / "input_file_segments" / (first.run_requests[0].partition_key.replace("/", "__") + ".parquet")
+    old_table.parent.mkdir(parents=True)
+    old_table.write_bytes(b"stand-in for the old version's table")
+    write(tmp_paths, "transcripts/talk_a.txt", "New words.", mtime=OLD + 5)
+    tick(first.cursor)
+    assert not old_table.exists()
+
+
 def test_half_written_files_wait_growing_or_temporary(tmp_paths, monkeypatch):
     monkeypatch.setenv("PIXEL_SENSOR_SETTLE_SECONDS", "600")
     now = time.time()
@@ -141,6 +153,11 @@ def test_data_chain_follows_processed_or_deleted_files_once(tmp_paths):
     instance.add_dynamic_partitions(INPUT_FILES_PARTITIONS, ["transcripts/a.txt@0123456789abcdef"])
     instance.report_runless_asset_event(dg.AssetMaterialization(INPUT_FILE_SEGMENTS, partition="transcripts/a.txt@0123456789abcdef"))
     instance.report_runless_asset_event(dg.AssetObservation(INPUT_FILE_SEGMENTS, metadata={"deleted_files": ["transcripts/b.txt"]}))
+    busy = dg.DagsterRun(job_name="__ASSET_JOB", run_id="per-file-run", status=dg.DagsterRunStatus.STARTED, tags={PER_FILE_RUN_TAG: "true"})
+    instance.add_run(busy)
+    waiting = data_chain_after_input_files(dg.build_sensor_context(instance=instance))
+    assert isinstance(waiting, dg.SkipReason) and "still in progress" in waiting.skip_message
+    instance.delete_run(busy.run_id)  # the per-file run finished
     context = dg.build_sensor_context(instance=instance)
     request = data_chain_after_input_files(context)
     assert isinstance(request, dg.RunRequest) and request.tags["pixel/input_file_events"] == "2"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pixel_pipeline.core.io import write_parquet
-from pixel_pipeline.core.records import MAIN_EDUCATOR_SOURCE, REJECT_COLUMNS, STYLES, reject_row, rejects_frame
+from pixel_pipeline.core.records import MAIN_EDUCATOR_SOURCE, REJECT_COLUMNS, reject_row, rejects_frame
 from pixel_pipeline.defs import curation as C
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
 from pixel_pipeline_tests.test_curation_samples import CLEAN, DEFECTS, LOOKALIKE, PII_TEXT, conversations_frame, segments_frame

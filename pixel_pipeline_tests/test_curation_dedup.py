@@ -128,3 +128,23 @@ def test_balance_warn_changes_nothing_cap_rejects_and_upsample_marks_copies():
     assert set(out.loc[out["augmented"], "segment_id"]) <= set(pairs["segment_id"])
     with pytest.raises(ValueError):
         balance.rebalance(pairs, score, "shuffle")
+
+
+def test_semantic_level_and_prompt_dedup_are_wired_into_the_pairs():
+    segs = _curated(segments_frame({"a": TEXTS[0], "b": TEXTS[1], "c": TEXTS[2], "d": TEXTS[3]}))
+    prompts = _prompts_for(segs)
+    prompts.loc[3, "prompt"] = prompts.loc[2, "prompt"]  # c and d got the same generated prompt
+    empty = conversations_frame([]).assign(pii_counts=None, crisis_flags=None)
+
+    def embed(texts):  # a stand-in model: a and b mean the same thing, everything else is orthogonal
+        vectors = np.eye(len(texts), dtype=np.float32)
+        i, j = texts.index(TEXTS[0]), texts.index(TEXTS[1])
+        vectors[j] = vectors[i]
+        return vectors
+
+    out = deduplicate_pairs(segs, prompts, empty, set(), DedupSettings(), embed=embed)
+    reasons = [r[0] for r in out.rejects["reasons"]]
+    assert len(reasons) == 1 and reasons[0].startswith("duplicate_semantic:")
+    assert out.report["prompts"]["exact_duplicate_prompt_pairs"] == 1  # reported, not dropped by default
+    out = deduplicate_pairs(segs, prompts, empty, set(), DedupSettings(dedup_prompts=True), embed=embed)
+    assert sorted(r[0].split(":")[0] for r in out.rejects["reasons"]) == ["duplicate_prompt", "duplicate_semantic"]

@@ -222,3 +222,18 @@ def test_curate_conversations_redacts_flags_and_rejects_harmful_answers():
     assert "[NAME]" in first["prompt"] and "[PHONE]" in first["response"] and "Dana" not in first["conversation"]
     assert json.loads(first["pii_counts"]) == {"name": 1, "phone": 1}
     assert list(kept.loc[conv.at[1, "record_id"], "crisis_flags"]) == ["suicide"]
+
+
+def test_whole_text_prechecks_never_hide_a_sentence_level_match():
+    """The fast pre-checks must be supersets of the per-sentence patterns, or a promo / harmful sentence would slip."""
+    import re
+
+    sentences_ = [s for t in [*CLEAN.values(), *LOOKALIKE.values(), *DEFECTS.values()] for s in re.split(r"(?<=[.!?])\s+", t)]
+    sentences_ += ["Stop taking your meds tomorrow.", "Thanks, Driftwood.", "Use code HEAL40 at checkout."]
+    for sent in sentences_:
+        text = "Some calm context first. " + sent + " And then we go on."
+        if any(rx.search(sent) for rx in filters._HOUSEKEEPING_RES.values()):
+            assert filters._HOUSEKEEPING_ANY.search(text), sent
+        if any(rx.search(sent) for rx in safety._HARMFUL_RES.values()):
+            assert safety._HARMFUL_ANY.search(text), sent
+    assert safety.harmful_hits("I hear you. Stop taking your meds tomorrow.") != []

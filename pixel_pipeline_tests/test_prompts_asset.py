@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import dagster as dg
@@ -199,3 +200,14 @@ def test_a_configured_cross_encoder_scores_every_candidate(embedder):
     assert len(run.table) == 1
     for candidates in run.table["candidates"]:
         assert all(0.0 <= c["cross_score"] <= 1.0 for c in json.loads(candidates))
+
+
+def test_config_knobs_are_the_pure_settings():
+    from dataclasses import fields
+
+    from pixel_pipeline.defs.prompts import GeneratedPromptsConfig
+
+    settings = {f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory() for f in fields(PromptSettings)}
+    config = GeneratedPromptsConfig()
+    assert set(settings) <= set(GeneratedPromptsConfig.model_fields)
+    assert {k: getattr(config, k) for k in settings} == settings

@@ -59,6 +59,8 @@ def test_generates_in_batches_and_decodes_only_new_text(tiny_llm):
             assert c.generator == "llm" and c.prompt and "educator" not in c.prompt  # not the instruction echoed
             assert len(c.prompt.split()) <= 40  # 12 new tokens at most
     assert generator.generate(segments) == out  # seeded sampling: same run, same candidates
+    greedy = LLMBacktranslationGenerator(tiny_llm, llm_batch_size=3, llm_max_new_tokens=6, llm_temperature=0.0, llm_device="cpu")
+    assert [len(c) for c in greedy.generate(segments)] == [1, 1, 1] and greedy.stats == {"batches": 1, "generated": 3}
 
 
 def test_the_rules_reject_its_garbage_and_the_other_generators_take_over(tiny_llm, embedder):

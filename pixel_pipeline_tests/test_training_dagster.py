@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import dagster as dg
 import pytest
@@ -14,6 +15,7 @@ from pixel_pipeline.defs.training import (
     GPU_OP_TAGS,
     LoraTraining,
     expert_adapters,
+    launch_trainer,
     lora_stage1_counseling,
     lora_stage2_reasoning,
     stage_export_folder,
@@ -137,3 +139,26 @@ def test_pipes_k8s_pod_requests_a_gpu_with_the_trainer_image_and_env(monkeypatch
     assert pod.spec.volumes[0].persistent_volume_claim.claim_name == "pixel-output"
     assert pod.spec.tolerations[0].key == "nvidia.com/gpu"
     assert pod.spec.restart_policy == "Never"
+
+
+def test_a_kubernetes_pipes_client_gets_the_image_command_and_gpu_pod_spec(tmp_path, monkeypatch):
+    class RecordingClient:  # stands in for dagster_k8s.PipesK8sClient, which needs a cluster
+        def run(self, **kwargs):
+            self.kwargs = kwargs
+            return SimpleNamespace(get_materialize_result=lambda: dg.MaterializeResult(metadata={"ok": True}))
+
+    monkeypatch.setenv("PIXEL_TRAINER_IMAGE", "registry.example/pixel:2")
+    monkeypatch.setenv("PIXEL_OUTPUT_DIR", "/data/output")
+    client = RecordingClient()
+    runs = [{"name": "lora_stage1_counseling", "train_files": ["/data/output/exports/x.jsonl"]}]
+    result = launch_trainer(None, client, runs, ["adapter_loads_in_peft"], tmp_path / "trainer_config.json")
+    assert result.metadata == {"ok": True}
+    sent = client.kwargs
+    assert sent["image"] == "registry.example/pixel:2"
+    assert sent["command"] == ["python", "-m", "pixel_pipeline.training.trainer"]
+    assert sent["extras"]["trainer_config"] == {"runs": runs}  # the pod reads its config from the Pipes extras
+    assert sent["env"]["PIXEL_OUTPUT_DIR"] == "/data/output"
+    assert sent["base_pod_spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    monkeypatch.delenv("PIXEL_TRAINER_IMAGE")
+    with pytest.raises(RuntimeError, match="PIXEL_TRAINER_IMAGE"):
+        launch_trainer(None, client, runs, [], tmp_path / "trainer_config.json")

@@ -89,3 +89,14 @@ def test_next_stage_continues_from_the_previous_adapter_verified_on_tensors(expo
     assert s2m["init"]["mode"] == "merge" and s2m["init"]["starts_from_previous"]
     assert s2m["init"]["fresh_adapter_is_noop"] and s2m["init"]["max_abs_diff"] < 1e-4
     assert s2m["base_model"].endswith("merged_base") and s2m["adapter_reload"]["matches"]
+
+
+def test_gradient_accumulation_matches_one_big_batch(exports, models_dir, tmp_path):
+    """The step loss is normalised by the target tokens of the whole step, so 2 x 1 row == 1 x 2 rows."""
+    common = dict(epochs=1, lora_dropout=0.0, checkpoint_every_steps=100)
+    accumulated = train(config(exports, models_dir, tmp_path / "acc", micro_batch_size=1,
+                               gradient_accumulation_steps=2, **common), log=lambda _: None)
+    big = train(config(exports, models_dir, tmp_path / "big", micro_batch_size=2, **common), log=lambda _: None)
+    assert accumulated["steps"] == big["steps"] == 3
+    a, b = load_adapter_file(accumulated["adapter_path"]), load_adapter_file(big["adapter_path"])
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5

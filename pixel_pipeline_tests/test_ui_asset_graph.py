@@ -1,7 +1,8 @@
 """The UI in a real browser: dagster-webserver on workspace.yaml, its GraphQL API, and the asset graph in Chromium.
 
 Skipped (with the reason) only when Chromium is not installed; scripts/install_chromium.sh installs it.
-Set PIXEL_UPDATE_SCREENSHOT=1 to copy the screenshot to docs/asset_graph.png (the README's picture).
+Set PIXEL_UPDATE_SCREENSHOT=1 to copy the screenshot to docs/asset_graph.png (the README's picture), and
+PIXEL_UI_WORKSPACE to serve another workspace file than workspace.yaml.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def webserver(tmp_path_factory):
         "HF_HUB_OFFLINE": "1",
     }
     log = open(home / "webserver.log", "wb")
-    cmd = [str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    workspace = os.environ.get("PIXEL_UI_WORKSPACE", "workspace.yaml")
+    cmd = [str(Path(sys.executable).with_name("dagster-webserver")), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -37,7 +37,8 @@ def is_temporary_name(name: str) -> bool:
     lowered = base.lower()
     return (
         not base
-        or base.startswith((".", "~", "#"))  # hidden, Office lock files, Emacs autosaves
+        or base.startswith((".", "~"))  # hidden, Office lock files
+        or (base.startswith("#") and base.endswith("#"))  # Emacs autosave
         or lowered.endswith(TEMPORARY_SUFFIXES)
     )
 

@@ -11,7 +11,6 @@ Order per text (so that every rule sees what training would see):
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -195,8 +194,8 @@ def curate_segments(
     hk = filters.housekeeping(original, filters.HousekeepingThresholds(
         settings.max_housekeeping_word_share, settings.max_housekeeping_reads))
     texts, removed = [], []
-    for text, fired in zip(original, hk["fired"]):
-        if settings.strip_housekeeping and not fired:
+    for text, fired, score in zip(original, hk["fired"], hk["score"]):
+        if settings.strip_housekeeping and not fired and score > 0:
             stripped, k = filters.strip_housekeeping(text)
             texts.append(stripped)
             removed.append(k)
@@ -347,7 +346,3 @@ def curate_conversations(
                      {"by_dataset": df.assign(rejected=rejected).groupby("dataset")["rejected"]
                       .agg(rows_in="size", rejected="sum").reset_index().to_dict("records") if n else []})
     return CurationOutcome(kept, rejects_frame(reject_rows), report)
-
-
-def details_json(obj: dict) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str, sort_keys=True)

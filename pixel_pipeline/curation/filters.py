@@ -76,7 +76,6 @@ def garbled(texts: Sequence[str], t: GarbledThresholds = GarbledThresholds()) ->
         n_words = max(1, len(text.split()))
         broken = len(BROKEN_PUNCTUATION_RE.findall(text)) * 100.0 / n_words
         measures = {
-            # one run is allowed: "runs" counts those beyond the limit only through the ratio below
             "foreign_script_runs": len(runs),
             "foreign_run_letters": max(run_letters, default=0),
             "foreign_letter_share": round(sum(run_letters) / letters, 4),
@@ -117,8 +116,11 @@ def english_probability(text: str) -> tuple[float, str]:
     return p_en, top_lang
 
 
+LANGUAGE_SAMPLE_CHARS = 2000  # ~350 words: plenty for a character n-gram model, and bounds the cost per text
+
+
 def detect_language(text: str) -> tuple[float, str]:
-    return english_probability(text) if text.strip() else (0.0, "und")
+    return english_probability(text[:LANGUAGE_SAMPLE_CHARS]) if text.strip() else (0.0, "und")
 
 
 def language(
@@ -260,6 +262,11 @@ HOUSEKEEPING_PATTERNS: dict[str, str] = {
 # part of the same read ("It works on your phone, your laptop and your tablet" inside a VPN sponsor read).
 HOUSEKEEPING_BLOCK_GAP = 2
 _HOUSEKEEPING_RES = {name: re.compile(p, re.IGNORECASE) for name, p in HOUSEKEEPING_PATTERNS.items()}
+# One pass over the whole text first: most segments have no promo at all and skip the per-sentence work. The
+# pre-check must match whenever some sentence would, so sentence anchors (^, $) become word boundaries there.
+_HOUSEKEEPING_ANY = re.compile(
+    "|".join(f"(?:{p})" for p in HOUSEKEEPING_PATTERNS.values()).replace("|^(", r"|\b(").replace("]?$", "]?"),
+    re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -276,6 +283,8 @@ def housekeeping_sentences(text: str) -> list[tuple[str, list[str]]]:
 
 def _housekeeping_marks(text: str) -> list[tuple[str, list[str], int]]:
     """(sentence, categories, read number or -1) for every sentence."""
+    if not _HOUSEKEEPING_ANY.search(text):
+        return []
     sents = sentences(text)
     kinds = [[name for name, rx in _HOUSEKEEPING_RES.items() if rx.search(s)] for s in sents]
     hits = [i for i, k in enumerate(kinds) if k]
@@ -292,9 +301,9 @@ def _housekeeping_marks(text: str) -> list[tuple[str, list[str], int]]:
     return list(zip(sents, kinds, reads))
 
 
-def strip_housekeeping(text: str) -> tuple[str, int]:
+def strip_housekeeping(text: str, hits: list[tuple[str, list[str]]] | None = None) -> tuple[str, int]:
     """The text without its promo / logistics sentences, and how many were removed (other text untouched)."""
-    hits = housekeeping_sentences(text)
+    hits = housekeeping_sentences(text) if hits is None else hits
     out = text
     for sent, _ in hits:
         out = out.replace(sent, " ", 1)

@@ -42,7 +42,8 @@ def _quality_band(q: pd.Series) -> pd.Series:
 
 def build_sample(pairs: pd.DataFrame, rejected_segments: pd.DataFrame, per_style: int = 50,
                  per_conversation_dataset: int = 25, rejected_per_style: int = 5, seed: int = 0) -> pd.DataFrame:
-    """The review sheet (REVIEW_COLUMNS), verdict / reviewer / note empty.
+    """The review sheet (REVIEW_COLUMNS), verdict / reviewer / note empty. `score_<rule>` columns on `pairs`, when
+    present, are shown in the sheet's scores.
 
     `rejected_segments`: rejected segment rows with columns segment_id, style, source, file, text, reasons, details.
     """
@@ -55,8 +56,12 @@ def build_sample(pairs: pd.DataFrame, rejected_segments: pd.DataFrame, per_style
         parts.append(_stratified(pairs[pairs["dataset"] == ds], per_conversation_dataset, ["source"], seed + 10 + j))
     sample = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else pairs.iloc[0:0]
     sample = sample.drop(columns=[c for c in ("_band",) if c in sample])
-    sample["scores"] = [json.dumps({"quality": _num(q), "alignment": _num(a)}) for q, a in
-                        zip(sample.get("quality", []), sample.get("alignment", []))]
+    score_cols = [c for c in sample.columns if c.startswith("score_")]
+    sample["scores"] = [
+        json.dumps({"quality": _num(r.get("quality")), "alignment": _num(r.get("alignment")),
+                    **{c.removeprefix("score_"): _num(r.get(c)) for c in score_cols if _num(r.get(c)) is not None}})
+        for r in sample.to_dict("records")
+    ]
     rej_parts = []
     if len(rejected_segments) and rejected_per_style > 0:
         for i, style in enumerate(STYLES):

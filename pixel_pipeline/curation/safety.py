@@ -65,6 +65,10 @@ HARMFUL_CATEGORIES: dict[str, str] = {
     r"|\bman up\b|\bit'?s your own fault\b|\bstop coddling\b",
 }
 _HARMFUL_RES = {k: re.compile(v, re.IGNORECASE) for k, v in HARMFUL_CATEGORIES.items()}
+# whole-text pre-check, a superset of the per-sentence patterns (a sentence start becomes any word boundary):
+# most texts skip the per-sentence pass
+_HARMFUL_ANY = re.compile("|".join(f"(?:{v})" for v in HARMFUL_CATEGORIES.values()).replace("(^|", r"(\b|"),
+                          re.IGNORECASE)
 _NEGATION_RE = re.compile(NEGATION, re.IGNORECASE)
 _DOCTOR_RE = re.compile(DOCTOR, re.IGNORECASE)
 _REPORTED_RE = re.compile(REPORTED, re.IGNORECASE)
@@ -78,6 +82,8 @@ def crisis_flags(text: str) -> list[str]:
 def harmful_hits(text: str) -> list[tuple[str, str]]:
     """(category, sentence) for each sentence giving harmful advice."""
     hits = []
+    if not _HARMFUL_ANY.search(text or ""):
+        return hits
     for sent in sentences(text or ""):
         for kind, rx in _HARMFUL_RES.items():
             m = rx.search(sent)

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 WORD_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)  # letters, with inner apostrophes
-TOKEN_RE = re.compile(r"\S+")
 # A sentence ends at . ! ? or a line break; transcripts without punctuation become one long "sentence".
 SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?…])\s+|\n+")
 PUNCT_STRIP_RE = re.compile(r"[^\w\s]", re.UNICODE)
@@ -20,10 +19,6 @@ SPACE_RE = re.compile(r"\s+")
 def words(text: str) -> list[str]:
     """Lower-cased words (letters only), the unit of the n-gram and shingle measures."""
     return [w.lower().replace("’", "'") for w in WORD_RE.findall(text)]
-
-
-def word_count(text: str) -> int:
-    return sum(1 for _ in TOKEN_RE.finditer(text))
 
 
 def sentences(text: str) -> list[str]:

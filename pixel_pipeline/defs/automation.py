@@ -43,6 +43,8 @@ TRAINING_GROUP = "training"
 SENSOR_INTERVAL_SECONDS = 30
 SETTLE_SECONDS_ENV_VAR = "PIXEL_SENSOR_SETTLE_SECONDS"
 SCHEDULE_TIMEZONE_ENV_VAR = "PIXEL_SCHEDULE_TIMEZONE"
+PER_FILE_RUN_TAG = "pixel/per_file_run"  # on every run the new_input_files sensor requests
+IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 input_files_partitions = dg.DynamicPartitionsDefinition(name=INPUT_FILES_PARTITIONS)
 
@@ -183,6 +185,8 @@ def new_input_files(context: dg.SensorEvaluationContext, storage: PixelStorage) 
     stale = [k for k in plan.stale_partition_keys if k not in {s.partition_key for s in to_run}]
     if stale:
         requests.append(dg.DeleteDynamicPartitionsRequest(INPUT_FILES_PARTITIONS, stale))
+        for key in stale:  # the per-file tables mirror the current partitions
+            _per_file_table(paths, key).unlink(missing_ok=True)
     events = []
     if plan.deleted:
         events.append(
@@ -193,7 +197,7 @@ def new_input_files(context: dg.SensorEvaluationContext, storage: PixelStorage) 
             )
         )
     runs = [
-        dg.RunRequest(run_key=s.run_key, partition_key=s.partition_key, tags={"pixel/input_file": s.name})
+        dg.RunRequest(run_key=s.run_key, partition_key=s.partition_key, tags={PER_FILE_RUN_TAG: "true", "pixel/input_file": s.name})
         for s in to_run
     ]
     return dg.SensorResult(
@@ -270,14 +274,17 @@ def _latest_input_file_event_id(instance: dg.DagsterInstance, after_storage_id: 
     job=data_chain_job,
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="After input_file_segments partitions materialize (or files are deleted), launch one data_chain run "
-    "for all of them. Runs already in progress are not duplicated: run_key = the newest event's storage id.",
+    description="After input_file_segments partitions materialize (or files are deleted), and once no per-file run is "
+    "still queued or running, launch one data_chain run for all of them (run_key = the newest event's storage id).",
 )
 def data_chain_after_input_files(context: dg.SensorEvaluationContext):
     after = int(context.cursor) if context.cursor and context.cursor.isdigit() else None
     latest, count = _latest_input_file_event_id(context.instance, after)
     if latest is None:
         return dg.SkipReason("no input file processed or deleted since the last data_chain request")
+    busy = context.instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS, tags={PER_FILE_RUN_TAG: "true"}))
+    if busy:  # one chain run after the whole batch of new files, not one per file
+        return dg.SkipReason(f"{count} input file events waiting; {busy} per-file runs still in progress")
     context.update_cursor(str(latest))
     return dg.RunRequest(run_key=f"input-files-through-{latest}", tags={"pixel/input_file_events": str(count)})
 

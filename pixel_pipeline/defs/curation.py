@@ -414,6 +414,10 @@ def _rejected_segments_for_review(paths: PipelinePaths) -> pd.DataFrame:
 def review_sample(config: ReviewSampleConfig, storage: PixelStorage) -> dg.MaterializeResult:
     paths = storage.paths
     pairs = _read_table(paths, "deduplicated_pairs")
+    curated = read_parquet(paths.table("curated_segments")) if paths.table("curated_segments").exists() else None
+    if curated is not None and len(pairs):  # show the filters' scores to reviewers
+        scores = curated[["segment_id", *[c for c in curated.columns if c.startswith("score_")]]].drop_duplicates("segment_id")
+        pairs = pairs.merge(scores, on="segment_id", how="left")
     sample = review.build_sample(pairs, _rejected_segments_for_review(paths), config.per_style,
                                  config.per_conversation_dataset, config.rejected_per_style, config.seed)
     out_dir = paths.report_dir("review_sample")
@@ -425,7 +429,7 @@ def review_sample(config: ReviewSampleConfig, storage: PixelStorage) -> dg.Mater
     per_style = kept_sample[kept_sample["dataset"] == "segments"]["style"].value_counts().reindex(list(STYLES), fill_value=0)
     available = pairs[(pairs["dataset"] == "segments") & ~pairs["augmented"].astype(bool)]["style"].value_counts()
     short = [s for s in STYLES if per_style[s] < min(config.per_style, int(available.get(s, 0)))]
-    strata = sample.groupby(["dataset", "style", "source"], dropna=False).size().reset_index(name="rows")
+    strata = sample.fillna({"style": "-"}).groupby(["dataset", "style", "source"], dropna=False).size().reset_index(name="rows")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(sample),

@@ -10,7 +10,6 @@ import time
 from dataclasses import fields
 
 import dagster as dg
-import pandas as pd
 
 from pixel_pipeline.core import plots
 from pixel_pipeline.core.io import read_parquet, write_json, write_parquet
@@ -41,6 +40,7 @@ class GeneratedPromptsConfig(dg.Config):
     concepts_per_segment: int = 5
     concept_candidate_pool: int = 16
     concept_diversity: float = 0.3
+    concept_domain_weight: float = 0.5
     template_candidates: int = 4
     llm_model: str = ""
     llm_batch_size: int = 8
@@ -189,7 +189,10 @@ def generated_prompts(
     checks = _check_results(config, settings, run, table, kept_responses, metrics, distribution, segments)
     alignment_md = (
         plots.histogram_markdown(
-            {"all": table["alignment"].tolist()}, "prompt-response alignment (cosine)", "alignment", bins=30
+            {str(style): group.tolist() for style, group in table.groupby(table["style"].fillna("unknown"))["alignment"]},
+            f"prompt-response alignment by style (floor {settings.alignment_floor})",
+            "alignment (cosine)",
+            bins=30,
         )
         if len(table)
         else "_(no pairs)_"

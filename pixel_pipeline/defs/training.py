@@ -159,11 +159,9 @@ def _run_config(name: str, config: LoraRunConfig, settings: LoraTraining, paths:
     if missing:
         raise FileNotFoundError(f"{name}: training data {missing} not found; materialize fine_tuning_exports first")
     fields = {k: v for k, v in config.model_dump().items() if k not in ("expert_learning_rates", "styles")}
-    base_model = settings.resolved_base_model()
-    if init and settings.chaining == "merge":
-        base_model = init["base_model"]  # a merged chain keeps growing its base: base + stage 1 + stage 2 ...
-    elif init:
-        base_model = init["base_model"]  # continue: same base the previous adapter was trained on
+    # After stage 1, the base is the one the previous adapter was trained on (continue), or that base with the
+    # previous adapter merged in by the trainer (merge: the chain's base grows stage by stage).
+    base_model = init["base_model"] if init else settings.resolved_base_model()
     return {
         **fields,
         "name": name,
@@ -259,8 +257,12 @@ def _stage_asset(asset: str, config_cls: type[LoraRunConfig], previous: str | No
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         init = _read_pointer(paths, previous) if previous else None
         if strategy != "staged" and previous:
-            return _pass_through(paths, asset, init, strategy, checks)
+            note = f"strategy={strategy}: all stages were trained together in lora_stage1_counseling"
+            return _pass_through(paths, asset, init, strategy, checks, note)
         folder = stage_export_folder(paths, asset, strategy)
+        if init and (folder / "train.jsonl").exists() and count_rows(folder / "train.jsonl") == 0:
+            note = f"{folder / 'train.jsonl'} has no pairs (e.g. no corpus of this kind in PIXEL_DATA_DIR)"
+            return _pass_through(paths, asset, init, strategy, checks, note)
         run = _run_config(asset, config, lora_training, paths, [folder / "train.jsonl"], [folder / "validation.jsonl"],
                           paths.training_dir(asset), init, shuffle=strategy != "curriculum")
         result = launch_trainer(context, pipes_training_client, [run], checks,
@@ -284,10 +286,17 @@ def _with_metadata(result: dg.MaterializeResult, extra: dict[str, Any]) -> dg.Ma
                                 data_version=result.data_version)
 
 
-def _pass_through(paths: PipelinePaths, asset: str, init: dict[str, Any], strategy: str, checks: list[str]):
-    """mixed / curriculum train every stage's data in lora_stage1_counseling; later stages carry its adapter on."""
+def count_rows(path: Path) -> int:
+    with open(path, encoding="utf-8") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def _pass_through(paths: PipelinePaths, asset: str, init: dict[str, Any], strategy: str, checks: list[str],
+                  reason: str):
+    """A stage with nothing of its own to train carries the previous adapter on, saying why in its metadata
+    (mixed / curriculum plans are trained whole in stage 1; an empty stage export trains nothing)."""
     write_json({**init, "strategy": strategy}, _pointer_path(paths, asset))
-    note = f"strategy={strategy}: all stages were trained together in lora_stage1_counseling; adapter carried over"
+    note = f"{reason}; the previous stage's adapter is carried over unchanged"
     return dg.MaterializeResult(
         metadata={"adapter_path": dg.MetadataValue.path(init["adapter_path"]), "base_model": init["base_model"],
                   "strategy": strategy, "skipped_training": note},
@@ -323,20 +332,28 @@ def expert_adapters(context: dg.AssetExecutionContext, config: ExpertConfig, sto
     init = _read_pointer(paths, "lora_stage3_voice")
     root = paths.training_dir("expert_adapters")
     runs = []
+    skipped = {}
     for style in config.styles:
         if style not in STYLES:
             raise ValueError(f"unknown style {style!r}; expected {STYLES}")
         folder = paths.exports_dir / "experts" / style
+        if (folder / "train.jsonl").exists() and count_rows(folder / "train.jsonl") == 0:
+            skipped[style] = f"{folder / 'train.jsonl'} has no pairs"
+            continue
         runs.append(_run_config(style, config, lora_training, paths, [folder / "train.jsonl"],
                                 [folder / "validation.jsonl"], root / style, init,
                                 learning_rate=config.expert_learning_rates.get(style, config.learning_rate)))
+    if not runs:
+        raise ValueError(f"no expert has training pairs: {skipped}")
     checks = [c.name for c in _check_specs("expert_adapters", True, True)]
     result = launch_trainer(context, pipes_training_client, runs, checks, root / "trainer_config.json",
                             adapter_path=str(root))
     write_json({"adapter_path": str(root), "base_model": runs[0]["base_model"] if lora_training.chaining == "continue"
-                else str(root / config.styles[0] / "merged_base"),
-                "experts": {s: str(root / s / "adapter") for s in config.styles}}, _pointer_path(paths, "expert_adapters"))
+                else str(root / runs[0]["name"] / "merged_base"),
+                "experts": {r["name"]: str(root / r["name"] / "adapter") for r in runs}},
+               _pointer_path(paths, "expert_adapters"))
     return _with_metadata(result, {"chaining": lora_training.chaining,
+                                   "experts_skipped": dg.MetadataValue.json(skipped),
                                    "learning_rates": dg.MetadataValue.json({r["name"]: r["learning_rate"] for r in runs})})
 
 

@@ -45,6 +45,11 @@ COMMON_VERBS = frozenset(
     | set("felt found gave heard held kept led left meant ran sat sent set spent stood taught thought told took wrote".split())
 )
 _NOT_ADVERBS = frozenset("family bully belly ally supply reply assembly anomaly melancholy monopoly italy july holy".split())
+# What a client asks about: the prototype the concept ranking leans toward (see extract_key_concepts).
+DOMAIN_DESCRIPTION = (
+    "a psychological concept, emotion, mental health condition, therapy technique, relationship problem, "
+    "trauma or recovery topic"
+)
 _CLAUSE_BREAK = re.compile(r"[.,;:!?()\[\]\"\u2014\u2013]|\s-\s|\n")
 # Small words allowed inside a 3-word phrase ("sense of shame", "fight or flight").
 _INNER_WORDS = frozenset({"of", "and", "or"})
@@ -101,6 +106,7 @@ def extract_key_concepts(
     candidate_pool: int = 16,
     diversity: float = 0.3,
     min_relevance: float = 0.15,
+    domain_weight: float = 0.5,
     corpus_texts: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[list[tuple[str, float]]]:
@@ -109,6 +115,8 @@ def extract_key_concepts(
     `corpus_texts` (default: `texts`) sets the document frequencies of the TF-IDF pre-ranking, so concepts of new
     segments are judged against the whole corpus. `diversity` is MMR's weight on novelty (0 = plain KeyBERT ranking).
     Phrases less similar to the text than `min_relevance` are dropped (the best one is always kept).
+    `domain_weight` adds the phrase's similarity to DOMAIN_DESCRIPTION to its relevance: with no POS tagger
+    offline, this is what prefers "emotional neglect" over an accidental word pair such as "car outside".
     """
     if not texts:
         return []
@@ -139,22 +147,27 @@ def extract_key_concepts(
     phrase_vecs = embedder.encode(phrases, progress=progress) if phrases else np.zeros((0, 1), dtype=np.float32)
     phrase_row = {p: i for i, p in enumerate(phrases)}
     doc_vecs = embedder.encode(list(texts))
+    domain_sim = phrase_vecs @ embedder.encode([DOMAIN_DESCRIPTION])[0] if phrases else np.zeros(0)
 
     out: list[list[tuple[str, float]]] = []
     for doc_vec, pool in zip(doc_vecs, pools):
         if not pool:
             out.append([])
             continue
-        vecs = phrase_vecs[[phrase_row[p] for p in pool]]
-        chosen = _mmr(pool, vecs, doc_vec, top_n, diversity)
-        out.append([c for i, c in enumerate(chosen) if i == 0 or c[1] >= min_relevance])
+        rows = [phrase_row[p] for p in pool]
+        vecs = phrase_vecs[rows]
+        similarity = vecs @ doc_vec
+        chosen = _drop_nested(pool, _mmr(vecs, similarity + domain_weight * domain_sim[rows], top_n * 2, diversity))[:top_n]
+        out.append(
+            [(pool[i], round(float(similarity[i]), 4)) for n, i in enumerate(chosen) if n == 0 or similarity[i] >= min_relevance]
+        )
     return out
 
 
-def _mmr(pool: list[str], vecs: np.ndarray, doc_vec: np.ndarray, top_n: int, diversity: float) -> list[tuple[str, float]]:
-    relevance = vecs @ doc_vec
+def _mmr(vecs: np.ndarray, relevance: np.ndarray, top_n: int, diversity: float) -> list[int]:
+    """Indexes chosen by Maximal Marginal Relevance, most relevant first."""
     chosen: list[int] = []
-    remaining = list(range(len(pool)))
+    remaining = list(range(len(vecs)))
     while remaining and len(chosen) < top_n:
         if chosen:
             redundancy = (vecs[remaining] @ vecs[chosen].T).max(axis=1)
@@ -163,9 +176,15 @@ def _mmr(pool: list[str], vecs: np.ndarray, doc_vec: np.ndarray, top_n: int, div
         mmr = (1 - diversity) * relevance[remaining] - diversity * redundancy
         best = remaining[int(np.argmax(mmr))]
         remaining.remove(best)
-        best_words = set(pool[best].split())
-        # "trauma" next to "complex trauma" says the same thing twice in a question.
-        if any(best_words <= set(pool[c].split()) or set(pool[c].split()) <= best_words for c in chosen):
-            continue
         chosen.append(best)
-    return [(pool[i], round(float(relevance[i]), 4)) for i in chosen]
+    return chosen
+
+
+def _drop_nested(pool: list[str], chosen: list[int]) -> list[int]:
+    """"trauma" next to "complex trauma" says the same thing twice in a question: keep the first of the two."""
+    kept: list[int] = []
+    for i in chosen:
+        words_i = set(pool[i].split())
+        if not any(words_i <= set(pool[k].split()) or set(pool[k].split()) <= words_i for k in kept):
+            kept.append(i)
+    return kept

@@ -1,7 +1,7 @@
 """Three ways to propose the client question a segment answers, behind one small interface.
 
 Each generator turns a batch of segments into candidate prompts per segment; none of them decides which candidate
-wins (that is `select.py`, which scores all candidates together). A generator that cannot run (no question bank, no
+wins (that is `pipeline.generate_prompts`, which scores all candidates together). A generator that cannot run (no question bank, no
 LLM configured or loadable) raises `GeneratorUnavailable` with a message for the run log, so it is skipped openly,
 never replaced by something that pretends to be it.
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -139,8 +138,8 @@ class RetrievalGenerator:
     def __init__(self, questions: Sequence[str], embedder, top_k: int = 8, question_ids: Sequence[str] | None = None):
         if not questions:
             raise GeneratorUnavailable(
-                "retrieval: no client questions (curated_conversations is empty or missing); skipped. "
-                "Materialize curated_conversations with counseling data to enable it."
+                "retrieval: no client questions (curated_conversations is empty, missing, or has no rows of the "
+                "retrieval_datasets); skipped. Materialize curated_conversations with counseling data to enable it."
             )
         self.embedder = embedder
         self.top_k = top_k
@@ -187,6 +186,7 @@ class ConceptTemplateGenerator:
         concepts_per_segment: int = 5,
         concept_candidate_pool: int = 16,
         concept_diversity: float = 0.3,
+        concept_domain_weight: float = 0.5,
         template_candidates: int = 4,
         seed: int = 13,
         corpus_texts: Sequence[str] | None = None,
@@ -195,6 +195,7 @@ class ConceptTemplateGenerator:
         self.concepts_per_segment = concepts_per_segment
         self.concept_candidate_pool = concept_candidate_pool
         self.concept_diversity = concept_diversity
+        self.concept_domain_weight = concept_domain_weight
         self.template_candidates = template_candidates
         self.seed = seed
         self.corpus_texts = corpus_texts
@@ -205,6 +206,7 @@ class ConceptTemplateGenerator:
             concepts_per_segment=self.concepts_per_segment,
             concept_candidate_pool=self.concept_candidate_pool,
             concept_diversity=self.concept_diversity,
+            concept_domain_weight=self.concept_domain_weight,
             template_candidates=self.template_candidates,
             seed=self.seed,
             model=self.embedder.cache_namespace,
@@ -217,6 +219,7 @@ class ConceptTemplateGenerator:
             top_n=self.concepts_per_segment,
             candidate_pool=self.concept_candidate_pool,
             diversity=self.concept_diversity,
+            domain_weight=self.concept_domain_weight,
             corpus_texts=self.corpus_texts,
             progress=progress,
         )

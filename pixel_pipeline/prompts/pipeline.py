@@ -66,6 +66,7 @@ class PromptSettings:
     concepts_per_segment: int = 5
     concept_candidate_pool: int = 16
     concept_diversity: float = 0.3
+    concept_domain_weight: float = 0.5
     template_candidates: int = 4
     # llm
     llm_model: str = ""
@@ -123,31 +124,35 @@ def build_generators(
             if name == RETRIEVAL:
                 generators.append(
                     RetrievalGenerator(
-                        questions["prompt"].tolist(), embedder, settings.retrieval_top_k, questions["question_id"].tolist()
+                        questions["prompt"].tolist(),
+                        embedder,
+                        top_k=settings.retrieval_top_k,
+                        question_ids=questions["question_id"].tolist(),
                     )
                 )
             elif name == CONCEPTS:
                 generators.append(
                     ConceptTemplateGenerator(
                         embedder,
-                        settings.concepts_per_segment,
-                        settings.concept_candidate_pool,
-                        settings.concept_diversity,
-                        settings.template_candidates,
-                        settings.seed,
+                        concepts_per_segment=settings.concepts_per_segment,
+                        concept_candidate_pool=settings.concept_candidate_pool,
+                        concept_diversity=settings.concept_diversity,
+                        concept_domain_weight=settings.concept_domain_weight,
+                        template_candidates=settings.template_candidates,
+                        seed=settings.seed,
                         corpus_texts=corpus_texts,
                     )
                 )
             elif name == LLM:
                 generators.append(
                     LLMBacktranslationGenerator(
-                        settings.llm_model,
-                        settings.llm_batch_size,
-                        settings.llm_max_new_tokens,
-                        settings.llm_candidates,
-                        settings.llm_temperature,
-                        settings.llm_device,
-                        settings.seed,
+                        llm_model=settings.llm_model,
+                        llm_batch_size=settings.llm_batch_size,
+                        llm_max_new_tokens=settings.llm_max_new_tokens,
+                        llm_candidates=settings.llm_candidates,
+                        llm_temperature=settings.llm_temperature,
+                        llm_device=settings.llm_device,
+                        seed=settings.seed,
                     )
                 )
             else:
@@ -184,7 +189,7 @@ def generate_prompts(
     seconds: dict[str, float] = {}
     segments = segments.reset_index(drop=True)
     texts = segments["text"].fillna("").astype(str).tolist()
-    styles = segments["style"].tolist() if "style" in segments else [None] * len(segments)
+    styles = [s if isinstance(s, str) and s else None for s in (segments["style"] if "style" in segments else [None] * len(segments))]
     inputs = [SegmentInput(str(sid), t, s) for sid, t, s in zip(segments["segment_id"], texts, styles)]
     questions = client_questions(conversations, settings.retrieval_datasets)
     generators, skipped = build_generators(settings, embedder, questions, texts)

@@ -123,7 +123,10 @@ def check_verdicts(results: list[dict[str, Any]], checks: list[str]) -> list[dic
 
 
 def report_to_pipes(pipes, results: list[dict[str, Any]], options: dict[str, Any]) -> None:
-    pipes.report_asset_materialization(metadata=materialization_metadata(results, options.get("adapter_path")))
+    # the data version is the runs' fingerprints: config + data bytes + starting adapter
+    version = "-".join(r["fingerprint"] for r in results)
+    pipes.report_asset_materialization(metadata=materialization_metadata(results, options.get("adapter_path")),
+                                       data_version=version)
     for v in check_verdicts(results, list(options.get("checks", []))):
         pipes.report_asset_check(check_name=v["check_name"], passed=v["passed"], severity=v["severity"],
                                  metadata=v["metadata"])

@@ -37,7 +37,6 @@ from typing import Any
 from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL
 from pixel_pipeline.training.data import (
     IGNORE_INDEX,
-    DatasetStats,
     Example,
     collate_rows,
     epoch_batches,
@@ -46,6 +45,7 @@ from pixel_pipeline.training.data import (
 )
 
 CHAINING_MODES = ("continue", "merge")
+SMALL_MODEL_PARAMETERS = 50_000_000
 DEFAULT_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # Dense bf16 peak FLOP/s per GPU, for MFU (set `peak_flops` for anything else).
 PEAK_FLOPS_BY_NAME = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12,
@@ -91,7 +91,9 @@ class TrainingConfig:
     seed: int = 42
     dtype: str = "auto"
     device: str = ""
-    cpu_threads: int = 0  # >0: torch.set_num_threads on CPU (1 is much faster on an oversubscribed machine)
+    # CPU threads for torch. 0 = auto: 1 for models under SMALL_MODEL_PARAMETERS (their matmuls are too small to gain
+    # from threads, and on a busy machine extra threads make them ~30x slower), torch's default otherwise.
+    cpu_threads: int = 0
     checkpoint_every_steps: int = 25
     keep_checkpoints: int = 2
     resume: bool = True
@@ -275,7 +277,6 @@ def load_adapter_file(adapter_dir: str | Path) -> dict[str, Any]:
 
 def build_model(cfg: TrainingConfig, device: str, log: Callable[[str], None]):
     """Base model + the adapter to train, and a record proving where its starting weights came from."""
-    import torch
     from peft import LoraConfig, PeftModel, get_peft_model
 
     from pixel_pipeline.training.base_model import load_base_model
@@ -312,7 +313,6 @@ def build_model(cfg: TrainingConfig, device: str, log: Callable[[str], None]):
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_total = sum(p.numel() for p in model.parameters())
     log(f"{cfg.name}: {n_trainable:,} trainable of {n_total:,} parameters ({init['mode']})")
-    del torch
     return model, init, base_model_name, n_total
 
 
@@ -429,6 +429,8 @@ def train(cfg: TrainingConfig, log: Callable[[str], None] = print) -> dict[str, 
         raise ValueError(f"{cfg.name}: no trainable pairs in {cfg.train_files} ({train_stats.as_dict()})")
 
     model, init_check, trained_on, n_params = build_model(cfg, device, log)
+    if device == "cpu" and cfg.cpu_threads == 0 and n_params < SMALL_MODEL_PARAMETERS:
+        torch.set_num_threads(1)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
