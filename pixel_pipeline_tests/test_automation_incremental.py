@@ -20,7 +20,7 @@ from pixel_pipeline.defs.ingestion import raw_segments
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
 from pixel_pipeline_tests.conftest import SAMPLE_DATA_DIR
 
-TRANSCRIPTS = ["healing_rupture_and_repair.txt", "still_standing_ep102_sleep_in_recovery.txt", "healing_window_of_tolerance_explained.txt"]
+FIRST, NEW = "healing_rupture_and_repair.txt", "still_standing_ep102_sleep_in_recovery.txt"
 
 
 def drop_transcript(paths, name: str) -> None:
@@ -52,8 +52,11 @@ def metadata_of(result, node: str) -> dict:
 def test_a_new_transcript_is_processed_alone_and_the_corpus_refresh_reuses_every_other_file(tmp_paths, shared_embedding_cache):
     instance = dg.DagsterInstance.ephemeral()
     resources = {"storage": PixelStorage(), "embedding_model": EmbeddingModel(cache_dir=str(shared_embedding_cache))}
-    for name in TRANSCRIPTS[:2]:
-        drop_transcript(tmp_paths, name)
+    drop_transcript(tmp_paths, FIRST)
+    segments_file = tmp_paths.data_dir / "training_segments" / "practical_high_quality.json"
+    segments_file.parent.mkdir()
+    segments_file.write_text("[]", encoding="utf-8")  # an empty segments file: a partition of its own, no rows
+    os.utime(segments_file, (time.time() - 3600,) * 2)
 
     first = tick(instance, None)
     assert len(first.run_requests) == 2
@@ -64,10 +67,10 @@ def test_a_new_transcript_is_processed_alone_and_the_corpus_refresh_reuses_every
     chain_context = dg.build_sensor_context(instance=instance)
     assert isinstance(data_chain_after_input_files(chain_context), dg.RunRequest)
 
-    drop_transcript(tmp_paths, TRANSCRIPTS[2])
+    drop_transcript(tmp_paths, NEW)
     second = tick(instance, first.cursor)
     (request,) = second.run_requests
-    assert request.partition_key.startswith(f"transcripts/{TRANSCRIPTS[2]}@")
+    assert request.partition_key.startswith(f"transcripts/{NEW}@")
     new_run = dg.materialize([input_file_segments], partition_key=request.partition_key, instance=instance, resources=resources)
     assert metadata_of(new_run, "input_file_segments")["file_cache"] == {"files": 1, "cache_hits": 0, "processed": 1}
     # The untouched partitions were materialized once, at the first tick, and never again.

@@ -100,3 +100,33 @@ def test_gradient_accumulation_matches_one_big_batch(exports, models_dir, tmp_pa
     assert accumulated["steps"] == big["steps"] == 3
     a, b = load_adapter_file(accumulated["adapter_path"]), load_adapter_file(big["adapter_path"])
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+
+
+def test_a_sigkilled_trainer_process_resumes_on_rerun(exports, models_dir, tmp_path):
+    """The real thing: kill -9 the CLI after its first checkpoint, run again, end where an unbroken run ends."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = config(exports, models_dir, tmp_path / "run", epochs=4, checkpoint_every_steps=3, lora_dropout=0.0)
+    (tmp_path / "run.json").write_text(json.dumps(cfg.__dict__))
+    proc = subprocess.Popen([sys.executable, "-m", "pixel_pipeline.training.trainer", "--config",
+                             str(tmp_path / "run.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "DAGSTER_PIPES_CONTEXT": ""})
+    checkpoints = tmp_path / "run" / "checkpoints"
+    deadline = time.time() + 120
+    while not any(checkpoints.glob("step_*")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "run" / "result.json").exists(), "the run finished before it could be killed"
+    resumed = train(config(exports, models_dir, tmp_path / "run", epochs=4, checkpoint_every_steps=3,
+                           lora_dropout=0.0), log=lambda _: None)
+    unbroken = train(config(exports, models_dir, tmp_path / "unbroken", epochs=4, checkpoint_every_steps=3,
+                            lora_dropout=0.0), log=lambda _: None)
+    assert resumed["resumed_from_steps"] and resumed["resumed_from_steps"][0] % 3 == 0
+    assert resumed["steps"] == unbroken["steps"] == 24
+    assert resumed["val_loss_final"] == pytest.approx(unbroken["val_loss_final"], abs=1e-4)

@@ -39,6 +39,9 @@ _VERB_STEMS = """
     describe explain feel find follow give happen hear help hold keep lead learn leave live love mean move notice
     offer open play pull push put reach realize remember run seek seem send set show sit speak spend stand start
     stay stop suggest take teach think try turn understand wait walk watch wonder work write hope happen sound
+    apologize apologise delete pray disturb flinch fail forget remind cry yell scream blame avoid ignore refuse
+    prove deserve belong suffer heal cope grow manage handle admit forgive answer agree argue breathe recover
+    rebuild protect react respond survive quit hide lose conclude realise pretend shout whisper
     """.split()
 COMMON_VERBS = frozenset(
     {v for stem in _VERB_STEMS for v in (stem, stem + "s", stem + "ed", stem + "d", stem + "ing", stem[:-1] + "ing")}
@@ -74,9 +77,14 @@ _NOUNS_WITH_ADJECTIVE_ENDINGS = frozenset(
 )
 
 
+_NOUNS_ENDING_IN_EST = frozenset("interest request protest contest forest harvest conquest arrest unrest".split())
+
+
 def _last_ok(token: str) -> bool:
-    """A concept ends in a noun: not a past tense ("it happened") nor an adjective ("safe therapeutic")."""
+    """A concept ends in a noun: not a past tense ("it happened"), a superlative ("hardest") nor an adjective."""
     if token.endswith("ed") and len(token) > 4 and not token.endswith("eed"):
+        return False
+    if token.endswith("est") and len(token) > 5 and token not in _NOUNS_ENDING_IN_EST:
         return False
     return not (token.endswith(_ADJECTIVE_ENDINGS) and token not in _NOUNS_WITH_ADJECTIVE_ENDINGS)
 

@@ -473,12 +473,16 @@ def train(cfg: TrainingConfig, log: Callable[[str], None] = print) -> dict[str, 
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     session_steps = 0
+    epoch_cache: dict[int, list] = {}
     eval_every = cfg.eval_every_steps or steps_per_epoch
     try:
         while state["step"] < total_steps:
             epoch, group_index = divmod(state["step"], steps_per_epoch)
-            batches = epoch_batches(train_ex, cfg.max_seq_length, cfg.micro_batch_size, cfg.seed, epoch, cfg.packing,
-                                    cfg.shuffle)
+            if epoch not in epoch_cache:  # the epoch's order is computed once (and identically after a resume)
+                epoch_cache.clear()
+                epoch_cache[epoch] = epoch_batches(train_ex, cfg.max_seq_length, cfg.micro_batch_size, cfg.seed,
+                                                   epoch, cfg.packing, cfg.shuffle)
+            batches = epoch_cache[epoch]
             group = batches[group_index * cfg.gradient_accumulation_steps:(group_index + 1) * cfg.gradient_accumulation_steps]
             collated = [collate_rows(train_ex, rows, pad_id) for rows in group]
             n_target = sum(b.n_target_tokens for b in collated)
