@@ -82,6 +82,8 @@ def test_precision_setting_resolves_from_argument_then_environment(monkeypatch):
     assert Embedder(cache_dir=None).precision == "float32"
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("int4")
+    with pytest.raises(ValueError, match="precision"):
+        Embedder(cache_dir=None, precision="float16")
 
 
 def test_progress_reports_every_batch_up_to_the_total():

@@ -160,10 +160,20 @@ class Embedder:
         self.device = device
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
-        self.precision = resolve_precision(precision, device)
+        if precision and precision.strip().lower() not in PRECISIONS:  # fail at construction, not mid-run
+            raise ValueError(f"embedding precision must be one of {PRECISIONS}, got {precision!r}")
+        self.precision_setting = precision
+        self._precision: str | None = None
         self._model = None
         self.cache = EmbeddingCache(Path(cache_dir) / "embeddings.sqlite") if cache_dir else None
         self.stats = {"requested": 0, "cache_hits": 0, "computed": 0}
+
+    @property
+    def precision(self) -> str:
+        """The resolved precision (resolved on first use, so a fully cached run never imports torch)."""
+        if self._precision is None:
+            self._precision = resolve_precision(self.precision_setting, self.device)
+        return self._precision
 
     @property
     def model(self):

@@ -187,15 +187,9 @@ def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: Pix
 
 
 # ---- fine_tuning_exports -------------------------------------------------------------------------------------------
-def _default_base_model() -> str:
-    from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL
-
-    return DEFAULT_BASE_MODEL
-
-
 class ExportsConfig(dg.Config):
-    base_model: str = Field(default_factory=_default_base_model,
-                            description="Model whose tokenizer and chat template measure sequence lengths (as training).")
+    base_model: str = Field("", description="Model whose tokenizer and chat template measure sequence lengths; empty: "
+                            "PIXEL_BASE_MODEL, else the embedded tiny Llama (the same resolution as training).")
     max_seq_length: int = Field(1024, description="Pairs longer than this (in tokens) are flagged `exceeds_max_length`.")
     include_system_prompt: bool = Field(True, description="Start each chat with the expert's (or general) system prompt.")
     conversation_turns: str = Field(
@@ -238,13 +232,14 @@ class ExportsConfig(dg.Config):
 def fine_tuning_exports(
     context: dg.AssetExecutionContext, config: ExportsConfig, storage: PixelStorage
 ) -> dg.MaterializeResult:
-    from pixel_pipeline.training.base_model import load_tokenizer
+    from pixel_pipeline.training.base_model import configured_base_model, load_tokenizer
 
     paths = storage.paths
     table = read_parquet(paths.table("splits"))
     rejects = acct.read_all_rejects(paths.output_dir / "rejects")
     rejected = acct.rejected_lines(rejects)
-    tokenizer = load_tokenizer(config.base_model, paths.models_dir)
+    base_model = configured_base_model(config.base_model)
+    tokenizer = load_tokenizer(base_model, paths.models_dir)
     summary_path = paths.report_dir("splits") / "summary.json"
     splits_config = json.loads(summary_path.read_text()).get("config", {}) if summary_path.exists() else {}
     # the token itself is never part of the config, only its variable name
@@ -254,7 +249,7 @@ def fine_tuning_exports(
         paths.exports_dir,
         rejected,
         tokenizer,
-        base_model=config.base_model,
+        base_model=base_model,
         max_seq_length=config.max_seq_length,
         include_system_prompt=config.include_system_prompt,
         conversation_turns=config.conversation_turns,
@@ -337,7 +332,7 @@ def fine_tuning_exports(
             "rejected": counts["rejected"],
             "rejected_by_stage": _json(counts["rejected_by_stage"]),
             "mixed_plan": _json(result.mixed),
-            "base_model": config.base_model,
+            "base_model": base_model,
             "max_seq_length": config.max_seq_length,
             "exceeding_max_length": over,
             "over_length_policy": stats["over_length_policy"],

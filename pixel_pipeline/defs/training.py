@@ -21,7 +21,7 @@ from pixel_pipeline.core.io import write_json
 from pixel_pipeline.core.records import STYLES
 from pixel_pipeline.core.settings import PipelinePaths
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
-from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL
+from pixel_pipeline.training.base_model import configured_base_model
 from pixel_pipeline.training.reporting import (
     CHECK_ADAPTER_LOADS,
     CHECK_LOSS,
@@ -82,7 +82,7 @@ class LoraTraining(dg.ConfigurableResource):
     report_to: list[str] = []
 
     def resolved_base_model(self) -> str:
-        return self.base_model or os.environ.get("PIXEL_BASE_MODEL") or DEFAULT_BASE_MODEL
+        return configured_base_model(self.base_model)
 
 
 class LoraRunConfig(dg.Config):

@@ -87,6 +87,14 @@ Today on the channel we are talking about emotional regulation, the window of to
 """
 
 
+def configured_base_model(base_model: str | None = None) -> str:
+    """The base model a run uses: the explicit setting, else PIXEL_BASE_MODEL, else the embedded tiny Llama.
+
+    Token statistics (exports) and training both resolve it here, so they always measure and train the same model.
+    """
+    return base_model or os.environ.get("PIXEL_BASE_MODEL") or DEFAULT_BASE_MODEL
+
+
 def is_embedded(base_model: str) -> bool:
     return base_model == DEFAULT_BASE_MODEL
 
