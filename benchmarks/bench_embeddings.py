@@ -81,7 +81,8 @@ def main() -> int:
 
     import torch
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f} (other processes slow both encoders; compare ratios, not texts/s)")
     baseline_model = load_sentence_transformer(resolve_model_path(args.model), None, "float32")
     with tempfile.TemporaryDirectory() as cache_dir:
         embedder = Embedder(args.model, cache_dir=cache_dir, precision=args.precision)

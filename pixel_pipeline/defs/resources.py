@@ -25,7 +25,8 @@ class EmbeddingModel(dg.ConfigurableResource):
 
     `model_name_or_path` defaults to the packaged offline MiniLM; set PIXEL_EMBEDDING_MODEL or this field to use
     another model id or local folder. Vectors are cached on disk by content hash under the output folder's cache/
-    (or `cache_dir` / PIXEL_CACHE_DIR, which tests use to share one cache).
+    (or `cache_dir` / PIXEL_CACHE_DIR, which tests use to share one cache). `precision`: auto (bf16 where the CPU/GPU
+    has fast bf16 matrix units, else float32), float32 or bfloat16; empty falls back to PIXEL_EMBEDDING_PRECISION.
     """
 
     model_name_or_path: str = ""
@@ -33,6 +34,7 @@ class EmbeddingModel(dg.ConfigurableResource):
     batch_size: int = 64
     use_cache: bool = True
     cache_dir: str = ""
+    precision: str = ""
 
     _embedder: Embedder | None = PrivateAttr(default=None)
 
@@ -43,7 +45,9 @@ class EmbeddingModel(dg.ConfigurableResource):
             name = self.model_name_or_path or os.environ.get("PIXEL_EMBEDDING_MODEL") or PACKAGED_MODEL
             cache_dir = self.cache_dir or os.environ.get("PIXEL_CACHE_DIR") or storage.paths.cache_dir
             cache = cache_dir if self.use_cache else None
-            self._embedder = Embedder(name, cache_dir=cache, device=self.device or None, batch_size=self.batch_size)
+            self._embedder = Embedder(
+                name, cache_dir=cache, device=self.device or None, batch_size=self.batch_size, precision=self.precision or None
+            )
         return self._embedder
 
 
