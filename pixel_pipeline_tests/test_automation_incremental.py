@@ -11,7 +11,6 @@ import pandas as pd
 
 from pixel_pipeline.defs.automation import (
     INPUT_FILE_SEGMENTS,
-    INPUT_FILES_PARTITIONS,
     data_chain_after_input_files,
     input_file_segments,
     new_input_files,

@@ -20,13 +20,22 @@ fi
 
 python -m pip install --quiet --upgrade pip
 TORCH_SPEC="torch==2.13.0"
+TORCH_CPU_INDEX="${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}"
 if ! python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     echo "install: NVIDIA GPU found, installing the CUDA build of $TORCH_SPEC"
     python -m pip install --quiet "$TORCH_SPEC"
   else
-    echo "install: no GPU, installing the CPU build of $TORCH_SPEC"
-    python -m pip install --quiet "$TORCH_SPEC" --extra-index-url https://download.pytorch.org/whl/cpu
+    # PyTorch's CPU index when it answers; otherwise pip's configured sources (which may hold a local CPU wheel).
+    # Probing first matters: pip retries an unreachable extra index for every dependency, with back-off.
+    if python -c "import urllib.request; urllib.request.urlopen('$TORCH_CPU_INDEX/torch/', timeout=5)" 2>/dev/null; then
+      echo "install: no GPU, installing the CPU build of $TORCH_SPEC from $TORCH_CPU_INDEX"
+      python -m pip install --quiet "$TORCH_SPEC" --extra-index-url "$TORCH_CPU_INDEX"
+    else
+      echo "install: no GPU and $TORCH_CPU_INDEX unreachable: installing $TORCH_SPEC from pip's configured sources"
+      python -m pip install --quiet "$TORCH_SPEC"
+    fi
+    python -c "import torch; print('install: torch', torch.__version__, '(CUDA build)' if torch.version.cuda else '(CPU build)')"
   fi
 fi
 python -m pip install --quiet -e ".[test]"

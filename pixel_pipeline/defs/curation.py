@@ -5,7 +5,6 @@ and turns the reports into metadata and asset checks.
 """
 
 # No `from __future__ import annotations`: Dagster resolves the Config annotations at definition time.
-import json
 from dataclasses import fields
 
 import dagster as dg
@@ -20,6 +19,7 @@ from pixel_pipeline.curation import balance, dedup, review
 from pixel_pipeline.curation.cache import ScoreCache
 from pixel_pipeline.curation.curate import CONVERSATION_RULES, SEGMENT_RULES, CurationSettings, curate_conversations, curate_segments
 from pixel_pipeline.curation.pairs import DedupSettings, deduplicate_pairs
+from pixel_pipeline.defs.metadata import json_metadata, md_table
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
 
 GROUP = "curation"
@@ -27,22 +27,6 @@ LANGUAGE_CACHE_NAMESPACE = "py3langid:P(en):v1"
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
-def _md_table(rows, columns=None) -> dg.MetadataValue:
-    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-    if columns is not None and not df.empty:
-        df = df.reindex(columns=columns)
-    if df.empty:
-        return dg.MetadataValue.md("_(none)_")
-    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    head = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns)
-    body = "\n".join("| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False))
-    return dg.MetadataValue.md(f"{head}\n{body}")
-
-
-def _json(value) -> dg.MetadataValue:
-    return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
-
-
 def _read_table(paths: PipelinePaths, name: str) -> pd.DataFrame:
     path = paths.table(name)
     if not path.exists():
@@ -73,13 +57,13 @@ def _rule_counts_md(report: dict, rules) -> dg.MetadataValue:
              "only_reason": report["rejected_by_this_rule_only"].get(r, 0),
              "by_source": ", ".join(f"{s}: {n}" for s, n in report["rejected_by_rule_and_source"].get(r, {}).items())}
             for r in rules]
-    return _md_table(rows, ["rule", "fired", "only_reason", "by_source"])
+    return md_table(rows, ["rule", "fired", "only_reason", "by_source"])
 
 
 def _examples_md(report: dict) -> dg.MetadataValue:
     rows = [{"rule": r, "id": e["id"], "source": e["source"], "reason": (e["reason"] or "")[:160]}
             for r, exs in report["examples"].items() for e in exs]
-    return _md_table(rows, ["rule", "id", "source", "reason"])
+    return md_table(rows, ["rule", "id", "source", "reason"])
 
 
 def _accounting_check(name: str, rows_in: int, kept: int, rejected: int, input_ids: set, kept_ids: list,
@@ -92,7 +76,7 @@ def _accounting_check(name: str, rows_in: int, kept: int, rejected: int, input_i
         description=f"{rows_in} rows in = {kept} kept + {rejected} rejected" if ok else
         f"accounting broken: {rows_in} in vs {kept} kept + {rejected} rejected; {len(unknown)} ids not in the input",
         metadata={"rows_in": rows_in, "kept": kept, "rejected": rejected, "ids_kept_and_rejected": len(both),
-                  "ids_not_in_input": _json(sorted(unknown)[:20])},
+                  "ids_not_in_input": json_metadata(sorted(unknown)[:20])},
     )
 
 
@@ -183,7 +167,7 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
             check_name="main_voice_not_all_rejected", passed=all_rejected.empty,
             description="every main-voice source keeps some segments" if all_rejected.empty else
             f"all segments rejected for {', '.join(all_rejected['source'])}: check the thresholds",
-            metadata={"voice_sources": _json(config.voice_sources), "voice_reject_rates": _md_table(voice)},
+            metadata={"voice_sources": json_metadata(config.voice_sources), "voice_reject_rates": md_table(voice)},
         ),
         _crisis_check("curated_segments_crisis_share", rep["crisis_rows"], len(out.kept), config.max_crisis_share),
     ]
@@ -194,15 +178,15 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
         "rejects": dg.MetadataValue.path(str(paths.rejects("curated_segments"))),
         "report": dg.MetadataValue.path(str(report_path)),
         "rejected_by_rule": _rule_counts_md(rep, SEGMENT_RULES),
-        "by_source": _md_table(by_source, ["source", "rows_in", "kept", "rejected", "reject_rate"]),
+        "by_source": md_table(by_source, ["source", "rows_in", "kept", "rejected", "reject_rate"]),
         "examples": _examples_md(rep),
-        "pii_redacted": _json(rep["pii_counts"]),
-        "crisis_flags": _json(rep["crisis_counts"]),
+        "pii_redacted": json_metadata(rep["pii_counts"]),
+        "crisis_flags": json_metadata(rep["crisis_counts"]),
         "housekeeping_sentences_removed": rep["housekeeping_sentences_removed"],
         "off_domain": rep["off_domain"],
-        "score_quantiles": _json(rep["score_quantiles"]),
-        "language_cache": _json(rep["language_cache"]),
-        "embedding_cache": _json(embedder.stats),
+        "score_quantiles": json_metadata(rep["score_quantiles"]),
+        "language_cache": json_metadata(rep["language_cache"]),
+        "embedding_cache": json_metadata(embedder.stats),
     }
     if score_plots.get("off_domain"):
         metadata["off_domain_margin"] = dg.MetadataValue.md(plots.histogram_markdown(
@@ -253,12 +237,12 @@ def curated_conversations(context: dg.AssetExecutionContext, config: CuratedConv
             "table": dg.MetadataValue.path(str(paths.table("curated_conversations"))),
             "rejects": dg.MetadataValue.path(str(paths.rejects("curated_conversations"))),
             "report": dg.MetadataValue.path(str(report_path)),
-            "by_dataset": _md_table(rep.get("by_dataset", [])),
+            "by_dataset": md_table(rep.get("by_dataset", [])),
             "rejected_by_rule": _rule_counts_md(rep, CONVERSATION_RULES),
-            "by_source": _md_table(pd.DataFrame(rep["by_source"]), ["source", "rows_in", "kept", "rejected", "reject_rate"]),
+            "by_source": md_table(pd.DataFrame(rep["by_source"]), ["source", "rows_in", "kept", "rejected", "reject_rate"]),
             "examples": _examples_md(rep),
-            "pii_redacted": _json(rep["pii_counts"]),
-            "crisis_flags": _json(rep["crisis_counts"]),
+            "pii_redacted": json_metadata(rep["pii_counts"]),
+            "crisis_flags": json_metadata(rep["crisis_counts"]),
         },
         check_results=checks,
     )
@@ -353,13 +337,13 @@ def deduplicated_pairs(context: dg.AssetExecutionContext, config: DeduplicatedPa
             description=("no segment pairs at all: nothing to check" if total_segments == 0 else
                          "every expert has enough pairs" if short.empty else
                          f"experts under {config.min_expert_count} pairs: {', '.join(short['style'])}"),
-            metadata={"counts": _md_table(counts), "min_expert_count": config.min_expert_count},
+            metadata={"counts": md_table(counts), "min_expert_count": config.min_expert_count},
         ),
         dg.AssetCheckResult(
             check_name="expert_balance", passed=ratio <= config.max_expert_ratio, severity=dg.AssetCheckSeverity.WARN,
             description=f"largest / smallest expert = {ratio:.2f} (warn above {config.max_expert_ratio}); "
             f"policy {config.balance_policy}",
-            metadata={"counts": _md_table(counts), "ratio": round(ratio, 3), "balance": _json(rep["balance"])},
+            metadata={"counts": md_table(counts), "ratio": round(ratio, 3), "balance": json_metadata(rep["balance"])},
         ),
         _crisis_check("pairs_crisis_share", crisis_rows, len(original), config.max_crisis_share),
     ]
@@ -368,18 +352,18 @@ def deduplicated_pairs(context: dg.AssetExecutionContext, config: DeduplicatedPa
             "dagster/row_count": len(pairs),
             "table": dg.MetadataValue.path(str(paths.table("deduplicated_pairs"))),
             "rejects": dg.MetadataValue.path(str(paths.rejects("deduplicated_pairs"))),
-            "by_dataset": _json(rep["by_dataset"]),
-            "duplicates_by_kind": _json(rep["duplicates_by_kind"]),
+            "by_dataset": json_metadata(rep["by_dataset"]),
+            "duplicates_by_kind": json_metadata(rep["duplicates_by_kind"]),
             "clusters": rep["clusters"],
-            "lsh": _json(rep["lsh"]),
+            "lsh": json_metadata(rep["lsh"]),
             "semantic": rep["semantic"],
-            "prompt_duplicates": _json(rep["prompts"]),
-            "expert_counts": _md_table(counts),
+            "prompt_duplicates": json_metadata(rep["prompts"]),
+            "expert_counts": md_table(counts),
             "expert_shares": dg.MetadataValue.md(plots.bar_markdown(
                 dict(zip(counts["style"], counts["count"])), "segment pairs per expert")),
-            "balance": _json(rep["balance"]),
+            "balance": json_metadata(rep["balance"]),
             "crisis_flagged_pairs": crisis_rows,
-            "accounting": _json(acc),
+            "accounting": json_metadata(acc),
         },
         check_results=checks,
     )
@@ -437,14 +421,14 @@ def review_sample(config: ReviewSampleConfig, storage: PixelStorage) -> dg.Mater
             "html": dg.MetadataValue.path(str(html_path)),
             "how_to_review": f"Fill verdict (accept/reject), reviewer, note in the CSV; save it as "
             f"{paths.data_dir / REVIEW_DIR}/<name>.csv; materialize review_verdicts.",
-            "strata": _md_table(strata),
-            "preview": _md_table(sample.head(8)[["dataset", "style", "source", "prompt"]].assign(
+            "strata": md_table(strata),
+            "preview": md_table(sample.head(8)[["dataset", "style", "source", "prompt"]].assign(
                 prompt=lambda d: d["prompt"].astype(str).str[:90])),
         },
         check_results=[dg.AssetCheckResult(
             check_name="review_sample_coverage", passed=not short, severity=dg.AssetCheckSeverity.WARN,
             description="every style fully sampled" if not short else f"under-sampled styles: {', '.join(short)}",
-            metadata={"per_style": _json(per_style.to_dict()), "available": _json(available.to_dict())},
+            metadata={"per_style": json_metadata(per_style.to_dict()), "available": json_metadata(available.to_dict())},
         )],
     )
 
@@ -499,22 +483,22 @@ def review_verdicts(config: ReviewVerdictsConfig, storage: PixelStorage) -> dg.M
             "report": dg.MetadataValue.path(str(report_path)),
             "review_folder": dg.MetadataValue.path(str(folder)),
             "files": len(files),
-            "verdicts": _json(verdicts["verdict"].value_counts().to_dict() if len(verdicts) else {}),
-            "agreement": _json(agreement),
+            "verdicts": json_metadata(verdicts["verdict"].value_counts().to_dict() if len(verdicts) else {}),
+            "agreement": json_metadata(agreement),
             "unreviewed_rows": sum(1 for p in problems if p["problem"] == "unreviewed"),
         },
         check_results=[
             dg.AssetCheckResult(
                 check_name="verdict_rows_valid", passed=not bad, severity=dg.AssetCheckSeverity.WARN,
                 description="all filled-in rows are valid" if not bad else f"{len(bad)} rows or files ignored",
-                metadata={"problems": _md_table(bad[:30], ["file", "row", "problem"])},
+                metadata={"problems": md_table(bad[:30], ["file", "row", "problem"])},
             ),
             dg.AssetCheckResult(
                 check_name="reviewer_filter_agreement", passed=(not enough) or (agree is not None and agree >= config.min_agreement),
                 severity=dg.AssetCheckSeverity.WARN,
                 description=(f"only {judged} reviewed rows with a filter decision (need {config.min_reviewed_for_agreement})"
                              if not enough else f"agreement {agree:.1%} (warn below {config.min_agreement:.0%})"),
-                metadata={"agreement": _json(agreement)},
+                metadata={"agreement": json_metadata(agreement)},
             ),
         ],
     )

@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from pixel_pipeline.core.markdown import markdown_table
 from pixel_pipeline.core.io import read_parquet, write_json, write_parquet, write_text
 from pixel_pipeline.core.records import DATASET_COT, DATASET_COUNSELING, MAIN_EDUCATOR_SOURCE, STYLES, rejects_frame
 from pixel_pipeline.core.settings import COT_DIR, COUNSELING_DIR, SEGMENTS_DIR, TRANSCRIPTS_DIR, PipelinePaths
@@ -33,16 +34,8 @@ ERROR = dg.AssetCheckSeverity.ERROR
 # shared helpers
 
 
-def _md_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    if not rows:
-        return "_none_"
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
-    body = "\n".join("| " + " | ".join(str(r.get(c, "")).replace("|", "\\|").replace("\n", " ") for c in columns) + " |" for r in rows)
-    return f"{head}\n{body}"
-
-
 def _counts_md(counts: dict[str, int], key: str = "value") -> str:
-    return _md_table([{key: k, "count": v} for k, v in counts.items()], [key, "count"])
+    return markdown_table([{key: k, "count": v} for k, v in counts.items()], [key, "count"])
 
 
 def _invalid_files(results: Sequence[FileResult]) -> list[dict[str, str]]:
@@ -65,7 +58,7 @@ def _common_checks(
 ) -> list[dg.AssetCheckResult]:
     acc = seg.accounting(results, rows, rejects)
     invalid = _invalid_files(results)
-    files_md = _md_table(
+    files_md = markdown_table(
         [{"file": k, **v} for k, v in acc["per_file"].items()][:50], ["file", "rows_in", "accepted", "quarantined"]
     )
     return [
@@ -106,7 +99,7 @@ def _common_checks(
             check_name="invalid_files",
             passed=not invalid,
             severity=WARN,
-            metadata={"invalid_files": dg.MetadataValue.md(_md_table(invalid, ["file", "reason"])), "count": len(invalid)},
+            metadata={"invalid_files": dg.MetadataValue.md(markdown_table(invalid, ["file", "reason"])), "count": len(invalid)},
             description="every input file was readable" if not invalid else f"{len(invalid)} unreadable input files (each has one reject row): "
             + "; ".join(f"{i['file']}: {i['reason']}" for i in invalid[:3]),
         ),
@@ -129,7 +122,7 @@ def _preview(df: pd.DataFrame, columns: Sequence[str], n: int = 5, width: int = 
         return "_empty_"
     head = df[list(columns)].head(n).to_dict("records")
     cut = [{k: (str(v)[:width] + "…" if isinstance(v, str) and len(v) > width else v) for k, v in r.items()} for r in head]
-    return _md_table(cut, list(columns))
+    return markdown_table(cut, list(columns))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -271,9 +264,9 @@ def raw_segments(
         "quarantined": acc["quarantined"],
         "input_files": len(files),
         "by_origin": dg.MetadataValue.json({str(k): int(v) for k, v in by_origin.items()}),
-        "invalid_files": dg.MetadataValue.md(_md_table(invalid, ["file", "reason"])),
+        "invalid_files": dg.MetadataValue.md(markdown_table(invalid, ["file", "reason"])),
         "reject_reasons": dg.MetadataValue.md(_counts_md(reasons, "reason")),
-        "per_style": dg.MetadataValue.md(_md_table(per_style, ["style", "given", "predicted", "expert style"])),
+        "per_style": dg.MetadataValue.md(markdown_table(per_style, ["style", "given", "predicted", "expert style"])),
         "style_agreement": agreement.get("agreement"),
         "style_kappa": kappa,
         "style_confusion": dg.MetadataValue.md(confusion_markdown(agreement)),
@@ -343,7 +336,7 @@ def _conversation_result(
         "accepted": acc["accepted"],
         "quarantined": acc["quarantined"],
         "input_files": n_inputs,
-        "invalid_files": dg.MetadataValue.md(_md_table(_invalid_files(results), ["file", "reason"])),
+        "invalid_files": dg.MetadataValue.md(markdown_table(_invalid_files(results), ["file", "reason"])),
         "reject_reasons": dg.MetadataValue.md(_counts_md(seg.reject_reason_counts(rejects), "reason")),
         "per_source": dg.MetadataValue.json({str(k): int(v) for k, v in rows["source"].value_counts().head(20).items()}),
         "repeated_questions": dg.MetadataValue.json(conv.repeated_questions(rows)),
@@ -479,7 +472,7 @@ def audited_schema(context: dg.AssetExecutionContext, config: AuditedSchemaConfi
         passed=not over,
         severity=WARN,
         metadata={
-            "shares": dg.MetadataValue.md(_md_table([{"anomaly": k, "share": f"{s:.1%}", "limit": f"{lim:.0%}"} for k, (s, lim) in shares.items()], ["anomaly", "share", "limit"])),
+            "shares": dg.MetadataValue.md(markdown_table([{"anomaly": k, "share": f"{s:.1%}", "limit": f"{lim:.0%}"} for k, (s, lim) in shares.items()], ["anomaly", "share", "limit"])),
             "anomalies": dg.MetadataValue.json(json.loads(json.dumps(anomalies, default=str))),
         },
         description="anomaly shares under their limits" if not over else "over the limit: " + ", ".join(f"{k} {s:.1%} > {lim:.0%}" for k, (s, lim) in over.items()),
@@ -495,14 +488,14 @@ def audited_schema(context: dg.AssetExecutionContext, config: AuditedSchemaConfi
         "cot": len(cot),
         "input_files": dg.MetadataValue.json(input_files),
         "segment_fields": dg.MetadataValue.md(
-            _md_table(
+            markdown_table(
                 [{"field": f, "types": json.dumps(v["types"]), "missing_rate": v["missing_rate"], "null_rate": v["null_rate"]} for f, v in seg_report["raw_fields"]["fields"].items()],
                 ["field", "types", "missing_rate", "null_rate"],
             )
         ),
         "per_source": dg.MetadataValue.md(_counts_md(dict(list(seg_report["per_source"].items())[:15]), "source")),
         "word_count_by_style": dg.MetadataValue.md(
-            _md_table([{"style": s, **d} for s, d in seg_report["word_count_by_style"].items()], ["style", "count", "min", "median", "mean", "p95", "max"])
+            markdown_table([{"style": s, **d} for s, d in seg_report["word_count_by_style"].items()], ["style", "count", "min", "median", "mean", "p95", "max"])
         ),
         "confidence_given": dg.MetadataValue.json(seg_report["confidence_given"]),
         "quality": dg.MetadataValue.json(seg_report["quality"]),

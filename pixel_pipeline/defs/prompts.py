@@ -17,7 +17,8 @@ from pixel_pipeline.core.records import rejects_frame
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
 from pixel_pipeline.prompts.generators import GENERATOR_NAMES
 from pixel_pipeline.prompts.pipeline import STAGE, PromptSettings, generate_prompts
-from pixel_pipeline.prompts.report import generator_distribution, markdown_table, prompt_metrics, sample_pairs_markdown
+from pixel_pipeline.core.markdown import markdown_table
+from pixel_pipeline.prompts.report import generator_distribution, prompt_metrics, sample_pairs_markdown
 from pixel_pipeline.prompts.rules import has_copied_ngram
 
 ASSET = "generated_prompts"
@@ -214,7 +215,7 @@ def generated_prompts(
             "sample_pairs": dg.MetadataValue.md(
                 sample_pairs_markdown(table, responses, per_style=config.sample_pairs_per_style, seed=config.seed)
             ),
-            "generators_per_style": dg.MetadataValue.md(markdown_table(distribution)),
+            "generators_per_style": dg.MetadataValue.md(markdown_table(distribution, index=True)),
             "skipped_generators": dg.MetadataValue.md(skipped_md),
             "candidate_cache": dg.MetadataValue.json(run.cache_stats),
             "rule_failures_per_generator": dg.MetadataValue.json(run.rule_failures),
@@ -306,7 +307,7 @@ def _check_results(config, settings, run, table, kept_responses, metrics, distri
             passed=not silent and not empty_styles,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
-                "winners_per_style": dg.MetadataValue.md(markdown_table(distribution)),
+                "winners_per_style": dg.MetadataValue.md(markdown_table(distribution, index=True)),
                 "generators_run": dg.MetadataValue.json(ran),
                 "generators_skipped": dg.MetadataValue.json(run.skipped),
                 "generators_without_valid_candidates": dg.MetadataValue.json(silent),

@@ -15,6 +15,7 @@ from pydantic import Field
 from pixel_pipeline.core.io import read_parquet, write_json, write_parquet
 from pixel_pipeline.core.plots import bar_markdown
 from pixel_pipeline.core.records import DEFAULT_VOICE_SOURCES, rejects_frame
+from pixel_pipeline.defs.metadata import json_metadata, md_table
 from pixel_pipeline.defs.resources import PixelStorage
 from pixel_pipeline.splits import accounting as acct
 from pixel_pipeline.splits import plans
@@ -31,18 +32,6 @@ from pixel_pipeline.splits.tokens import histogram_png
 
 GROUP = "splits"
 SPLIT_CONFIG_FILE = "split_config.json"
-
-
-def _md_table(df: pd.DataFrame) -> dg.MetadataValue:
-    if df.empty:
-        return dg.MetadataValue.md("_(empty)_")
-    header = "| " + " | ".join(map(str, df.columns)) + " |\n| " + " | ".join("---" for _ in df.columns) + " |\n"
-    body = "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False))
-    return dg.MetadataValue.md(header + body)
-
-
-def _json(value) -> dg.MetadataValue:
-    return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
 
 
 # ---- splits --------------------------------------------------------------------------------------------------------
@@ -138,23 +127,23 @@ def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: Pix
             check_name="no_group_leakage",
             passed=not any(leaking.values()),
             description="keys found in more than one split, per grouping key (all must be 0)",
-            metadata={"leaking_keys": _json(leaking), "examples": _json({k: v["examples"] for k, v in leakage.items()})},
+            metadata={"leaking_keys": json_metadata(leaking), "examples": json_metadata({k: v["examples"] for k, v in leakage.items()})},
         ),
         dg.AssetCheckResult(
             check_name="every_expert_in_validation",
             passed=not missing,
             severity=dg.AssetCheckSeverity.ERROR,
             description=("missing in validation: " + ", ".join(missing)) if missing else "every expert has validation rows",
-            metadata={"validation_rows_per_expert": _json({s: c["validation"] for s, c in coverage["experts"].items()}),
-                      "rows_per_stage_and_split": _json(coverage["stages"]),
-                      "strata_without_floor": _json(result.report["strata_without_validation_floor"])},
+            metadata={"validation_rows_per_expert": json_metadata({s: c["validation"] for s, c in coverage["experts"].items()}),
+                      "rows_per_stage_and_split": json_metadata(coverage["stages"]),
+                      "strata_without_floor": json_metadata(result.report["strata_without_validation_floor"])},
         ),
         dg.AssetCheckResult(
             check_name="split_ratios_within_tolerance",
             passed=ratios["passed"],
             severity=dg.AssetCheckSeverity.WARN,
             description=f"row shares vs targets over {ratios['effective_groups']} effective groups",
-            metadata={"splits": _json(ratios["splits"])},
+            metadata={"splits": json_metadata(ratios["splits"])},
         ),
         dg.AssetCheckResult(
             check_name="splits_accounting",
@@ -170,17 +159,17 @@ def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: Pix
             "path": dg.MetadataValue.path(str(paths.table("splits"))),
             "rejects_path": dg.MetadataValue.path(str(paths.rejects("splits"))),
             "reviewer_rejected": len(result.rejects),
-            "rows_per_split": _json(counted["split"].value_counts().to_dict() if not counted.empty else {}),
-            "rows_by_dataset_and_split": _md_table(by_dataset),
-            "rows_by_expert_and_split": _md_table(expert_df),
-            "rows_by_stage": _md_table(stage_counts),
+            "rows_per_split": json_metadata(counted["split"].value_counts().to_dict() if not counted.empty else {}),
+            "rows_by_dataset_and_split": md_table(by_dataset),
+            "rows_by_expert_and_split": md_table(expert_df),
+            "rows_by_stage": md_table(stage_counts),
             "validation_rows_per_expert": dg.MetadataValue.md(bar_markdown(val_per_expert, "validation rows per expert")),
             "split_groups": result.report["split_groups"],
-            "split_groups_by_rule": _json(result.report["split_groups_by_rule"]),
-            "floor_promotions": _json(result.report["floor_promotions"]),
+            "split_groups_by_rule": json_metadata(result.report["split_groups_by_rule"]),
+            "floor_promotions": json_metadata(result.report["floor_promotions"]),
             "previous_assignments": previous_note,
             "rows_moved_by_merges": result.report["rows_moved_by_merges"],
-            "config": _json(config.model_dump()),
+            "config": json_metadata(config.model_dump()),
         },
         check_results=checks,
     )
@@ -302,8 +291,8 @@ def fine_tuning_exports(
             passed=balanced,
             description="rows in = exported + rejected for every dataset" if balanced
             else "accounting broken for: " + ", ".join(d for d, r in report.items() if not r["balanced"]),
-            metadata={"per_dataset": _md_table(acct_df),
-                      "mismatched_examples": _json({d: r["examples"] for d, r in report.items() if r["examples"]})},
+            metadata={"per_dataset": md_table(acct_df),
+                      "mismatched_examples": json_metadata({d: r["examples"] for d, r in report.items() if r["examples"]})},
         ),
         dg.AssetCheckResult(
             check_name="pairs_within_max_length",
@@ -325,25 +314,25 @@ def fine_tuning_exports(
             "manifest": dg.MetadataValue.path(str(paths.exports_dir / "manifest.json")),
             "messages_train": dg.MetadataValue.path(str(paths.exports_dir / "messages" / "train.jsonl")),
             "rejected_jsonl": dg.MetadataValue.path(str(paths.exports_dir / "rejected.jsonl")),
-            "rows_per_split": _json(counts["by_split"]),
-            "rows_by_split_and_dataset": _json(counts["by_split_and_dataset"]),
-            "rows_by_stage": _json(counts["by_stage"]),
-            "rows_by_expert": _json(counts["by_expert"]),
+            "rows_per_split": json_metadata(counts["by_split"]),
+            "rows_by_split_and_dataset": json_metadata(counts["by_split_and_dataset"]),
+            "rows_by_stage": json_metadata(counts["by_stage"]),
+            "rows_by_expert": json_metadata(counts["by_expert"]),
             "rejected": counts["rejected"],
-            "rejected_by_stage": _json(counts["rejected_by_stage"]),
-            "mixed_plan": _json(result.mixed),
+            "rejected_by_stage": json_metadata(counts["rejected_by_stage"]),
+            "mixed_plan": json_metadata(result.mixed),
             "base_model": base_model,
             "max_seq_length": config.max_seq_length,
             "exceeding_max_length": over,
             "over_length_policy": stats["over_length_policy"],
-            "token_stats": _md_table(token_rows),
+            "token_stats": md_table(token_rows),
             "token_length_histogram": dg.MetadataValue.md(
                 f"![tokens per pair](data:image/png;base64,{base64.b64encode(png_bytes).decode('ascii')})"
             ),
             "token_histogram_png": dg.MetadataValue.path(str(png)),
-            "files": _md_table(files_df),
-            "hub": _json(hub),
-            "accounting": _md_table(acct_df),
+            "files": md_table(files_df),
+            "hub": json_metadata(hub),
+            "accounting": md_table(acct_df),
         },
         check_results=checks,
     )

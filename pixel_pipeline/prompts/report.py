@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from pixel_pipeline.core.markdown import markdown_table
+
 from pixel_pipeline.prompts.specificity import recall_at_1
 from pixel_pipeline.prompts.text import distinct_n, distinct_ratio
 
@@ -35,16 +37,6 @@ def generator_distribution(table: pd.DataFrame) -> pd.DataFrame:
     return dist
 
 
-def markdown_table(df: pd.DataFrame, index: bool = True) -> str:
-    """A GitHub markdown table without the optional `tabulate` dependency."""
-    if df.empty:
-        return "_(empty)_"
-    frame = df.reset_index() if index else df
-    cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
-    return "\n".join(lines)
 
 
 def sample_pairs_markdown(table: pd.DataFrame, responses: dict[str, str], per_style: int = 3, seed: int = 0) -> str:
@@ -71,5 +63,3 @@ def _clip(text: str, n_words: int) -> str:
     return " ".join(ws[:n_words]) + (" ..." if len(ws) > n_words else "")
 
 
-def _cell(value) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from pixel_pipeline.core.io import write_json, write_jsonl, write_text
+from pixel_pipeline.core.markdown import markdown_table
 from pixel_pipeline.core.records import DATASET_SEGMENTS, STYLES
 from pixel_pipeline.splits import formats, plans, tokens
 from pixel_pipeline.splits.assign import SPLITS, STAGE_NAMES, augmented_mask
@@ -306,12 +307,6 @@ def file_inventory(folder: Path) -> dict[str, dict[str, Any]]:
     return inventory
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _splits_line(cfg: Mapping[str, Any]) -> str:
     keys = ("validation_ratio", "test_ratio", "seed", "min_validation_groups", "voice_sources")
     shown = [f"`{k}` = {json.dumps(cfg[k], ensure_ascii=False)}" for k in keys if k in cfg]
@@ -357,27 +352,27 @@ conversations. Produced by `pixel_pipeline` (Dagster asset `fine_tuning_exports`
 ## Counts
 Pairs: **{counts["pairs"]}** (plus {counts["augmented_rows_in_train"]} upsampled training copies). Rejected input records: **{counts["rejected"]}**.
 
-{_md_table(["split", "segments", "counseling", "cot"], datasets_rows)}
+{markdown_table(datasets_rows, ["split", "segments", "counseling", "cot"])}
 
 Stages:
 
-{_md_table(["stage", *splits], stage_rows)}
+{markdown_table(stage_rows, ["stage", *splits])}
 
 Experts (segments by style):
 
-{_md_table(["expert", *splits], expert_rows)}
+{markdown_table(expert_rows, ["expert", *splits])}
 
 ## Sources (top 15)
-{_md_table(["source", "pairs"], source_rows)}
+{markdown_table(source_rows, ["source", "pairs"])}
 
 ## Filters: what was removed
 By stage:
 
-{_md_table(["stage", "records"], stage_rej_rows)}
+{markdown_table(stage_rej_rows, ["stage", "records"])}
 
 By reason (top 20):
 
-{_md_table(["reason", "records"], reason_rows)}
+{markdown_table(reason_rows, ["reason", "records"])}
 
 ## Splits
 Grouped (a transcript, a counseling question, a near-duplicate cluster and any exact repeat of a question or response
