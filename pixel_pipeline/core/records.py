@@ -7,6 +7,7 @@ Tables that mix datasets carry both `segment_id` (set for dataset "segments") an
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -79,3 +80,21 @@ def rejects_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 # carry no source of their own. Everything else is "other channels": they feed the style experts, not stage 3.
 MAIN_EDUCATOR_SOURCE = "Healing Minds with Dr. Lena Hart"
 DEFAULT_VOICE_SOURCES = (MAIN_EDUCATOR_SOURCE,)
+VOICE_SOURCES_ENV_VAR = "PIXEL_VOICE_SOURCES"
+
+
+def configured_voice_sources(voice_sources: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The educator's voice channels: the asset setting when given, else PIXEL_VOICE_SOURCES (a JSON list, or one
+    channel name), else the main educator's channel. Curation and splits both resolve it here, so one variable
+    changes both."""
+    if voice_sources:
+        return tuple(voice_sources)
+    raw = os.environ.get(VOICE_SOURCES_ENV_VAR, "").strip()
+    if not raw:
+        return DEFAULT_VOICE_SOURCES
+    if raw.startswith("["):
+        parsed = json.loads(raw)
+        if not isinstance(parsed, list) or not all(isinstance(s, str) and s for s in parsed):
+            raise ValueError(f"{VOICE_SOURCES_ENV_VAR} must be a JSON list of channel names, got {raw!r}")
+        return tuple(parsed)
+    return (raw,)

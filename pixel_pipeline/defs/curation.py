@@ -5,7 +5,7 @@ and turns the reports into metadata and asset checks.
 """
 
 # No `from __future__ import annotations`: Dagster resolves the Config annotations at definition time.
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import dagster as dg
 import pandas as pd
@@ -13,7 +13,7 @@ from pydantic import Field
 
 from pixel_pipeline.core import plots
 from pixel_pipeline.core.io import read_parquet, write_json, write_parquet, write_text
-from pixel_pipeline.core.records import DEFAULT_VOICE_SOURCES, STYLES
+from pixel_pipeline.core.records import STYLES, configured_voice_sources
 from pixel_pipeline.core.settings import REVIEW_DIR, PipelinePaths
 from pixel_pipeline.curation import balance, dedup, review
 from pixel_pipeline.curation.cache import ScoreCache
@@ -115,15 +115,17 @@ class CuratedSegmentsConfig(CurationRulesConfig):
     strip_housekeeping: bool = Field(True, description="Below the thresholds, remove promo sentences instead of keeping them.")
     min_domain_margin: float = Field(0.0, description="off_domain: domain similarity minus nearest off-topic similarity.")
     domain_reference_sources: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_VOICE_SOURCES),
-        description="Sources whose segments (passing the cheap rules) form the known-good centroid for off_domain.")
+        default_factory=list,
+        description="Sources whose segments (passing the cheap rules) form the known-good centroid for off_domain. "
+        "Empty: the educator's voice sources (PIXEL_VOICE_SOURCES, else the main educator's channel).")
     expert_min_quality: dict[str, float] = Field(
         default_factory=lambda: {s: 0.3 for s in STYLES}, description="Per-expert floor on the given `quality`.")
     expert_min_domain_margin: dict[str, float] = Field(
         default_factory=dict, description="Per-expert override of min_domain_margin (style -> margin).")
     voice_sources: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_VOICE_SOURCES),
-        description="Main-voice sources: the blocking check fails if every one of their segments is rejected.")
+        default_factory=list,
+        description="Main-voice sources: the blocking check fails if every one of their segments is rejected. "
+        "Empty: PIXEL_VOICE_SOURCES, else the main educator's channel (the same resolution as splits).")
 
 
 @dg.asset(
@@ -146,6 +148,7 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
     paths = storage.paths
     raw = _read_table(paths, "raw_segments")
     settings = _settings_from(config, CurationSettings)
+    settings = replace(settings, domain_reference_sources=tuple(config.domain_reference_sources) or configured_voice_sources())
     embedder = embedding_model.embedder(storage)
     lang_cache = _language_cache(paths)
     context.log.info("curating %d segments", len(raw))
@@ -156,7 +159,8 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
     report_path = write_json({"settings": settings.as_dict(), **rep}, paths.report_dir("curated_segments") / "report.json")
 
     by_source = pd.DataFrame(rep["by_source"])
-    voice = by_source[by_source["source"].isin(config.voice_sources)] if len(by_source) else by_source
+    voice_sources = configured_voice_sources(config.voice_sources)
+    voice = by_source[by_source["source"].isin(voice_sources)] if len(by_source) else by_source
     all_rejected = voice[voice["kept"] == 0] if len(voice) else voice
     score_plots = {r: out.kept[f"score_{r}"].dropna().tolist() for r in ("off_domain", "garbled", "repetition")
                    if len(out.kept)}
@@ -167,7 +171,7 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
             check_name="main_voice_not_all_rejected", passed=all_rejected.empty,
             description="every main-voice source keeps some segments" if all_rejected.empty else
             f"all segments rejected for {', '.join(all_rejected['source'])}: check the thresholds",
-            metadata={"voice_sources": json_metadata(config.voice_sources), "voice_reject_rates": md_table(voice)},
+            metadata={"voice_sources": json_metadata(voice_sources), "voice_reject_rates": md_table(voice)},
         ),
         _crisis_check("curated_segments_crisis_share", rep["crisis_rows"], len(out.kept), config.max_crisis_share),
     ]

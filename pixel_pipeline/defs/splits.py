@@ -14,7 +14,7 @@ from pydantic import Field
 
 from pixel_pipeline.core.io import read_parquet, write_json, write_parquet
 from pixel_pipeline.core.plots import bar_markdown
-from pixel_pipeline.core.records import DEFAULT_VOICE_SOURCES, rejects_frame
+from pixel_pipeline.core.records import configured_voice_sources, rejects_frame
 from pixel_pipeline.defs.metadata import json_metadata, md_table
 from pixel_pipeline.defs.resources import PixelStorage
 from pixel_pipeline.splits import accounting as acct
@@ -41,8 +41,9 @@ class SplitsConfig(dg.Config):
     seed: int = Field(42, description="Seed of the group hash; changing it reshuffles every group.")
     min_validation_groups: int = Field(1, description="Floor of validation split groups per expert and per dataset.")
     voice_sources: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_VOICE_SOURCES),
-        description="`source` values that count as the educator's voice (stage 3); other channels only feed experts.",
+        default_factory=list,
+        description="`source` values that count as the educator's voice (stage 3); other channels only feed experts. "
+        "Empty: PIXEL_VOICE_SOURCES, else the main educator's channel.",
     )
     ratio_tolerance: float = Field(
         0.05, description="Allowed |share - target| per split (widened to 3 sigma of the group-level sampling noise)."
@@ -95,7 +96,7 @@ def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: Pix
         test_ratio=config.test_ratio,
         seed=config.seed,
         min_validation_groups=config.min_validation_groups,
-        voice_sources=config.voice_sources,
+        voice_sources=configured_voice_sources(config.voice_sources),
         review_verdicts=verdicts,
         previous_assignments=previous,
     )
