@@ -29,7 +29,7 @@ import pandas as pd
 from pixel_pipeline.core.ids import content_id, record_id
 from pixel_pipeline.core.records import DATASET_COT, DATASET_COUNSELING, reject_row, rejects_frame
 from pixel_pipeline.ingest.cache import FileResult
-from pixel_pipeline.ingest.segments import invalid_file_result, parse_json_list, with_dtypes
+from pixel_pipeline.ingest.segments import invalid_file_result, parse_json_list, split_exact_repeats, with_dtypes
 from pixel_pipeline.ingest.text import CONTROL_CHAR_RE, SURROGATE_RE, bytes_id, snippet
 
 log = logging.getLogger(__name__)
@@ -343,24 +343,9 @@ def combine_conversation_results(results: Iterable[FileResult], dataset: str, st
     frames = [r.rows for r in results if r.rows is not None and len(r.rows)]
     rows = pd.concat(frames, ignore_index=True) if frames else conversation_frame([])
     reject_frames = [r.rejects for r in results if len(r.rejects)]
-    dup = rows["record_id"].duplicated(keep="first")
-    if dup.any():
-        first = rows.loc[~dup].drop_duplicates("record_id").set_index("record_id")[["input_file", "row_index"]]
-        extra = []
-        for row in rows.loc[dup].itertuples(index=False):
-            kept = first.loc[row.record_id]
-            details = {
-                "input_file": row.input_file,
-                "row_index": int(row.row_index),
-                "raw": snippet(row.prompt),
-                "offending": {"record_id": row.record_id},
-                "kept_input_file": kept["input_file"],
-                "kept_row_index": int(kept["row_index"]),
-            }
-            reason = f"duplicate: same conversation as {kept['input_file']} row {int(kept['row_index'])}"
-            extra.append(reject_row(dataset, row.record_id, stage, [reason], details, row.source, None))
-        reject_frames.append(rejects_frame(extra))
-        rows = rows.loc[~dup].reset_index(drop=True)
+    rows, duplicate_rejects = split_exact_repeats(rows, dataset, stage, "record_id", "prompt", "conversation")
+    if duplicate_rejects:
+        reject_frames.append(rejects_frame(duplicate_rejects))
     rejects = pd.concat(reject_frames, ignore_index=True) if reject_frames else rejects_frame([])
     return rows, rejects
 

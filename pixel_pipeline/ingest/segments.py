@@ -450,29 +450,39 @@ def ingest_segment_files(
     return [r for r in results if r is not None], stats
 
 
+def split_exact_repeats(
+    rows: pd.DataFrame, dataset: str, stage: str, id_column: str, text_column: str, what: str, file_column: str | None = None
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Keep the first row of each id (sorted file order, then row order); every later exact repeat shares that id
+    (DESIGN.md) and becomes a `duplicate` reject naming the row that was kept."""
+    dup_mask = rows[id_column].duplicated(keep="first")
+    if not dup_mask.any():
+        return rows, []
+    first = rows.loc[~dup_mask].drop_duplicates(id_column).set_index(id_column)[["input_file", "row_index"]]
+    rejects = []
+    for row in rows.loc[dup_mask].to_dict("records"):
+        kept = first.loc[row[id_column]]
+        details = {
+            "input_file": row["input_file"],
+            "row_index": int(row["row_index"]),
+            "raw": snippet(row[text_column]),
+            "offending": {id_column: row[id_column]},
+            "kept_input_file": kept["input_file"],
+            "kept_row_index": int(kept["row_index"]),
+        }
+        reason = f"duplicate: same {what} as {kept['input_file']} row {int(kept['row_index'])}"
+        file = row[file_column] if file_column else None
+        rejects.append(reject_row(dataset, row[id_column], stage, [reason], details, row["source"], file))
+    return rows.loc[~dup_mask].reset_index(drop=True), rejects
+
+
 def combine_file_results(results: Iterable[FileResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All files' rows in order; a row whose segment_id was already accepted moves to the rejects as `duplicate`."""
     results = list(results)
     frames = [r.rows for r in results if r.rows is not None and len(r.rows)]
     rows = pd.concat(frames, ignore_index=True) if frames else apply_styles(_rows_frame([]), [], np.zeros(0), SegmentSettings())
     reject_frames = [r.rejects for r in results if r.rejects is not None and len(r.rejects)]
-    dup_mask = rows["segment_id"].duplicated(keep="first")
-    duplicate_rejects = []
-    if dup_mask.any():
-        first = rows.loc[~dup_mask].drop_duplicates("segment_id").set_index("segment_id")[["input_file", "row_index"]]
-        for row in rows.loc[dup_mask].itertuples(index=False):
-            kept = first.loc[row.segment_id]
-            details = {
-                "input_file": row.input_file,
-                "row_index": int(row.row_index),
-                "raw": snippet(row.text),
-                "offending": {"segment_id": row.segment_id},
-                "kept_input_file": kept["input_file"],
-                "kept_row_index": int(kept["row_index"]),
-            }
-            reason = f"duplicate: same text as {kept['input_file']} row {int(kept['row_index'])}"
-            duplicate_rejects.append(reject_row(DATASET_SEGMENTS, row.segment_id, STAGE, [reason], details, row.source, row.file))
-        rows = rows.loc[~dup_mask].reset_index(drop=True)
+    rows, duplicate_rejects = split_exact_repeats(rows, DATASET_SEGMENTS, STAGE, "segment_id", "text", "text", "file")
     if duplicate_rejects:
         reject_frames.append(rejects_frame(duplicate_rejects))
     rejects = pd.concat(reject_frames, ignore_index=True) if reject_frames else rejects_frame([])
