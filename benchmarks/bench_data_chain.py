@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
 import sys
 import tempfile
@@ -28,30 +27,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from _corpus import sentence_pool  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # per-asset lines only, not every event
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 STYLES = ("therapeutic", "educational", "empathetic", "practical")
 STYLE_SHARES = (0.55, 0.10, 0.15, 0.20)  # unbalanced like real corpora
 SOURCES = ["Healing Minds with Dr. Lena Hart"] + [f"channel_{i:02d}" for i in range(60)]
 
 
 # ------------------------------------------------------------------------------------------ corpus generation
-def sentence_pool(data_dir: Path) -> list[str]:
-    pool: list[str] = []
-    for path in sorted((data_dir / "training_segments").glob("*.json")):
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            continue
-        for row in rows if isinstance(rows, list) else []:
-            if isinstance(row, dict) and isinstance(row.get("text"), str):
-                pool.extend(s for s in SENTENCE_END.split(row["text"]) if len(s.split()) >= 4)
-    if not pool:
-        raise SystemExit(f"no sentences under {data_dir}/training_segments")
-    return pool
 
 
 def realistic_text(rng: random.Random, pool: list[str]) -> str:
@@ -65,7 +51,7 @@ def realistic_text(rng: random.Random, pool: list[str]) -> str:
 def generate_corpus(root: Path, n_segments: int, seed: int = 0, sample_dir: Path = REPO / "data") -> dict[str, int]:
     """Write a corpus of `n_segments` segments (+ the sample conversations and transcripts) under `root`."""
     rng = random.Random(seed)
-    pool = sentence_pool(sample_dir)
+    pool = sentence_pool(sample_dir, min_words=4, include_transcripts=False)
     seg_dir = root / "training_segments"
     seg_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, list[dict]] = {f"{s}_{q}_quality.json": [] for s in STYLES for q in ("high", "medium")}

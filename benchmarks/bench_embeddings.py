@@ -16,10 +16,8 @@ Exit status 1 if the agreement target is missed; the speed target (>= 3x) is pri
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
-import re
 import sys
 import tempfile
 import time
@@ -28,29 +26,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _corpus import sentence_pool  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from pixel_pipeline.core.embeddings import Embedder, load_sentence_transformer, resolve_model_path  # noqa: E402
 
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def sentence_pool(data_dir: Path) -> list[str]:
-    pool: list[str] = []
-    for path in sorted((data_dir / "training_segments").glob("*.json")):
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            continue
-        for row in rows if isinstance(rows, list) else []:
-            if isinstance(row, dict) and isinstance(row.get("text"), str):
-                pool.extend(s for s in SENTENCE_END.split(row["text"]) if len(s.split()) >= 3)
-    for path in sorted((data_dir / "transcripts").glob("*.txt")):
-        pool.extend(s for s in SENTENCE_END.split(path.read_text(encoding="utf-8", errors="replace")) if len(s.split()) >= 3)
-    if not pool:
-        raise SystemExit(f"no sentences found under {data_dir}; point --data-dir at a corpus")
-    return pool
 
 
 def realistic_texts(n: int, pool: list[str], seed: int = 0) -> list[str]:
