@@ -28,16 +28,21 @@ def _with_owners(spec: dg.AssetSpec) -> dg.AssetSpec:
     return spec.replace_attributes(owners=OWNERS_BY_GROUP[spec.group_name])
 
 
-_merged = dg.Definitions.merge(
-    ingestion.defs,
-    curation.defs,
-    prompts.defs,
-    splits.defs,
-    training.defs,
-    automation.defs,
-    dg.Definitions(resources=default_resources()),
-)
-# map_asset_specs is marked preview in Dagster 1.13; the version is pinned exactly, so its warning is noise here.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.PreviewWarning)
-    defs = _merged.map_asset_specs(func=_with_owners)
+def build_definitions() -> dg.Definitions:
+    merged = dg.Definitions.merge(
+        ingestion.defs,
+        curation.defs,
+        prompts.defs,
+        splits.defs,
+        training.defs,
+        automation.defs,
+        dg.Definitions(resources=default_resources()),
+    )
+    # map_asset_specs is marked preview in Dagster 1.13; the version is pinned exactly, so its warning is noise here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return merged.map_asset_specs(func=_with_owners)
+
+
+# The only Definitions object at module scope (Dagster refuses a module with two).
+defs = build_definitions()
