@@ -103,3 +103,13 @@ def test_markdown_table_escapes_pipes_and_accepts_every_shape():
     assert markdown_table([("train", 10)], ["split", "rows"]).splitlines()[0] == "| split | rows |"
     assert markdown_table(pd.DataFrame({"n": [1]}, index=["x"]), index=True).splitlines()[0] == "| index | n |"
     assert markdown_table([]) == "_(none)_"
+
+
+def test_embedders_with_different_max_seq_length_do_not_share_a_mutated_model():
+    from pixel_pipeline.core.embeddings import PACKAGED_MODEL, Embedder
+
+    short = Embedder(PACKAGED_MODEL, max_seq_length=32, precision="float32")
+    default = Embedder(PACKAGED_MODEL, precision="float32")
+    assert short.model is not default.model
+    assert short.model.max_seq_length == 32
+    assert default.model.max_seq_length == 256  # the model's own limit, untouched by the other embedder

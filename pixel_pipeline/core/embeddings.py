@@ -81,14 +81,19 @@ def _token_embeddings_to_float32(_module, _args, output):
 
 
 @functools.lru_cache(maxsize=4)
-def load_sentence_transformer(path: str, device: str | None = None, precision: str = "float32"):
-    """One loaded model per (path, device, precision) per process: several assets in one run share it."""
+def load_sentence_transformer(
+    path: str, device: str | None = None, precision: str = "float32", max_seq_length: int | None = None
+):
+    """One loaded model per (path, device, precision, max_seq_length) per process: several assets in one run share
+    it, and a model is never changed after loading, so one caller's settings cannot leak into another's."""
     import torch
     from sentence_transformers import SentenceTransformer
 
     log.info("loading embedding model %s (%s)", path, precision)
     model = SentenceTransformer(path, device=device, trust_remote_code=False)
     model.eval()
+    if max_seq_length:
+        model.max_seq_length = max_seq_length
     if precision == "bfloat16":
         first = model[0]
         auto_model = getattr(first, "auto_model", None)
@@ -179,10 +184,8 @@ class Embedder:
     def model(self):
         if self._model is None:
             self._model = load_sentence_transformer(
-                resolve_model_path(self.model_name_or_path), self.device, self.precision
+                resolve_model_path(self.model_name_or_path), self.device, self.precision, self.max_seq_length
             )
-            if self.max_seq_length:
-                self._model.max_seq_length = self.max_seq_length
         return self._model
 
     @property
