@@ -52,12 +52,17 @@ def print_outputs(paths: PipelinePaths) -> None:
         files = [f for f in folder.rglob("*") if f.is_file() and not f.name.startswith(".")]
         size = sum(f.stat().st_size for f in files)
         print(f"  {folder.name + '/':<12} {len(files):>5} files {size / 1e6:>9.2f} MB")
-        for f in sorted(files)[:12] if folder.name in ("exports", "reports") else []:
-            print(f"      {f.relative_to(root)}")
+        if folder.name in ("exports", "reports"):  # what a user opens first: every file at the top, each subfolder
+            for entry in sorted(folder.iterdir()):
+                if entry.is_dir():
+                    n = sum(1 for f in entry.rglob("*") if f.is_file())
+                    print(f"      {entry.relative_to(root)}/  ({n} files)")
+                elif not entry.name.startswith("."):
+                    print(f"      {entry.relative_to(root)}")
 
 
 def ui() -> int:
-    cmd = [str(Path(sys.executable).with_name("dagster")), "dev", "-w", "workspace.yaml"]
+    cmd = [_dagster_bin(), "dev", "-w", "workspace.yaml"]
     print("+", " ".join(cmd), flush=True)
     return subprocess.call(cmd, env=_dagster_env())
 
