@@ -129,6 +129,24 @@ def _apply_expert_domain_margin(frame: pd.DataFrame, styles: Sequence[str], sett
     return frame
 
 
+def _rule_rejects(
+    df: pd.DataFrame, rejected: np.ndarray, fired_matrix: np.ndarray, rule_names, rules: dict[str, pd.DataFrame],
+    crisis: list, originals, stage: str, datasets: list[str], id_column: str, file_column: str | None,
+) -> tuple[list[list[str]], list[dict]]:
+    """One reject row per rejected row, naming every rule that fired with its reason, all scores and crisis flags."""
+    reasons_all, reject_rows = [], []
+    for i in np.flatnonzero(rejected):
+        fired = [r for j, r in enumerate(rule_names) if fired_matrix[i, j]]
+        reasons = [rules[r].at[i, "reason"] for r in fired]
+        reasons_all.append(reasons)
+        details = _reject_details(rules, i, fired, originals[i])
+        details["rules"] = fired
+        details["crisis_flags"] = crisis[i]
+        file = df.at[i, file_column] if file_column else None
+        reject_rows.append(reject_row(datasets[i], df.at[i, id_column], stage, reasons, details, df.at[i, "source"], file))
+    return reasons_all, reject_rows
+
+
 def _reject_details(rules: dict[str, pd.DataFrame], i: int, fired: list[str], original: str) -> dict:
     return {
         "scores": {r: (None if pd.isna(f.at[i, "score"]) else float(f.at[i, "score"])) for r, f in rules.items()},
@@ -245,16 +263,10 @@ def curate_segments(
     rejected = fired_matrix.any(axis=1) if n else np.zeros(0, bool)
     crisis = [safety.crisis_flags(t) for t in redacted]
 
-    reasons_all, reject_rows = [], []
-    for i in np.flatnonzero(rejected):
-        fired = [r for j, r in enumerate(SEGMENT_RULES) if fired_matrix[i, j]]
-        reasons = [rules[r].at[i, "reason"] for r in fired]
-        reasons_all.append(reasons)
-        details = _reject_details(rules, i, fired, original[i])
-        details["rules"] = fired
-        details["crisis_flags"] = crisis[i]
-        reject_rows.append(reject_row(DATASET_SEGMENTS, df.at[i, "segment_id"], stage, reasons, details,
-                                      df.at[i, "source"], df.at[i, "file"]))
+    reasons_all, reject_rows = _rule_rejects(
+        df, rejected, fired_matrix, SEGMENT_RULES, rules, crisis, original, stage,
+        datasets=[DATASET_SEGMENTS] * n, id_column="segment_id", file_column="file",
+    )
 
     out = df.copy()
     out["text"] = redacted
@@ -316,16 +328,10 @@ def curate_conversations(
         merged = pc + rc
         counts.append(Counter({k: max(merged.get(k, 0), cc.get(k, 0)) for k in set(merged) | set(cc)}))
 
-    reasons_all, reject_rows = [], []
-    for i in np.flatnonzero(rejected):
-        fired = [r for j, r in enumerate(CONVERSATION_RULES) if fired_matrix[i, j]]
-        reasons = [rules[r].at[i, "reason"] for r in fired]
-        reasons_all.append(reasons)
-        details = _reject_details(rules, i, fired, resp_original[i])
-        details["rules"] = fired
-        details["crisis_flags"] = crisis[i]
-        reject_rows.append(reject_row(df.at[i, "dataset"], df.at[i, "record_id"], stage, reasons, details,
-                                      df.at[i, "source"], df.at[i, "input_file"] if "input_file" in df else None))
+    reasons_all, reject_rows = _rule_rejects(
+        df, rejected, fired_matrix, CONVERSATION_RULES, rules, crisis, resp_original, stage,
+        datasets=df["dataset"].tolist(), id_column="record_id", file_column="input_file" if "input_file" in df else None,
+    )
 
     out = df.copy()
     out["prompt"] = prompts_red
