@@ -113,3 +113,16 @@ def test_embedders_with_different_max_seq_length_do_not_share_a_mutated_model():
     assert short.model is not default.model
     assert short.model.max_seq_length == 32
     assert default.model.max_seq_length == 256  # the model's own limit, untouched by the other embedder
+
+
+def test_key_value_store_reads_many_keys_across_chunks_and_keeps_the_last_write(tmp_path):
+    from pixel_pipeline.core.kvstore import SqliteKeyValueStore
+
+    store = SqliteKeyValueStore(tmp_path / "cache.sqlite", "scores")
+    store.put_many({f"k{i}": f"v{i}" for i in range(2000)})  # more keys than one SQLite IN (...) may bind
+    store.put_many({"k1": "new"})
+    found = SqliteKeyValueStore(tmp_path / "cache.sqlite", "scores").get_many(["k1", "k1999", "missing", "k1"])
+    assert found == {"k1": "new", "k1999": "v1999"}
+    assert store.count() == 2000
+    with pytest.raises(ValueError):
+        SqliteKeyValueStore(tmp_path / "cache.sqlite", "scores; DROP TABLE scores")

@@ -21,14 +21,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from pixel_pipeline.core.ids import sha256_hex
+from pixel_pipeline.core.kvstore import SqliteKeyValueStore
 
 log = logging.getLogger(__name__)
 
@@ -106,42 +105,20 @@ def load_sentence_transformer(
 
 
 class EmbeddingCache:
-    """SQLite table of (model, text hash) -> float32 vector. Safe to share between runs; one writer at a time."""
+    """(model, text hash) -> float32 vector, in a SQLite file safe to share between runs (core.kvstore)."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        with self._connect() as con:
-            con.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
-
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=60)
-        con.execute("PRAGMA journal_mode=WAL")
-        return con
+        self.store = SqliteKeyValueStore(path, "embeddings")
+        self.path = self.store.path
 
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        with self._connect() as con:
-            for start in range(0, len(keys), 900):
-                chunk = list(keys[start : start + 900])
-                marks = ",".join("?" * len(chunk))
-                for key, _dim, blob in con.execute(f"SELECT key, dim, vec FROM vectors WHERE key IN ({marks})", chunk):
-                    found[key] = np.frombuffer(blob, dtype=np.float32)
-        return found
+        return {key: np.frombuffer(blob, dtype=np.float32) for key, blob in self.store.get_many(keys).items()}
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
-        if not items:
-            return
-        with self._lock, self._connect() as con:
-            con.executemany(
-                "INSERT OR REPLACE INTO vectors (key, dim, vec) VALUES (?, ?, ?)",
-                [(k, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()],
-            )
+        self.store.put_many({k: np.asarray(v, dtype=np.float32).tobytes() for k, v in items.items()})
 
     def count(self) -> int:
-        with self._connect() as con:
-            return int(con.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+        return self.store.count()
 
 
 class Embedder:

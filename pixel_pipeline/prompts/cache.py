@@ -9,48 +9,31 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections.abc import Sequence
-from pathlib import Path
 
 from pixel_pipeline.core.ids import sha256_hex
+from pixel_pipeline.core.kvstore import SqliteKeyValueStore
 from pixel_pipeline.prompts.generators import Candidate, PromptGenerator, Progress, SegmentInput
 
 
 class CandidateCache:
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.execute("CREATE TABLE IF NOT EXISTS candidates (key TEXT PRIMARY KEY, generator TEXT, value TEXT)")
+    """Content hash of (generator fingerprint, style, segment text) -> that generator's candidates, as JSON."""
 
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=60)
-        con.execute("PRAGMA journal_mode=WAL")
-        return con
+    def __init__(self, path: str | os.PathLike):
+        self.store = SqliteKeyValueStore(path, "prompt_candidates")
+        self.path = self.store.path
 
     @staticmethod
     def key(fingerprint: str, segment: SegmentInput) -> str:
         return sha256_hex(f"{fingerprint}\x00{segment.style or ''}\x00{segment.text}")
 
     def get_many(self, keys: Sequence[str]) -> dict[str, list[Candidate]]:
-        found: dict[str, list[Candidate]] = {}
-        with self._connect() as con:
-            for start in range(0, len(keys), 900):
-                chunk = list(keys[start : start + 900])
-                marks = ",".join("?" * len(chunk))
-                for key, value in con.execute(f"SELECT key, value FROM candidates WHERE key IN ({marks})", chunk):
-                    found[key] = [Candidate.from_dict(d) for d in json.loads(value)]
-        return found
+        return {k: [Candidate.from_dict(d) for d in json.loads(v)] for k, v in self.store.get_many(keys).items()}
 
-    def put_many(self, generator: str, items: dict[str, list[Candidate]]) -> None:
-        if not items:
-            return
-        with self._connect() as con:
-            con.executemany(
-                "INSERT OR REPLACE INTO candidates (key, generator, value) VALUES (?, ?, ?)",
-                [(k, generator, json.dumps([c.to_dict() for c in v], ensure_ascii=False)) for k, v in items.items()],
-            )
+    def put_many(self, items: dict[str, list[Candidate]]) -> None:
+        self.store.put_many(
+            {k: json.dumps([c.to_dict() for c in v], ensure_ascii=False) for k, v in items.items()}
+        )
 
 
 def generate_cached(
@@ -72,6 +55,6 @@ def generate_cached(
     if todo:
         fresh = generator.generate([segments[i] for i in todo.values()], progress)
         new = dict(zip(todo.keys(), fresh))
-        cache.put_many(generator.name, new)
+        cache.put_many(new)
         found.update(new)
     return [found[k] for k in keys], {"cached": len(segments) - len(missing_idx), "generated": len(todo)}
