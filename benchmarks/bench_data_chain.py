@@ -2,6 +2,8 @@
 
     python benchmarks/bench_data_chain.py --sizes 1000 10000 100000
     python benchmarks/bench_data_chain.py --sizes 200 1000          # a quick look
+    python benchmarks/bench_data_chain.py --sizes 100000 --results output/bench_data_chain.json   # one size per run
+
 
 For each size, a corpus is generated under a temporary PIXEL_DATA_DIR: `--sizes` segments in the 8 style x quality
 files (lognormal lengths around ~390 words, 35-3,700, resampled from the sentences of the sample corpus in data/,
@@ -9,7 +11,9 @@ with a sprinkle of exact duplicates and empty rows), the sample transcripts, cou
 (all but the `training` group) is then materialized one by one in dependency order, in this process, with a fresh
 output folder and embedding cache. Printed per asset: wall seconds, peak resident memory during the asset, and how
 that memory grew. A last table shows seconds per 1k segments per asset across sizes, so a cost that grows faster
-than the data stands out (its per-1k figure rises with size).
+than the data stands out (its per-1k figure rises with size). With --results FILE, each size's rows are merged
+into FILE (JSON, a size run again replaces its rows) and the per-1k table covers every size in it, so the big sizes
+can be run one at a time, on other days or machines of the same kind.
 """
 
 from __future__ import annotations
@@ -169,10 +173,40 @@ def print_table(rows: list[dict], title: str) -> None:
     print(f"| **total** | | | {sum(r['seconds'] for r in rows):.1f} | {max(r['peak_rss_mb'] for r in rows):.0f} | |")
 
 
+def load_results(path: Path | None) -> dict[int, list[dict]]:
+    if not path or not path.exists():
+        return {}
+    return {int(size): rows for size, rows in json.loads(path.read_text(encoding="utf-8")).items()}
+
+
+def merge_results(path: Path, size: int, rows: list[dict]) -> None:
+    merged = load_results(path)
+    merged[size] = rows
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({str(k): merged[k] for k in sorted(merged)}, indent=1), encoding="utf-8")
+
+
+def print_per_1k(by_size: dict[int, list[dict]]) -> None:
+    sizes = sorted(by_size)
+    print("\nseconds per 1k segments (a figure that rises with size grows faster than the data)")
+    print("| asset | " + " | ".join(f"{s:,}" for s in sizes) + " |")
+    print("| --- |" + " ---: |" * len(sizes))
+    assets = list(dict.fromkeys(r["asset"] for s in sizes for r in by_size[s]))
+    for asset in assets:
+        cells = []
+        for s in sizes:
+            row = next((r for r in by_size[s] if r["asset"] == asset), None)
+            cells.append(f"{row['seconds'] / (s / 1000):.2f}" if row else "")
+        print(f"| {asset} | " + " | ".join(cells) + " |")
+    peaks = [f"{max(r['peak_rss_mb'] for r in by_size[s]):.0f}" for s in sizes]
+    print("| peak RSS (MB) | " + " | ".join(peaks) + " |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--keep", action="store_true", help="keep the generated corpora and outputs")
+    parser.add_argument("--results", type=Path, help="JSON file to merge this run's rows into (per-1k table over all)")
     args = parser.parse_args()
 
     import dagster as dg
@@ -191,18 +225,15 @@ def main() -> int:
         with dg.instance_for_test() as instance:
             by_size[size] = materialize_each(assets, resources_for(root / "output" / "cache"), instance, rss)
         print_table(by_size[size], f"{size} segments")
+        if args.results:
+            merge_results(args.results, size, by_size[size])
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     rss.stop()
 
-    if len(by_size) > 1:
-        sizes = sorted(by_size)
-        print("\nseconds per 1k segments (a figure that rises with size grows faster than the data)")
-        print("| asset | " + " | ".join(f"{s:,}" for s in sizes) + " |")
-        print("| --- |" + " ---: |" * len(sizes))
-        for i, (key, _) in enumerate(assets):
-            cells = [by_size[s][i]["seconds"] / (s / 1000) for s in sizes]
-            print(f"| {key.to_user_string()} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+    everything = {**load_results(args.results), **by_size} if args.results else by_size
+    if len(everything) > 1:
+        print_per_1k(everything)
     failed = [r["asset"] for rows in by_size.values() for r in rows if not r["ok"]]
     if failed:
         print(f"\nFAILED assets: {sorted(set(failed))}")

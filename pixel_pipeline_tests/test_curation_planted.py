@@ -148,3 +148,35 @@ def test_accounting_holds_over_the_sample_corpus(corpus):
     # the main educator keeps most of its segments
     by_source = {r["source"]: r for r in segs.report["by_source"]}
     assert by_source["Healing Minds with Dr. Lena Hart"]["reject_rate"] < 0.5
+
+
+def test_rule_cache_changes_no_outcome_and_a_rerun_scores_only_what_is_new(corpus, tmp_path, shared_embedding_cache):
+    """Cold and warm runs through the rule cache keep and reject exactly what the uncached run did; a re-run with
+    one new segment scores only that segment; a changed threshold is a new key, never a stale answer."""
+    from pixel_pipeline.curation.cache import ScoreCache
+
+    embedder = Embedder(cache_dir=shared_embedding_cache)
+    cache = ScoreCache(tmp_path / "scores.sqlite", "rules")
+    raw = corpus["raw"]
+    for attempt in ("cold", "warm"):
+        cached = curate_segments(raw, CurationSettings(), embed=embedder.encode, rule_cache=cache)
+        pd.testing.assert_frame_equal(cached.kept, corpus["segs"].kept, obj=f"{attempt} kept")
+        pd.testing.assert_frame_equal(cached.rejects, corpus["segs"].rejects, obj=f"{attempt} rejects")
+    assert cached.report["rule_cache"]["computed"] == 0 and cached.report["rule_cache"]["hits"] > len(raw)
+
+    new_row = raw.iloc[[0]].assign(segment_id="new-one", text=raw["text"].iloc[0] + " One more sentence, said once.")
+    grown = curate_segments(pd.concat([raw, new_row], ignore_index=True), CurationSettings(), embed=embedder.encode,
+                            rule_cache=cache)
+    per_text_results = 7  # housekeeping, pii, garbled, repetition, harmful, crisis flags (+ stripping if promo)
+    assert 1 <= grown.report["rule_cache"]["computed"] <= per_text_results
+
+    strict = CurationSettings(max_non_word_share=0.01)
+    stricter = curate_segments(raw, strict, embed=embedder.encode, rule_cache=cache)
+    assert stricter.report["rule_cache"]["computed"] > 0  # garbled scored again under its new threshold
+    uncached_strict = curate_segments(raw, strict, embed=embedder.encode)
+    pd.testing.assert_frame_equal(stricter.rejects, uncached_strict.rejects)
+    assert len(stricter.rejects) > len(corpus["segs"].rejects)  # the new threshold really bites
+
+    conv_cached = curate_conversations(corpus["conv"], CurationSettings(), rule_cache=cache)
+    pd.testing.assert_frame_equal(conv_cached.kept, corpus["convs"].kept)
+    pd.testing.assert_frame_equal(conv_cached.rejects, corpus["convs"].rejects)

@@ -1,7 +1,8 @@
-"""A small on-disk score cache keyed by content hash (SQLite), for per-text measures that cost a model call.
+"""A small on-disk score cache keyed by content hash (SQLite), for per-text measures.
 
-Language detection uses it: re-runs and new transcripts only score texts that are new. Keys include a namespace
-(what was computed and with which settings), so changing a setting never returns stale values.
+Language detection and every per-text curation rule use it (curate.cached_rule): re-runs and new transcripts only
+score texts that are new. Keys include a namespace (what was computed, with which settings and which version of the
+rule code), so changing a setting or a rule never returns stale values.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ class ScoreCache:
         self.namespace = namespace
         self.stats = {"hits": 0, "computed": 0}
 
+    def scoped(self, namespace: str) -> "ScoreCache":
+        """The same file under another namespace (its own hit/compute counts)."""
+        other = ScoreCache.__new__(ScoreCache)
+        other.store, other.path, other.namespace = self.store, self.path, f"{self.namespace}|{namespace}"
+        other.stats = {"hits": 0, "computed": 0}
+        return other
+
     def key(self, text: str) -> str:
         return sha256_hex(f"{self.namespace}\x00{text}")
 
@@ -39,3 +47,26 @@ class ScoreCache:
             self.stats["computed"] += len(new)
         found.update(new)
         return [found[k] for k in keys]
+
+    def map_batch(self, texts: Sequence[str], compute: Callable[[list[str]], list[Any]]) -> list[Any]:
+        """Like `map`, with one compute(missing texts) call for everything not cached (vectorised rules)."""
+        keys = [self.key(t) for t in texts]
+        found: dict[str, Any] = {k: json.loads(v) for k, v in self.store.get_many(keys).items()}
+        self.stats["hits"] += sum(1 for k in keys if k in found)
+        missing = dict(zip(keys, texts))
+        missing = {k: t for k, t in missing.items() if k not in found}
+        if missing:
+            values = compute(list(missing.values()))
+            new = dict(zip(missing, values))
+            self.store.put_many({k: json.dumps(v, default=_plain) for k, v in new.items()})
+            self.stats["computed"] += len(new)
+            # through JSON, so a first run returns exactly what a cached re-run will read
+            found.update({k: json.loads(json.dumps(v, default=_plain)) for k, v in new.items()})
+        return [found[k] for k in keys]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays in rule measures -> JSON types."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

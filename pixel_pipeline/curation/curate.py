@@ -11,9 +11,13 @@ Order per text (so that every rule sees what training would see):
 
 from __future__ import annotations
 
+import functools
+import inspect
+import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +29,9 @@ from pixel_pipeline.core.records import (
     reject_row,
     rejects_frame,
 )
+from pixel_pipeline.core.ids import sha256_hex
 from pixel_pipeline.curation import domain, filters, pii, safety
+from pixel_pipeline.curation import text as text_helpers
 from pixel_pipeline.curation.cache import ScoreCache
 from pixel_pipeline.curation.text import snippet
 
@@ -99,6 +105,73 @@ def language_detections(texts: Sequence[str], cache: ScoreCache | None) -> list[
     if cache is None:
         return [filters.detect_language(t) for t in texts]
     return [tuple(v) for v in cache.map(list(texts), lambda t: list(filters.detect_language(t)))]
+
+
+@functools.lru_cache(maxsize=1)
+def rules_code_version() -> str:
+    """Hash of the per-text rule modules' source: editing a rule invalidates its cached results."""
+    source = "".join(inspect.getsource(m) for m in (filters, safety, pii, text_helpers))
+    return sha256_hex(source)[:12]
+
+
+class RuleScores:
+    """Per-text rule results through the rule cache, so a re-run only scores texts it has not seen.
+
+    Every rule except off_domain (which compares with a corpus centroid) and expert_quality (a column lookup)
+    depends on the text and its thresholds alone; the cache key is (rule, thresholds, rule code, text). With no
+    cache every call computes.
+    """
+
+    def __init__(self, cache: ScoreCache | None):
+        self.cache = cache
+        self.stats = {"hits": 0, "computed": 0}
+
+    def _scoped(self, name: str, settings: dict) -> ScoreCache:
+        return self.cache.scoped(f"{name}|{json.dumps(settings, sort_keys=True, default=str)}|code={rules_code_version()}")
+
+    def _count(self, scoped: ScoreCache) -> None:
+        for key in self.stats:
+            self.stats[key] += scoped.stats[key]
+
+    def rule(self, name: str, texts: Sequence[str], compute: Callable[[list[str]], pd.DataFrame], **settings) -> pd.DataFrame:
+        """`compute(texts)` -> one rule row (filters.RULE_COLUMNS) per text."""
+        texts = list(texts)
+        if self.cache is None or not texts:
+            return compute(texts).reset_index(drop=True)
+        scoped = self._scoped(name, settings)
+        rows = scoped.map_batch(texts, lambda missing: compute(missing).to_dict("records"))
+        self._count(scoped)
+        return pd.DataFrame(rows, columns=filters.RULE_COLUMNS)
+
+    def each(self, name: str, texts: Sequence[str], compute: Callable[[str], Any], **settings) -> list[Any]:
+        """`compute(text)` per text; values must survive JSON (lists, dicts, numbers, strings)."""
+        texts = list(texts)
+        if self.cache is None or not texts:
+            return [json.loads(json.dumps(compute(t))) for t in texts]  # the same types as a cached read
+        scoped = self._scoped(name, settings)
+        values = scoped.map_batch(texts, lambda missing: [compute(t) for t in missing])
+        self._count(scoped)
+        return values
+
+
+def _strip_and_redact(
+    originals: Sequence[str], hk: pd.DataFrame, settings: CurationSettings, scores: RuleScores
+) -> tuple[list[str], list[int], list[Counter]]:
+    """Housekeeping sentences stripped (when scored but under the threshold), then PII redacted: the text every
+    later rule and training sees."""
+    to_strip = [bool(settings.strip_housekeeping and not fired and score > 0) for fired, score in zip(hk["fired"], hk["score"])]
+    stripped = scores.each("strip_housekeeping", [t for t, s in zip(originals, to_strip) if s],
+                           lambda t: list(filters.strip_housekeeping(t)))
+    texts, removed = list(originals), [0] * len(originals)
+    positions = [i for i, s in enumerate(to_strip) if s]
+    for i, (text, k) in zip(positions, stripped):
+        texts[i], removed[i] = text, int(k)
+    def redact(text: str) -> list:
+        redacted_text, found = pii.redact(text, settings.keep_crisis_lines)
+        return [redacted_text, dict(found)]
+
+    redacted = scores.each("pii", texts, redact, keep_crisis_lines=settings.keep_crisis_lines)
+    return [r[0] for r in redacted], removed, [Counter(r[1]) for r in redacted]
 
 
 def _expert_quality(df: pd.DataFrame, settings: CurationSettings) -> pd.DataFrame:
@@ -203,24 +276,17 @@ def curate_segments(
     embed: Embed | None = None,
     language_cache: ScoreCache | None = None,
     stage: str = "curated_segments",
+    rule_cache: ScoreCache | None = None,
 ) -> CurationOutcome:
     """raw_segments -> curated rows (text redacted, score_<rule>, pii_counts, crisis_flags) and rejects."""
     df = raw.reset_index(drop=True).copy()
     original = df["text"].fillna("").astype(str).tolist()
     n = len(df)
+    scores = RuleScores(rule_cache)
 
-    hk = filters.housekeeping(original, filters.HousekeepingThresholds(
-        settings.max_housekeeping_word_share, settings.max_housekeeping_reads))
-    texts, removed = [], []
-    for text, fired, score in zip(original, hk["fired"], hk["score"]):
-        if settings.strip_housekeeping and not fired and score > 0:
-            stripped, k = filters.strip_housekeeping(text)
-            texts.append(stripped)
-            removed.append(k)
-        else:
-            texts.append(text)
-            removed.append(0)
-    redacted, counts = pii.redact_many(texts, settings.keep_crisis_lines)
+    hk_thresholds = filters.HousekeepingThresholds(settings.max_housekeeping_word_share, settings.max_housekeeping_reads)
+    hk = scores.rule("housekeeping", original, lambda t: filters.housekeeping(t, hk_thresholds), **asdict(hk_thresholds))
+    redacted, removed, counts = _strip_and_redact(original, hk, settings, scores)
 
     length = filters.length(redacted, settings.min_words, settings.max_words, settings.length_action)
     if settings.length_action == "truncate":
@@ -228,10 +294,10 @@ def curate_segments(
                     for t, long_ in zip(redacted, [m["too_long"] for m in length["measures"]])]
 
     rules: dict[str, pd.DataFrame] = {
-        "garbled": filters.garbled(redacted, settings.garbled_thresholds()),
+        "garbled": _garbled(redacted, settings, scores),
         "language": filters.language(redacted, settings.min_english_probability,
                                      language_detections(redacted, language_cache)),
-        "repetition": filters.repetition(redacted, settings.repetition_thresholds()),
+        "repetition": _repetition(redacted, settings, scores),
     }
     off_domain_note = "scored"
     if embed is not None and n:
@@ -255,13 +321,13 @@ def curate_segments(
     rules["off_domain"] = off_domain
     rules["housekeeping"] = hk
     rules["length"] = length
-    rules["harmful"] = safety.harmful(redacted)
+    rules["harmful"] = scores.rule("harmful", redacted, safety.harmful)
     rules["expert_quality"] = _expert_quality(df, settings)
     rules = {r: rules[r].reset_index(drop=True) for r in SEGMENT_RULES}
 
     fired_matrix = np.column_stack([rules[r]["fired"].to_numpy(dtype=bool) for r in SEGMENT_RULES]) if n else np.zeros((0, len(SEGMENT_RULES)), bool)
     rejected = fired_matrix.any(axis=1) if n else np.zeros(0, bool)
-    crisis = [safety.crisis_flags(t) for t in redacted]
+    crisis = scores.each("crisis_flags", redacted, safety.crisis_flags)
 
     reasons_all, reject_rows = _rule_rejects(
         df, rejected, fired_matrix, SEGMENT_RULES, rules, crisis, original, stage,
@@ -285,8 +351,19 @@ def curate_segments(
     report = _report(df, rules, rejected, reasons_all, "segment_id", pii_total,
                      [c for c, rej in zip(crisis, rejected) if not rej] if n else [],
                      {"housekeeping_sentences_removed": int(sum(removed)), "off_domain": off_domain_note,
-                      "language_cache": dict(language_cache.stats) if language_cache else None})
+                      "language_cache": dict(language_cache.stats) if language_cache else None,
+                      "rule_cache": dict(scores.stats) if rule_cache else None})
     return CurationOutcome(kept, rejects_frame(reject_rows), report)
+
+
+def _garbled(texts: list[str], settings: CurationSettings, scores: RuleScores) -> pd.DataFrame:
+    thresholds = settings.garbled_thresholds()
+    return scores.rule("garbled", texts, lambda t: filters.garbled(t, thresholds), **asdict(thresholds))
+
+
+def _repetition(texts: list[str], settings: CurationSettings, scores: RuleScores) -> pd.DataFrame:
+    thresholds = settings.repetition_thresholds()
+    return scores.rule("repetition", texts, lambda t: filters.repetition(t, thresholds), **asdict(thresholds))
 
 
 def curate_conversations(
@@ -294,6 +371,7 @@ def curate_conversations(
     settings: CurationSettings = CurationSettings(),
     language_cache: ScoreCache | None = None,
     stage: str = "curated_conversations",
+    rule_cache: ScoreCache | None = None,
 ) -> CurationOutcome:
     """Counseling + CoT conversations: PII redaction of prompt, response and turns; rules on the response."""
     df = conversations.reset_index(drop=True).copy()
@@ -307,13 +385,14 @@ def curate_conversations(
         conv_red.append(red)
         conv_counts.append(cnt)
 
+    scores = RuleScores(rule_cache)
     rules = {
-        "garbled": filters.garbled(resp_red, settings.garbled_thresholds()),
+        "garbled": _garbled(resp_red, settings, scores),
         "language": filters.language(resp_red, settings.min_english_probability,
                                      language_detections(resp_red, language_cache)),
-        "repetition": filters.repetition(resp_red, settings.repetition_thresholds()),
+        "repetition": _repetition(resp_red, settings, scores),
         "length": filters.length(resp_red, settings.conversation_min_words, settings.max_words, settings.length_action),
-        "harmful": safety.harmful(resp_red),
+        "harmful": scores.rule("harmful", resp_red, safety.harmful),
     }
     if settings.length_action == "truncate":
         resp_red = [filters.truncate_words(t, settings.max_words) if m["too_long"] else t

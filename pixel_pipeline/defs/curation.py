@@ -24,6 +24,7 @@ from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
 
 GROUP = "curation"
 LANGUAGE_CACHE_NAMESPACE = "py3langid:P(en):v1"
+RULE_CACHE_NAMESPACE = "curation-rules"
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
@@ -50,6 +51,11 @@ def _settings_from(config: dg.Config, cls):
 
 def _language_cache(paths: PipelinePaths) -> ScoreCache:
     return ScoreCache(paths.cache_dir / "curation_scores.sqlite", LANGUAGE_CACHE_NAMESPACE)
+
+
+def _rule_cache(paths: PipelinePaths) -> ScoreCache:
+    """Per-text rule results (keyed by rule, thresholds, rule code and text): re-runs score only new texts."""
+    return ScoreCache(paths.cache_dir / "curation_scores.sqlite", RULE_CACHE_NAMESPACE)
 
 
 def _rule_counts_md(report: dict, rules) -> dg.MetadataValue:
@@ -152,7 +158,8 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
     embedder = embedding_model.embedder(storage)
     lang_cache = _language_cache(paths)
     context.log.info("curating %d segments", len(raw))
-    out = curate_segments(raw, settings, embed=embedder.encode if len(raw) else None, language_cache=lang_cache)
+    out = curate_segments(raw, settings, embed=embedder.encode if len(raw) else None, language_cache=lang_cache,
+                          rule_cache=_rule_cache(paths))
     rep = out.report
     write_parquet(out.kept, paths.table("curated_segments"))
     write_parquet(out.rejects, paths.rejects("curated_segments"))
@@ -190,6 +197,7 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
         "off_domain": rep["off_domain"],
         "score_quantiles": json_metadata(rep["score_quantiles"]),
         "language_cache": json_metadata(rep["language_cache"]),
+        "rule_cache": json_metadata(rep["rule_cache"]),
         "embedding_cache": json_metadata(embedder.stats),
     }
     if score_plots.get("off_domain"):
@@ -222,7 +230,7 @@ def curated_conversations(context: dg.AssetExecutionContext, config: CuratedConv
     frames = [_read_table(paths, "counseling_conversations"), _read_table(paths, "cot_conversations")]
     conv = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else frames[0]
     settings = _settings_from(config, CurationSettings)
-    out = curate_conversations(conv, settings, language_cache=_language_cache(paths))
+    out = curate_conversations(conv, settings, language_cache=_language_cache(paths), rule_cache=_rule_cache(paths))
     rep = out.report
     write_parquet(out.kept, paths.table("curated_conversations"))
     write_parquet(out.rejects, paths.rejects("curated_conversations"))
