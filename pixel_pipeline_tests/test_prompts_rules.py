@@ -160,3 +160,22 @@ def test_every_template_form_filled_with_plain_concepts_passes_the_rules():
         question = form.format(**slots)
         assert rules.violations(question, RESPONSE) == [], question
     assert all(len(fs) >= 15 for fs in STYLE_FORMS.values())
+
+
+def test_corpus_phrase_frequencies_from_the_store_equal_a_fresh_count_and_reparse_nothing(tmp_path, monkeypatch):
+    """After one new transcript, concept ranking re-counts corpus frequencies from stored phrase sets."""
+    from pixel_pipeline.core.kvstore import SqliteKeyValueStore
+    from pixel_pipeline.prompts import concepts
+
+    corpus = ["Emotional neglect shapes how we attach.", "The sense of shame after emotional neglect.", "Sleep hygiene."]
+    fresh = concepts.phrase_document_frequencies(corpus)
+    store = SqliteKeyValueStore(tmp_path / "phrases.sqlite", "concept_phrases")
+    assert concepts.phrase_document_frequencies(corpus, store) == fresh
+    assert fresh[0]["emotional neglect"] == 2 and fresh[1] == 3
+
+    parsed: list[str] = []
+    original = concepts.candidate_phrases
+    monkeypatch.setattr(concepts, "candidate_phrases", lambda text, *a: parsed.append(text) or original(text, *a))
+    grown = concepts.phrase_document_frequencies(corpus + ["A new talk on emotional neglect."], store)
+    assert parsed == ["A new talk on emotional neglect."]  # only the new text was parsed
+    assert grown[0]["emotional neglect"] == 3 and grown[1] == 4

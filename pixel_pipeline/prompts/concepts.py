@@ -10,6 +10,7 @@ built from them find its answer again (BM25 specificity) and still be about the 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -107,6 +108,31 @@ def candidate_phrases(text: str, max_words: int = 3) -> Counter:
     return counts
 
 
+def phrase_document_frequencies(texts: Sequence[str], phrase_store=None) -> tuple[Counter, int]:
+    """(number of texts containing each candidate phrase, number of texts).
+
+    `phrase_store` (a core.kvstore.SqliteKeyValueStore, optional) keeps each text's phrase set by content hash:
+    after one new transcript the corpus frequencies are re-counted from the store instead of re-parsing every text.
+    """
+    from pixel_pipeline.core.ids import sha256_hex
+
+    texts = list(texts)
+    if phrase_store is None:
+        sets = [list(candidate_phrases(t)) for t in texts]
+    else:
+        keys = [sha256_hex(f"candidate_phrases:v1\x00{t}") for t in texts]
+        found = {k: json.loads(v) for k, v in phrase_store.get_many(keys).items()}
+        new = {k: list(candidate_phrases(t)) for k, t in zip(keys, texts) if k not in found}
+        if new:
+            phrase_store.put_many({k: json.dumps(v, ensure_ascii=False) for k, v in new.items()})
+            found.update(new)
+        sets = [found[k] for k in keys]
+    df: Counter = Counter()
+    for phrases in sets:
+        df.update(phrases)
+    return df, max(len(sets), 1)
+
+
 def extract_key_concepts(
     texts: Sequence[str],
     embedder,
@@ -117,6 +143,7 @@ def extract_key_concepts(
     domain_weight: float = 0.5,
     corpus_texts: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    phrase_store=None,
 ) -> list[list[tuple[str, float]]]:
     """For each text, up to `top_n` (phrase, similarity) pairs, most relevant first.
 
@@ -125,15 +152,18 @@ def extract_key_concepts(
     Phrases less similar to the text than `min_relevance` are dropped (the best one is always kept).
     `domain_weight` adds the phrase's similarity to DOMAIN_DESCRIPTION to its relevance: with no POS tagger
     offline, this is what prefers "emotional neglect" over an accidental word pair such as "car outside".
+    `phrase_store`: see phrase_document_frequencies.
     """
     if not texts:
         return []
     per_text = [candidate_phrases(t) for t in texts]
-    corpus = per_text if corpus_texts is None else [candidate_phrases(t) for t in corpus_texts]
-    df: Counter = Counter()
-    for counts in corpus:
-        df.update(counts.keys())
-    n_docs = max(len(corpus), 1)
+    if corpus_texts is None:
+        df: Counter = Counter()
+        for counts in per_text:
+            df.update(counts.keys())
+        n_docs = max(len(per_text), 1)
+    else:
+        df, n_docs = phrase_document_frequencies(corpus_texts, phrase_store)
 
     def idf(term: str) -> float:
         return math.log((n_docs + 1) / (df.get(term, 0) + 1)) + 1.0

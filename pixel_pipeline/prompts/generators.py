@@ -190,8 +190,10 @@ class ConceptTemplateGenerator:
         template_candidates: int = 4,
         seed: int = 13,
         corpus_texts: Sequence[str] | None = None,
+        phrase_store=None,
     ):
         self.embedder = embedder
+        self.phrase_store = phrase_store  # per-text phrase sets for the corpus frequencies (concepts.phrase_document_frequencies)
         self.concepts_per_segment = concepts_per_segment
         self.concept_candidate_pool = concept_candidate_pool
         self.concept_diversity = concept_diversity
@@ -222,6 +224,7 @@ class ConceptTemplateGenerator:
             domain_weight=self.concept_domain_weight,
             corpus_texts=self.corpus_texts,
             progress=progress,
+            phrase_store=self.phrase_store,
         )
         out: list[list[Candidate]] = []
         for seg, found in zip(segments, concepts):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pixel_pipeline.core.kvstore import SqliteKeyValueStore
 from pixel_pipeline.core.records import DATASET_SEGMENTS, EXPERT_INDEX, reject_row
 from pixel_pipeline.prompts.cache import CandidateCache, generate_cached
 from pixel_pipeline.prompts.generators import (
@@ -116,7 +117,7 @@ def client_questions(conversations: pd.DataFrame | None, datasets: Sequence[str]
 
 
 def build_generators(
-    settings: PromptSettings, embedder, questions: pd.DataFrame, corpus_texts: Sequence[str]
+    settings: PromptSettings, embedder, questions: pd.DataFrame, corpus_texts: Sequence[str], phrase_store=None
 ) -> tuple[list, dict[str, str]]:
     generators, skipped = [], {}
     for name in settings.generators:
@@ -141,6 +142,7 @@ def build_generators(
                         template_candidates=settings.template_candidates,
                         seed=settings.seed,
                         corpus_texts=corpus_texts,
+                        phrase_store=phrase_store,
                     )
                 )
             elif name == LLM:
@@ -192,8 +194,9 @@ def generate_prompts(
     styles = [s if isinstance(s, str) and s else None for s in (segments["style"] if "style" in segments else [None] * len(segments))]
     inputs = [SegmentInput(str(sid), t, s) for sid, t, s in zip(segments["segment_id"], texts, styles)]
     questions = client_questions(conversations, settings.retrieval_datasets)
-    generators, skipped = build_generators(settings, embedder, questions, texts)
     cache = CandidateCache(Path(cache_dir) / "prompt_candidates.sqlite") if cache_dir else None
+    phrase_store = SqliteKeyValueStore(cache.path, "concept_phrases") if cache else None
+    generators, skipped = build_generators(settings, embedder, questions, texts, phrase_store)
 
     per_segment: list[list[Candidate]] = [[] for _ in inputs]
     cache_stats: dict[str, dict[str, int]] = {}
