@@ -6,6 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# `make test` and `make run` started together must not both pip-install into one venv (pip leaves half-removed
+# `~...dist-info` folders behind when they race): the second waits here, then finds the stamp and returns.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>.install.lock
+  flock 9
+fi
+
 if [[ -z "${VIRTUAL_ENV:-}" ]]; then
   PYTHON_BIN="${PYTHON:-$(command -v python3.11 || command -v python3)}"
   [[ -x .venv/bin/python ]] || "$PYTHON_BIN" -m venv .venv
