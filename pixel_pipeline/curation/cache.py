@@ -17,44 +17,29 @@ from pixel_pipeline.core.kvstore import SqliteKeyValueStore
 
 
 class ScoreCache:
-    def __init__(self, path: str | os.PathLike, namespace: str):
-        self.store = SqliteKeyValueStore(path, "scores")
+    def __init__(self, path: str | os.PathLike, namespace: str, store: SqliteKeyValueStore | None = None):
+        self.store = store or SqliteKeyValueStore(path, "scores")
         self.path = self.store.path
         self.namespace = namespace
         self.stats = {"hits": 0, "computed": 0}
 
     def scoped(self, namespace: str) -> "ScoreCache":
         """The same file under another namespace (its own hit/compute counts)."""
-        other = ScoreCache.__new__(ScoreCache)
-        other.store, other.path, other.namespace = self.store, self.path, f"{self.namespace}|{namespace}"
-        other.stats = {"hits": 0, "computed": 0}
-        return other
+        return ScoreCache(self.path, f"{self.namespace}|{namespace}", store=self.store)
 
     def key(self, text: str) -> str:
         return sha256_hex(f"{self.namespace}\x00{text}")
 
     def map(self, texts: Sequence[str], compute: Callable[[str], Any]) -> list[Any]:
         """compute(text) for each text, reading and writing the cache (JSON values); duplicates computed once."""
-        keys = [self.key(t) for t in texts]
-        found: dict[str, Any] = {k: json.loads(v) for k, v in self.store.get_many(keys).items()}
-        self.stats["hits"] += sum(1 for k in keys if k in found)
-        new: dict[str, Any] = {}
-        for k, t in zip(keys, texts):
-            if k not in found and k not in new:
-                new[k] = compute(t)
-        if new:
-            self.store.put_many({k: json.dumps(v) for k, v in new.items()})
-            self.stats["computed"] += len(new)
-        found.update(new)
-        return [found[k] for k in keys]
+        return self.map_batch(texts, lambda missing: [compute(t) for t in missing])
 
     def map_batch(self, texts: Sequence[str], compute: Callable[[list[str]], list[Any]]) -> list[Any]:
         """Like `map`, with one compute(missing texts) call for everything not cached (vectorised rules)."""
         keys = [self.key(t) for t in texts]
         found: dict[str, Any] = {k: json.loads(v) for k, v in self.store.get_many(keys).items()}
         self.stats["hits"] += sum(1 for k in keys if k in found)
-        missing = dict(zip(keys, texts))
-        missing = {k: t for k, t in missing.items() if k not in found}
+        missing = {k: t for k, t in zip(keys, texts) if k not in found}  # a dict: duplicates computed once
         if missing:
             values = compute(list(missing.values()))
             new = dict(zip(missing, values))
