@@ -68,11 +68,17 @@ def bf16_is_fast(device: str | None = None) -> bool:
         return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def _chosen(value: str | None, env_var: str, allowed: tuple[str, ...], setting: str) -> str:
+    """The setting from the argument, else the environment, else `auto`; anything outside `allowed` is an error."""
+    chosen = (value or os.environ.get(env_var) or "auto").strip().lower()
+    if chosen not in allowed:
+        raise ValueError(f"embedding {setting} must be one of {allowed}, got {chosen!r}")
+    return chosen
+
+
 def resolve_precision(precision: str | None, device: str | None = None) -> str:
     """`auto` (default, or PIXEL_EMBEDDING_PRECISION) -> `bfloat16` where bf16 is fast, else `float32`."""
-    chosen = (precision or os.environ.get(PRECISION_ENV_VAR) or "auto").strip().lower()
-    if chosen not in PRECISIONS:
-        raise ValueError(f"embedding precision must be one of {PRECISIONS}, got {chosen!r}")
+    chosen = _chosen(precision, PRECISION_ENV_VAR, PRECISIONS, "precision")
     if chosen == "auto":
         return "bfloat16" if bf16_is_fast(device) else "float32"
     return chosen
@@ -82,9 +88,7 @@ def resolve_backend(backend: str | None, device: str | None = None) -> str:
     """`auto` (default, or PIXEL_EMBEDDING_BACKEND) -> `openvino` on CPU when it is installed, else `torch`."""
     from pixel_pipeline.core.openvino_encoder import openvino_available
 
-    chosen = (backend or os.environ.get(BACKEND_ENV_VAR) or "auto").strip().lower()
-    if chosen not in BACKENDS:
-        raise ValueError(f"embedding backend must be one of {BACKENDS}, got {chosen!r}")
+    chosen = _chosen(backend, BACKEND_ENV_VAR, BACKENDS, "backend")
     on_cpu = _runs_on_cpu(device)
     if chosen == "openvino":
         if not on_cpu:
@@ -187,10 +191,9 @@ class Embedder:
         self.device = device
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
-        if precision and precision.strip().lower() not in PRECISIONS:  # fail at construction, not mid-run
-            raise ValueError(f"embedding precision must be one of {PRECISIONS}, got {precision!r}")
-        if backend and backend.strip().lower() not in BACKENDS:
-            raise ValueError(f"embedding backend must be one of {BACKENDS}, got {backend!r}")
+        # fail at construction, not mid-run (`auto` itself is resolved on first use)
+        _chosen(precision or "auto", PRECISION_ENV_VAR, PRECISIONS, "precision")
+        _chosen(backend or "auto", BACKEND_ENV_VAR, BACKENDS, "backend")
         self.precision_setting = precision
         self.backend_setting = backend
         self._precision: str | None = None
