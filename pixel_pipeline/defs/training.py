@@ -17,9 +17,10 @@ from typing import Any
 
 import dagster as dg
 
-from pixel_pipeline.core.io import write_json
+from pixel_pipeline.core.io import write_json, write_parquet, write_text
 from pixel_pipeline.core.records import STYLES
 from pixel_pipeline.core.settings import PipelinePaths
+from pixel_pipeline.defs.metadata import json_metadata
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
 from pixel_pipeline.training.base_model import configured_base_model
 from pixel_pipeline.training.reporting import (
@@ -134,6 +135,17 @@ class ExpertConfig(LoraRunConfig):
     learning_rate: float = 1e-4
     expert_learning_rates: dict[str, float] = {style: 1e-4 for style in STYLES}
     styles: list[str] = list(STYLES)
+
+
+class EvaluationConfig(dg.Config):
+    """How much the evaluation reads and generates (small values keep a CPU run of a real model short)."""
+
+    questions_file: str = ""  # empty: the packaged pixel_pipeline/training/eval_questions.json
+    max_validation_pairs: int = 0  # per validation set, first N pairs; 0 = all
+    max_seq_length: int = 1024
+    micro_batch_size: int = 2
+    max_new_tokens: int = 96
+    min_perplexity_drop: float = 0.0  # each stage's own validation perplexity must drop by more than this (0.1 = 10 %)
 
 
 class RouterConfig(dg.Config):
@@ -402,7 +414,86 @@ def expert_router(context: dg.AssetExecutionContext, config: RouterConfig, stora
     )
 
 
+def _evaluation_check_specs() -> list[dg.AssetCheckSpec]:
+    from pixel_pipeline.training.evaluation import CHECK_STAGE_PERPLEXITY, CHECK_VOICE
+
+    return [
+        dg.AssetCheckSpec(CHECK_STAGE_PERPLEXITY, asset="training_evaluation",
+                          description="Each stage's perplexity on its own validation set is lower than the base "
+                                      "model's (by more than min_perplexity_drop); fails when no stage was evaluated."),
+        dg.AssetCheckSpec(CHECK_VOICE, asset="training_evaluation",
+                          description="Stage 3's answers to the fixed questions are closer (mean embedding cosine) to "
+                                      "the held-back voice responses than the base model's."),
+    ]
+
+
+@dg.asset(
+    group_name=GROUP,
+    pool="gpu",
+    deps=["fine_tuning_exports", *STAGE_ASSETS, "expert_adapters", "expert_router"],
+    kinds={"pytorch", "peft"},
+    check_specs=_evaluation_check_specs(),
+    description="What each stage taught and what the next made the model forget: perplexity of base and every stage "
+                "on every stage's validation set, of every expert on every expert's set; answers to fixed client "
+                "questions from base, stage 1, stage 3 and the routed expert; a voice score, base vs stage 3.",
+)
+def training_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, storage: PixelStorage,
+                        lora_training: LoraTraining, embedding_model: EmbeddingModel) -> dg.MaterializeResult:
+    import pandas as pd
+
+    from pixel_pipeline.training import evaluation as ev
+    from pixel_pipeline.training.router import Router
+
+    paths = storage.paths
+    pointers = {STAGE_EXPORT_DIRS[a]: _read_pointer(paths, a) for a in STAGE_ASSETS}
+    experts_pointer = _read_pointer(paths, "expert_adapters")
+    stage1 = pointers[STAGE_EXPORT_DIRS["lora_stage1_counseling"]]
+    # stage 1's base is the chain's starting point (in merge mode later stages sit on merged copies of it)
+    base = ev.ModelRef(ev.BASE, stage1["base_model"])
+    stages = {name: ev.ModelRef(name, p["base_model"], p["adapter_path"]) for name, p in pointers.items()}
+    experts = {style: ev.ModelRef(style, experts_pointer["base_model"], folder)
+               for style, folder in experts_pointer["experts"].items()}
+    stage_sets = {name: paths.exports_dir / "stages" / name / "validation.jsonl" for name in stages}
+    expert_sets = {style: paths.exports_dir / "experts" / style / "validation.jsonl" for style in experts}
+    stage_sets = {k: v for k, v in stage_sets.items() if v.exists()}
+    expert_sets = {k: v for k, v in expert_sets.items() if v.exists()}
+    embedder = embedding_model.embedder(storage)
+    router = Router.load(paths.training_dir("expert_router"))
+    questions = ev.load_eval_questions(config.questions_file or ev.EVAL_QUESTIONS_FILE)
+    report = ev.evaluate_training(
+        base, stages, experts, stage_sets, expert_sets, questions, lambda qs: router.route(qs, embedder), embedder,
+        paths.models_dir, device=lora_training.device or None, max_seq_length=config.max_seq_length,
+        micro_batch_size=config.micro_batch_size, max_validation_pairs=config.max_validation_pairs,
+        max_new_tokens=config.max_new_tokens, trust_remote_code=lora_training.trust_remote_code,
+        log=context.log.info)
+    verdicts = ev.evaluation_verdicts(report, config.min_perplexity_drop)
+    out = paths.training_dir("training_evaluation")
+    write_parquet(pd.DataFrame(report["perplexity"]), out / "perplexity.parquet")
+    write_parquet(pd.DataFrame(report["generations"]), out / "generations.parquet")
+    write_json({**report, "checks": verdicts}, out / "evaluation.json")
+    write_text(ev.report_markdown(report, verdicts), out / "evaluation.md")
+    drops = ev.stage_perplexity_drops(report["perplexity"])
+    return dg.MaterializeResult(
+        metadata={
+            "base_model": report["base_model"],
+            "report_path": dg.MetadataValue.path(str(out / "evaluation.md")),
+            "perplexity_stages": dg.MetadataValue.md(ev.perplexity_matrix_markdown(report["perplexity"], "stages")),
+            "perplexity_experts": dg.MetadataValue.md(ev.perplexity_matrix_markdown(report["perplexity"], "experts")),
+            "generations": dg.MetadataValue.md(ev.generations_markdown(report["generations"])),
+            "voice_scores": dg.MetadataValue.md(ev.voice_markdown(report["voice_scores"])),
+            "voice_references": report["voice_references"],
+            "own_perplexity_drop": json_metadata({k: round(v["drop"], 4) for k, v in drops.items()}),
+            "dagster/row_count": len(report["perplexity"]),
+        },
+        check_results=[dg.AssetCheckResult(check_name=v["check_name"], passed=bool(v["passed"]),
+                                           severity=dg.AssetCheckSeverity.ERROR,
+                                           metadata={"details": json_metadata(v["metadata"])})
+                       for v in verdicts],
+    )
+
+
 defs = dg.Definitions(
-    assets=[lora_stage1_counseling, lora_stage2_reasoning, lora_stage3_voice, expert_adapters, expert_router],
+    assets=[lora_stage1_counseling, lora_stage2_reasoning, lora_stage3_voice, expert_adapters, expert_router,
+            training_evaluation],
     resources={"lora_training": LoraTraining(), "pipes_training_client": dg.PipesSubprocessClient()},
 )
