@@ -18,7 +18,7 @@ from pixel_pipeline.core.records import configured_voice_sources, rejects_frame
 from pixel_pipeline.defs.metadata import json_metadata, md_table
 from pixel_pipeline.defs.resources import PixelStorage
 from pixel_pipeline.splits import accounting as acct
-from pixel_pipeline.splits import plans
+from pixel_pipeline.splits import formats, plans
 from pixel_pipeline.splits.assign import (
     assign_splits,
     augmented_mask,
@@ -183,7 +183,9 @@ class ExportsConfig(dg.Config):
     max_seq_length: int = Field(1024, description="Pairs longer than this (in tokens) are flagged `exceeds_max_length`.")
     include_system_prompt: bool = Field(True, description="Start each chat with the expert's (or general) system prompt.")
     conversation_turns: str = Field(
-        "pair", description="pair: first question + final answer (DESIGN.md); all: every turn of multi-turn conversations."
+        formats.DEFAULT_CONVERSATION_TURNS,
+        description="all: every turn of multi-turn conversations (a trainer learns every therapist turn); pair: first "
+                    "question + final answer (DESIGN.md).",
     )
     mixed_weights: dict[str, float] = Field(
         default_factory=lambda: dict(plans.DEFAULT_MIXED_WEIGHTS),

@@ -101,7 +101,7 @@ def write_exports(
     base_model: str,
     max_seq_length: int = 1024,
     include_system_prompt: bool = True,
-    conversation_turns: str = "pair",
+    conversation_turns: str = formats.DEFAULT_CONVERSATION_TURNS,
     mixed_weights: Mapping[str, float] = plans.DEFAULT_MIXED_WEIGHTS,
     mixed_stopping_strategy: str = "first_exhausted",
     seed: int = 42,
@@ -315,7 +315,7 @@ def _splits_line(cfg: Mapping[str, Any]) -> str:
 
 def dataset_card(
     counts: Mapping[str, Any], token_stats: Mapping[str, Any], mixed: Mapping[str, Any], splits: Sequence[str],
-    base_model: str, extra: Mapping[str, Any], conversation_turns: str = "pair",
+    base_model: str, extra: Mapping[str, Any], conversation_turns: str = formats.DEFAULT_CONVERSATION_TURNS,
 ) -> str:
     """README.md in Hugging Face dataset-card form: what is in here, where it came from, what was removed, caveats."""
     data_files = "\n".join(f"  - split: {s}\n    path: messages/{s}.jsonl" for s in splits)

@@ -1,6 +1,7 @@
 """One `splits` row -> the record each trainer's format expects.
 
-- messages (TRL / OpenAI chat): `{"messages": [system?, user, assistant], "metadata": {...}}` (DESIGN.md).
+- messages (TRL / OpenAI chat): `{"messages": [system?, user, assistant, ...], "metadata": {...}}` (DESIGN.md);
+  multi-turn conversations keep every turn (`DEFAULT_CONVERSATION_TURNS`), so a trainer learns every therapist turn.
 - LitGPT JSON: `{"instruction", "input", "output"}` — `litgpt finetune --data JSON --data.json_path DIR` reads
   `DIR/train.json` and `DIR/val.json`, each a JSON list of such dicts ('instruction' and 'output' required).
 - ShareGPT: `{"conversations": [{"from": "human"|"gpt", "value"}], "system": ...}` (Axolotl, LLaMA-Factory).
@@ -75,6 +76,9 @@ def pair_metadata(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 CONVERSATION_TURNS = ("pair", "all")
+# Multi-turn conversations keep every turn by default: a (first question, final answer) pair can answer a later client
+# turn that is not in the prompt. "pair" remains for trainers or studies that want DESIGN.md's single pair.
+DEFAULT_CONVERSATION_TURNS = "all"
 _CHAT_ROLE = {"client": "user", "therapist": "assistant"}
 
 
@@ -106,7 +110,7 @@ def _alternating_chat(turns: list[dict[str, str]] | None) -> list[dict[str, str]
 
 
 def chat_messages(
-    row: Mapping[str, Any], include_system_prompt: bool = True, conversation_turns: str = "pair"
+    row: Mapping[str, Any], include_system_prompt: bool = True, conversation_turns: str = DEFAULT_CONVERSATION_TURNS
 ) -> list[dict[str, str]]:
     """System (per expert), then the pair — or, with conversation_turns="all", every turn of a multi-turn
     conversation that alternates cleanly (the pair of first question and final answer can be incoherent there)."""
@@ -125,7 +129,7 @@ def chat_messages(
 
 
 def messages_record(
-    row: Mapping[str, Any], include_system_prompt: bool = True, conversation_turns: str = "pair"
+    row: Mapping[str, Any], include_system_prompt: bool = True, conversation_turns: str = DEFAULT_CONVERSATION_TURNS
 ) -> dict[str, Any]:
     return {"messages": chat_messages(row, include_system_prompt, conversation_turns), "metadata": pair_metadata(row)}
 
