@@ -23,7 +23,7 @@ import pandas as pd
 from pixel_pipeline.core.io import write_json, write_jsonl, write_text
 from pixel_pipeline.core.markdown import markdown_table
 from pixel_pipeline.core.records import DATASET_SEGMENTS, STYLES
-from pixel_pipeline.splits import formats, plans, tokens
+from pixel_pipeline.splits import formats, plans, tokens, trainer_configs
 from pixel_pipeline.splits.assign import SPLITS, STAGE_NAMES, augmented_mask
 from pixel_pipeline.splits.system_prompts import SYSTEM_PROMPTS
 
@@ -259,6 +259,9 @@ def _build(
             Counter(str(reason).split(":")[0] for line in rejected for reason in line["reasons"]).most_common()
         ),
     }
+
+    # 8b. configs for TRL, Axolotl, LLaMA-Factory and LitGPT over the stage / expert files
+    trainer_configs.write_trainer_configs(out, base_model, max_seq_length, stage_epochs, stage_learning_rates)
 
     # 9. dataset card, then the manifest over every file
     write_text(dataset_card(counts, token_stats, mixed, splits_present, base_model, card_extra, conversation_turns),
