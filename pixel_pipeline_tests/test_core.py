@@ -13,7 +13,6 @@ from pixel_pipeline.core import io
 from pixel_pipeline.core.ids import content_id, record_id
 from pixel_pipeline.core.markdown import markdown_table
 from pixel_pipeline.core.records import (
-    DEFAULT_VOICE_SOURCES,
     configured_voice_sources,
     reject_row,
     rejects_frame,
@@ -70,14 +69,14 @@ def test_paths_follow_the_environment_at_call_time(tmp_path, monkeypatch):
     assert paths.rejects("splits") == tmp_path / "out" / "rejects" / "splits.parquet"
 
 
-def test_voice_sources_setting_then_environment_then_main_educator(monkeypatch):
+def test_voice_sources_setting_then_environment_else_nothing_configured(monkeypatch):
     monkeypatch.delenv("PIXEL_VOICE_SOURCES", raising=False)
-    assert configured_voice_sources() == DEFAULT_VOICE_SOURCES
-    assert configured_voice_sources(["Other Channel"]) == ("Other Channel",)
+    assert configured_voice_sources() == ((), "")  # nothing configured: raw_segments detects the educator
+    assert configured_voice_sources(["Other Channel"]) == (("Other Channel",), "asset setting")
     monkeypatch.setenv("PIXEL_VOICE_SOURCES", '["A | B", "C"]')
-    assert configured_voice_sources() == ("A | B", "C")
+    assert configured_voice_sources() == (("A | B", "C"), "PIXEL_VOICE_SOURCES")
     monkeypatch.setenv("PIXEL_VOICE_SOURCES", "Just One Channel")
-    assert configured_voice_sources() == ("Just One Channel",)
+    assert configured_voice_sources() == (("Just One Channel",), "PIXEL_VOICE_SOURCES")
     monkeypatch.setenv("PIXEL_VOICE_SOURCES", '["", 3]')
     with pytest.raises(ValueError, match="PIXEL_VOICE_SOURCES"):
         configured_voice_sources()

@@ -9,10 +9,19 @@ import pandas as pd
 import pytest
 
 from pixel_pipeline.core.io import write_parquet
-from pixel_pipeline.core.records import MAIN_EDUCATOR_SOURCE, REJECT_COLUMNS, reject_row, rejects_frame
+from pixel_pipeline.core.io import write_json
+from pixel_pipeline.core.records import REJECT_COLUMNS, choose_voice_sources, reject_row, rejects_frame
 from pixel_pipeline.defs import curation as C
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
-from pixel_pipeline_tests.test_curation_samples import CLEAN, DEFECTS, LOOKALIKE, PII_TEXT, conversations_frame, segments_frame
+from pixel_pipeline_tests.test_curation_samples import (
+    CLEAN,
+    DEFECTS,
+    LOOKALIKE,
+    MAIN_EDUCATOR_SOURCE,
+    PII_TEXT,
+    conversations_frame,
+    segments_frame,
+)
 
 ALL = [C.curated_segments, C.curated_conversations, C.deduplicated_pairs, C.review_sample, C.review_verdicts]
 
@@ -24,6 +33,9 @@ def resources(shared_embedding_cache):
 
 def _write_upstream(paths, segments: pd.DataFrame, conversations: pd.DataFrame) -> None:
     write_parquet(segments, paths.table("raw_segments"))
+    # what raw_segments resolves (curation reads it): the main channel, as a setting
+    voice = choose_voice_sources(segments["source"].value_counts().to_dict(), [MAIN_EDUCATOR_SOURCE])
+    write_json(voice.to_dict(), paths.voice_choice_file)
     write_parquet(conversations[conversations["dataset"] == "counseling"], paths.table("counseling_conversations"))
     write_parquet(conversations[conversations["dataset"] == "cot"], paths.table("cot_conversations"))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from pixel_pipeline.core.ids import content_id, record_id
-from pixel_pipeline.core.records import EXPERT_INDEX, MAIN_EDUCATOR_SOURCE
+from pixel_pipeline.core.records import EXPERT_INDEX
 
 CLEAN = {
     "trauma": (
@@ -185,6 +185,8 @@ PII_TEXT = (
     "https://www.healingpractice.com/booking or www.calmmind.org, follow @calm_with_sarah, and our office is at "
     "1234 Maple Avenue, Springfield. In a crisis call 988 or 1-800-273-8255."
 )
+
+MAIN_EDUCATOR_SOURCE = "Healing Minds with Dr. Lena Hart"  # the sample corpus's main channel (data/)
 
 
 def segments_frame(texts: dict[str, str], source: str = MAIN_EDUCATOR_SOURCE, style: str = "therapeutic",

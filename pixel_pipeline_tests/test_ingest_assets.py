@@ -109,7 +109,8 @@ def test_bad_input_battery_end_to_end(tmp_paths, shared_embedding_cache):
     (folder / "object.json").write_text('{"text": "a dict"}', encoding="utf-8")
     (folder / "binary.json").write_bytes(b"\x00\xff\xfe garbage \x89PNG")
 
-    result = materialize(tmp_paths, shared_embedding_cache, [raw_segments])
+    voice = {"ops": {"raw_segments": {"config": {"voice_sources": [good[0]["source"]]}}}}  # too few rows to detect
+    result = materialize(tmp_paths, shared_embedding_cache, [raw_segments], voice)
     assert result.success, "bad inputs never crash the run"
     found = checks(result)
     assert found[("raw_segments", "record_accounting")].passed

@@ -56,9 +56,9 @@ def test_bad_counseling_rows_and_files_are_quarantined_with_reasons(tmp_path):
     assert reasons["counseling/a.csv#2"][0].startswith("duplicate: same conversation as counseling/a.csv row 0")
     assert reasons["counseling/a.csv#3"] == ["too_long: Context has 60,000 characters > max_chars 50,000"]
     assert reasons["counseling/a.csv#4"] == ["binary_content: Response holds control characters"]
-    assert reasons["counseling/b.csv#None"] == ["invalid_file: missing columns Context, Response (found question, answer)"]
-    assert reasons["counseling/c.json#None"][0].startswith("invalid_file: unreadable json (JSONDecodeError")
-    assert sum(r.rows_in for r in results) == len(rows) + len(rejects) == 7  # 5 csv rows + 2 unreadable files
+    assert reasons["counseling/b.csv#0"] == ["missing_column: Context", "missing_column: Response"]  # per row, not per file
+    assert reasons["counseling/c.json#None"][0].startswith("invalid_file: not valid JSON")
+    assert sum(r.rows_in for r in results) == len(rows) + len(rejects) == 7  # 5 + 1 csv rows + 1 unreadable file
 
 
 def test_counseling_comes_from_the_hub_when_configured(tmp_path, monkeypatch):

@@ -304,7 +304,7 @@ def test_inputs_skip_half_written_names_and_read_transcript_sources(tmp_path):
     assert notes == []
     (tmp_path / "transcripts" / "sources.json").write_text("{oops", encoding="utf-8")
     files, notes = seg.list_segment_inputs(tmp_path, seg.SegmentSettings())
-    assert "sources.json unreadable" in notes[0] and {f.source for f in files if f.kind == "transcript"} == {seg.MAIN_EDUCATOR_SOURCE}
+    assert "sources.json unreadable" in notes[0] and {f.source for f in files if f.kind == "transcript"} == {seg.UNKNOWN_SOURCE}
 
 
 def test_a_corrupt_cache_entry_is_recomputed_not_trusted(tmp_path):

@@ -29,9 +29,17 @@ def paths(tmp_paths, built_base_model):
     return tmp_paths
 
 
+# the synthetic corpora here are tiny: training_data_sizes asks only one train pair per stage and expert
+TINY_CORPUS_SIZES = {"min_stage_train": 1, "min_stage_validation": 0, "min_expert_train": 1, "min_expert_validation": 0}
+
+
 def _run(assets, run_config=None, raise_on_error=True):
+    run_config = run_config or {}
+    if fine_tuning_exports in assets:
+        op = run_config.setdefault("ops", {}).setdefault("fine_tuning_exports", {})
+        op["config"] = {**TINY_CORPUS_SIZES, **op.get("config", {})}
     return dg.materialize(
-        assets, resources={"storage": PixelStorage()}, run_config=run_config or {}, raise_on_error=raise_on_error
+        assets, resources={"storage": PixelStorage()}, run_config=run_config, raise_on_error=raise_on_error
     )
 
 
@@ -54,8 +62,9 @@ def test_splits_and_exports_pass_every_check(paths):
     result = _run([splits, fine_tuning_exports])
     checks = _checks(result)
     assert set(checks) == {"no_group_leakage", "every_expert_in_validation", "split_ratios_within_tolerance",
-                           "splits_accounting", "design_accounting", "pairs_within_max_length"}
-    for name in ("no_group_leakage", "every_expert_in_validation", "splits_accounting", "design_accounting"):
+                           "splits_accounting", "design_accounting", "pairs_within_max_length", "training_data_sizes"}
+    for name in ("no_group_leakage", "every_expert_in_validation", "splits_accounting", "design_accounting",
+                 "training_data_sizes"):
         assert checks[name].passed, (name, checks[name].description)
 
     table = read_parquet(paths.table("splits"))

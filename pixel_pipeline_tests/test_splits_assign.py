@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pixel_pipeline.core.records import MAIN_EDUCATOR_SOURCE, STYLES
+from pixel_pipeline.core.records import STYLES
 from pixel_pipeline.splits.assign import (
     REVIEWER_REJECTED,
     assign_splits,
@@ -14,7 +14,7 @@ from pixel_pipeline.splits.assign import (
     ratio_report,
     validation_coverage,
 )
-from pixel_pipeline.splits.synthetic import OTHER_SOURCE, add_augmented_copies, build_corpus
+from pixel_pipeline.splits.synthetic import OTHER_SOURCE, VOICE_SOURCE, add_augmented_copies, build_corpus
 
 
 def _split_by_row(table: pd.DataFrame) -> dict[tuple[str, str, str], str]:
@@ -97,7 +97,7 @@ def test_every_expert_dataset_and_stage_gets_validation_rows_even_when_small():
     # practical appears in only a few transcripts; a 5 % ratio would usually leave it without validation rows
     pairs = build_corpus(n_transcripts=22, n_questions=6, n_cot=4).tables["deduplicated_pairs"]
     for seed in range(10):
-        result = assign_splits(pairs, validation_ratio=0.05, seed=seed)
+        result = assign_splits(pairs, validation_ratio=0.05, seed=seed, voice_sources=[VOICE_SOURCE])
         coverage = validation_coverage(result.splits)
         assert coverage["experts_missing_in_validation"] == [], seed
         assert all(c["validation"] > 0 for c in coverage["datasets"].values()), seed
@@ -160,13 +160,14 @@ def test_missing_or_empty_verdicts_exclude_nothing():
 
 def test_stages_follow_dataset_and_voice_sources():
     pairs = build_corpus(n_transcripts=6).tables["deduplicated_pairs"]
-    table = assign_splits(pairs).splits
+    assert set(assign_splits(pairs).splits["stage"].dropna()) == {1, 2}  # no voice source given: no stage 3
+    table = assign_splits(pairs, voice_sources=[VOICE_SOURCE]).splits
     by = table.groupby(["dataset", "source"])["stage"].agg(lambda s: set(s.astype("object").where(s.notna(), None)))
     assert by[("counseling", "counseling.csv")] == {1}
     assert by[("cot", "cot.jsonl")] == {2}
-    assert by[("segments", MAIN_EDUCATOR_SOURCE)] == {3}
+    assert by[("segments", VOICE_SOURCE)] == {3}
     assert by[("segments", OTHER_SOURCE)] == {None}  # other channels feed the experts only
-    both = assign_splits(pairs, voice_sources=[MAIN_EDUCATOR_SOURCE, OTHER_SOURCE]).splits
+    both = assign_splits(pairs, voice_sources=[VOICE_SOURCE, OTHER_SOURCE]).splits
     assert set(both.loc[both["dataset"] == "segments", "stage"]) == {3}
 
 

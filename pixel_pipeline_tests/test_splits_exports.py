@@ -13,7 +13,7 @@ from pixel_pipeline.core.records import STYLES, rejects_frame
 from pixel_pipeline.splits import accounting as acct
 from pixel_pipeline.splits.assign import assign_splits
 from pixel_pipeline.splits.exports import push_dataset_to_hub, write_exports
-from pixel_pipeline.splits.synthetic import add_augmented_copies, build_corpus
+from pixel_pipeline.splits.synthetic import VOICE_SOURCE, add_augmented_copies, build_corpus
 from pixel_pipeline.splits.system_prompts import SYSTEM_PROMPTS
 from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL, load_tokenizer
 
@@ -29,7 +29,7 @@ def tokenizer(tmp_path_factory):
 def exported(tmp_path_factory, tokenizer):
     corpus = build_corpus(n_transcripts=16, n_questions=10, n_cot=9)
     pairs = add_augmented_copies(corpus.tables["deduplicated_pairs"], style="practical")
-    result = assign_splits(pairs, validation_ratio=0.2, test_ratio=0.1, seed=3,
+    result = assign_splits(pairs, validation_ratio=0.2, test_ratio=0.1, seed=3, voice_sources=[VOICE_SOURCE],
                            review_verdicts=corpus.tables["review_verdicts"])
     out = tmp_path_factory.mktemp("out")
     corpus.rejects["splits"] = result.rejects

@@ -97,3 +97,39 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the system lacks it."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def swap_in_dir(build: str | os.PathLike, final: str | os.PathLike) -> Path:
+    """Put the finished folder `build` (written beside `final`) in place of `final`, so that readers see the old
+    folder or the new one, never a missing or half-written one: one atomic exchange where the system has it, else
+    two renames (old aside, new in). The old folder is removed afterwards."""
+    import shutil
+
+    build, final = Path(build), Path(final)
+    if not final.exists():
+        os.replace(build, final)
+        return final
+    if _rename_exchange(build, final):
+        shutil.rmtree(build, ignore_errors=True)  # `build` now holds the old folder
+        return final
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(final, old)
+    os.replace(build, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final

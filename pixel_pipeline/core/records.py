@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -76,25 +77,125 @@ def rejects_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 # ---- the educator's voice ------------------------------------------------------------------------------
-# The main educator's channel: the default `voice_sources` (issue 5) and the default `source` of transcripts that
-# carry no source of their own. Everything else is "other channels": they feed the style experts, not stage 3.
-MAIN_EDUCATOR_SOURCE = "Healing Minds with Dr. Lena Hart"
-DEFAULT_VOICE_SOURCES = (MAIN_EDUCATOR_SOURCE,)
+# Stage 3 is trained on the educator's own channel(s), the "voice sources"; every other channel only feeds the
+# style experts. No channel name lives in the code: the sources come from a setting, else they are detected in the
+# corpus (raw_segments resolves them once and writes VoiceChoice; curation and splits read that file).
 VOICE_SOURCES_ENV_VAR = "PIXEL_VOICE_SOURCES"
+VOICE_SOURCES_FILE = "voice_sources.json"  # a corpus may declare its own: PIXEL_DATA_DIR/voice_sources.json
 
 
-def configured_voice_sources(voice_sources: Sequence[str] | None = None) -> tuple[str, ...]:
-    """The educator's voice channels: the asset setting when given, else PIXEL_VOICE_SOURCES (a JSON list, or one
-    channel name), else the main educator's channel. Curation and splits both resolve it here, so one variable
-    changes both."""
+class VoiceSourceError(ValueError):
+    """The voice sources cannot be resolved: a configured source is absent, or no source clearly leads."""
+
+
+@dataclass(frozen=True)
+class VoiceRule:
+    """When nothing is configured, the corpus's most frequent source is the educator when it *clearly* leads: at
+    least `min_lead_ratio` times the segments of the runner-up and at least `min_segments` segments. A corpus of
+    one source needs only `min_segments`."""
+
+    min_lead_ratio: float = 1.5
+    min_segments: int = 20
+
+
+@dataclass(frozen=True)
+class VoiceChoice:
+    """The resolved voice sources, how they were chosen, and the corpus's source counts behind the choice."""
+
+    sources: tuple[str, ...]
+    origin: str  # "asset setting", "PIXEL_VOICE_SOURCES", "detected" or "none (no segments)"
+    segments: dict[str, int]  # segments per chosen source
+    total_segments: int
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # the top sources with their counts
+    rule: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if not self.sources:
+            return f"no voice source ({self.origin}): stage 3 is empty"
+        shown = ", ".join(f"{s} ({self.segments.get(s, 0):,} segments)" for s in self.sources)
+        return f"voice sources {shown} of {self.total_segments:,} segments; {self.origin}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "sources": list(self.sources), "description": self.describe()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "VoiceChoice":
+        return cls(
+            sources=tuple(data["sources"]), origin=str(data["origin"]), segments=dict(data.get("segments", {})),
+            total_segments=int(data.get("total_segments", 0)), candidates=list(data.get("candidates", [])),
+            rule=dict(data.get("rule", {})),
+        )
+
+
+def configured_voice_sources(voice_sources: Sequence[str] | None = None, data_dir: str | os.PathLike | None = None) -> tuple[tuple[str, ...], str]:
+    """(sources, where the setting came from): the asset setting when given, else PIXEL_VOICE_SOURCES (a JSON list,
+    or one channel name), else the corpus's own `voice_sources.json` (a JSON list) in `data_dir`; ((), "") when
+    nothing is configured, which means: detect."""
     if voice_sources:
-        return tuple(voice_sources)
+        return tuple(voice_sources), "asset setting"
     raw = os.environ.get(VOICE_SOURCES_ENV_VAR, "").strip()
+    corpus_file = os.path.join(data_dir, VOICE_SOURCES_FILE) if data_dir is not None else None
+    if not raw and corpus_file and os.path.isfile(corpus_file):
+        with open(corpus_file, encoding="utf-8") as fh:
+            parsed = json.load(fh)
+        if not isinstance(parsed, list) or not parsed or not all(isinstance(s, str) and s for s in parsed):
+            raise ValueError(f"{corpus_file} must hold a JSON list of channel names, got {parsed!r}")
+        return tuple(parsed), f"the corpus's {VOICE_SOURCES_FILE}"
     if not raw:
-        return DEFAULT_VOICE_SOURCES
+        return (), ""
     if raw.startswith("["):
         parsed = json.loads(raw)
-        if not isinstance(parsed, list) or not all(isinstance(s, str) and s for s in parsed):
+        if not isinstance(parsed, list) or not parsed or not all(isinstance(s, str) and s for s in parsed):
             raise ValueError(f"{VOICE_SOURCES_ENV_VAR} must be a JSON list of channel names, got {raw!r}")
-        return tuple(parsed)
-    return (raw,)
+        return tuple(parsed), VOICE_SOURCES_ENV_VAR
+    return (raw,), VOICE_SOURCES_ENV_VAR
+
+
+def _counts_list(counts: Sequence[tuple[str, int]], limit: int = 10) -> str:
+    shown = ", ".join(f"{s!r}: {n:,}" for s, n in counts[:limit])
+    return shown + (f", ... ({len(counts) - limit} more)" if len(counts) > limit else "")
+
+
+def choose_voice_sources(
+    source_counts: Mapping[str, int], voice_sources: Sequence[str] | None = None, rule: VoiceRule = VoiceRule(),
+    data_dir: str | os.PathLike | None = None,
+) -> VoiceChoice:
+    """Resolve the voice sources against the corpus's segments per source (raises VoiceSourceError with the
+    corpus's sources and counts when a configured source is absent or no source clearly leads)."""
+    counts = sorted(((str(s), int(n)) for s, n in source_counts.items() if n > 0), key=lambda kv: (-kv[1], kv[0]))
+    total = sum(n for _, n in counts)
+    candidates = [{"source": s, "segments": n} for s, n in counts[:10]]
+    configured, origin = configured_voice_sources(voice_sources, data_dir)
+    if configured:
+        present = dict(counts)
+        absent = [s for s in configured if s not in present]
+        if absent:
+            raise VoiceSourceError(
+                f"voice source(s) {absent} (from {origin}) are not in the corpus; its sources with segment counts: "
+                f"{_counts_list(counts) or 'none (no segments)'}. Set {VOICE_SOURCES_ENV_VAR} (a JSON list) or the "
+                f"raw_segments setting voice_sources to one of them (or write {VOICE_SOURCES_FILE} in the data "
+                "directory), or leave them all empty to detect the educator."
+            )
+        return VoiceChoice(configured, origin, {s: present[s] for s in configured}, total, candidates, asdict(rule))
+    if not counts:
+        return VoiceChoice((), "none (no segments)", {}, 0, [], asdict(rule))
+    (leader, n1), runner_up = counts[0], (counts[1][1] if len(counts) > 1 else 0)
+    clear = n1 >= rule.min_segments and (runner_up == 0 or n1 >= rule.min_lead_ratio * runner_up)
+    if not clear:
+        raise VoiceSourceError(
+            f"no voice source configured and no source clearly leads the corpus (the rule: at least "
+            f"{rule.min_lead_ratio:g}x the next source and at least {rule.min_segments} segments); candidates with "
+            f"segment counts: {_counts_list(counts)}. Set {VOICE_SOURCES_ENV_VAR} (a JSON list, e.g. "
+            f"'[\"{leader}\"]'), the raw_segments setting voice_sources, or {VOICE_SOURCES_FILE} in the data directory."
+        )
+    lead = f"{n1 / runner_up:.1f}x the next source" if runner_up else "the only source"
+    why = f"detected: the dominant source, {lead} ({n1:,} vs {runner_up:,} segments)"
+    return VoiceChoice((leader,), why, {leader: n1}, total, candidates, asdict(rule))
+
+
+def read_voice_choice(path: str | os.PathLike) -> VoiceChoice:
+    """The choice raw_segments wrote (curation and splits read it instead of deciding again)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing: materialize raw_segments first (it resolves the voice sources)")
+    with open(path, encoding="utf-8") as fh:
+        return VoiceChoice.from_dict(json.load(fh))

@@ -50,6 +50,11 @@ class PipelinePaths:
         return self.output_dir / "reports" / name
 
     @property
+    def voice_choice_file(self) -> Path:
+        """The voice sources raw_segments resolved (core.records.VoiceChoice); curation and splits read it."""
+        return self.report_dir("raw_segments") / "voice_sources.json"
+
+    @property
     def exports_dir(self) -> Path:
         return self.output_dir / "exports"
 

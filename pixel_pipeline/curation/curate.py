@@ -24,7 +24,6 @@ import pandas as pd
 
 from pixel_pipeline.core.records import (
     DATASET_SEGMENTS,
-    MAIN_EDUCATOR_SOURCE,
     STYLES,
     reject_row,
     rejects_frame,
@@ -67,7 +66,7 @@ class CurationSettings:
     strip_housekeeping: bool = True
     # off_domain
     min_domain_margin: float = 0.0
-    domain_reference_sources: tuple[str, ...] = (MAIN_EDUCATOR_SOURCE,)
+    domain_reference_sources: tuple[str, ...] = ()  # the voice sources (raw_segments' choice, set by the asset)
     # per-expert floors (style -> value); a missing style uses the general value
     expert_min_quality: Mapping[str, float] = field(default_factory=lambda: {s: 0.3 for s in STYLES})
     expert_min_domain_margin: Mapping[str, float] = field(default_factory=dict)

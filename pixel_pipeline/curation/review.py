@@ -22,6 +22,18 @@ REVIEW_COLUMNS = ["dataset", "segment_id", "record_id", "style", "source", "file
                   "alignment", "scores", "crisis_flags", "pii_counts", "verdict", "reviewer", "note"]
 VERDICT_COLUMNS = ["dataset", "segment_id", "record_id", "verdict", "reviewer", "note"]
 VERDICTS = ("accept", "reject")
+# OWASP CSV injection: a cell starting with one of these is run as a formula by spreadsheet programs.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(value):
+    """A text cell that a spreadsheet would run as a formula, prefixed with `'` so it is shown as text (OWASP)."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value
+
+
+def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Every text cell escaped with escape_formula (for the CSV reviewers open; the Parquet keeps the texts)."""
+    return df.apply(lambda col: col.map(escape_formula) if col.dtype == object or pd.api.types.is_string_dtype(col) else col)
 
 
 def _stratified(df: pd.DataFrame, k: int, strata: list[str], seed: int) -> pd.DataFrame:

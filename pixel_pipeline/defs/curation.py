@@ -13,7 +13,7 @@ from pydantic import Field
 
 from pixel_pipeline.core import plots
 from pixel_pipeline.core.io import read_parquet, write_json, write_parquet, write_text
-from pixel_pipeline.core.records import STYLES, configured_voice_sources
+from pixel_pipeline.core.records import STYLES, read_voice_choice
 from pixel_pipeline.core.settings import REVIEW_DIR, PipelinePaths
 from pixel_pipeline.curation import balance, dedup, review
 from pixel_pipeline.curation.cache import ScoreCache
@@ -123,15 +123,11 @@ class CuratedSegmentsConfig(CurationRulesConfig):
     domain_reference_sources: list[str] = Field(
         default_factory=list,
         description="Sources whose segments (passing the cheap rules) form the known-good centroid for off_domain. "
-        "Empty: the educator's voice sources (PIXEL_VOICE_SOURCES, else the main educator's channel).")
+        "Empty: the voice sources raw_segments resolved (setting, PIXEL_VOICE_SOURCES, else detected).")
     expert_min_quality: dict[str, float] = Field(
         default_factory=lambda: {s: 0.3 for s in STYLES}, description="Per-expert floor on the given `quality`.")
     expert_min_domain_margin: dict[str, float] = Field(
         default_factory=dict, description="Per-expert override of min_domain_margin (style -> margin).")
-    voice_sources: list[str] = Field(
-        default_factory=list,
-        description="Main-voice sources: the blocking check fails if every one of their segments is rejected. "
-        "Empty: PIXEL_VOICE_SOURCES, else the main educator's channel (the same resolution as splits).")
 
 
 @dg.asset(
@@ -154,7 +150,8 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
     paths = storage.paths
     raw = _read_table(paths, "raw_segments")
     settings = _settings_from(config, CurationSettings)
-    settings = replace(settings, domain_reference_sources=tuple(config.domain_reference_sources) or configured_voice_sources())
+    voice_sources = read_voice_choice(paths.voice_choice_file).sources  # resolved once, by raw_segments
+    settings = replace(settings, domain_reference_sources=tuple(config.domain_reference_sources) or voice_sources)
     embedder = embedding_model.embedder(storage)
     lang_cache = _language_cache(paths)
     context.log.info("curating %d segments", len(raw))
@@ -166,7 +163,6 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
     report_path = write_json({"settings": settings.as_dict(), **rep}, paths.report_dir("curated_segments") / "report.json")
 
     by_source = pd.DataFrame(rep["by_source"])
-    voice_sources = configured_voice_sources(config.voice_sources)
     voice = by_source[by_source["source"].isin(voice_sources)] if len(by_source) else by_source
     all_rejected = voice[voice["kept"] == 0] if len(voice) else voice
     score_plots = {r: out.kept[f"score_{r}"].dropna().tolist() for r in ("off_domain", "garbled", "repetition")
@@ -175,8 +171,9 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
         _accounting_check("curated_segments_accounting", len(raw), len(out.kept), len(out.rejects),
                           set(raw["segment_id"]), out.kept["segment_id"].tolist(), out.rejects["segment_id"].tolist()),
         dg.AssetCheckResult(
-            check_name="main_voice_not_all_rejected", passed=all_rejected.empty,
-            description="every main-voice source keeps some segments" if all_rejected.empty else
+            check_name="main_voice_not_all_rejected", passed=bool(len(voice)) and all_rejected.empty,
+            description="no voice source has segments here: stage 3 would be empty" if not len(voice) else
+            "every main-voice source keeps some segments" if all_rejected.empty else
             f"all segments rejected for {', '.join(all_rejected['source'])}: check the thresholds",
             metadata={"voice_sources": json_metadata(voice_sources), "voice_reject_rates": md_table(voice)},
         ),
@@ -274,7 +271,8 @@ class DeduplicatedPairsConfig(dg.Config):
     target_expert_ratio: float = Field(3.0, description="Largest / smallest expert count the rebalancing aims at.")
     keep_crisis_lines: bool = Field(True, description="PII in prompts: keep public crisis lines.")
     max_remaining_duplicate_rate: float = Field(0.0, description="Blocking: share of kept rows still duplicated.")
-    min_expert_count: int = Field(10, description="Blocking: fewest segment pairs an expert may have.")
+    min_expert_count: int = Field(10, description="Warn: fewest segment pairs an expert may have (training is blocked "
+                                  "by fine_tuning_exports' training_data_sizes check, after the exports are written).")
     max_expert_ratio: float = Field(4.0, description="Warn: largest / smallest expert count above this.")
     max_crisis_share: float = Field(0.25, description="Warn: share of crisis-flagged pairs above this.")
 
@@ -291,8 +289,9 @@ class DeduplicatedPairsConfig(dg.Config):
                           "augmented copies counted apart."),
         dg.AssetCheckSpec("max_remaining_duplicate_rate", asset="deduplicated_pairs", blocking=True,
                           description="Share of kept responses that still have an exact or near duplicate."),
-        dg.AssetCheckSpec("min_expert_count", asset="deduplicated_pairs", blocking=True,
-                          description="Every expert has at least min_expert_count segment pairs."),
+        dg.AssetCheckSpec("min_expert_count", asset="deduplicated_pairs",
+                          description="Every expert has at least min_expert_count segment pairs (warning: a small "
+                          "corpus still gets its exports; training_data_sizes blocks training)."),
         dg.AssetCheckSpec("expert_balance", asset="deduplicated_pairs",
                           description="Per-expert count and share; warns when largest / smallest > max_expert_ratio."),
         dg.AssetCheckSpec("pairs_crisis_share", asset="deduplicated_pairs",
@@ -345,7 +344,7 @@ def deduplicated_pairs(context: dg.AssetExecutionContext, config: DeduplicatedPa
             metadata={**remaining, "max_rate": config.max_remaining_duplicate_rate},
         ),
         dg.AssetCheckResult(
-            check_name="min_expert_count", passed=bool(short.empty or total_segments == 0),
+            check_name="min_expert_count", passed=bool(short.empty or total_segments == 0), severity=dg.AssetCheckSeverity.WARN,
             description=("no segment pairs at all: nothing to check" if total_segments == 0 else
                          "every expert has enough pairs" if short.empty else
                          f"experts under {config.min_expert_count} pairs: {', '.join(short['style'])}"),
@@ -418,7 +417,7 @@ def review_sample(config: ReviewSampleConfig, storage: PixelStorage) -> dg.Mater
                                  config.per_conversation_dataset, config.rejected_per_style, config.seed)
     out_dir = paths.report_dir("review_sample")
     csv_path = out_dir / "review_sample.csv"
-    write_text(sample.to_csv(index=False), csv_path)
+    write_text(review.spreadsheet_safe(sample).to_csv(index=False), csv_path)  # no cell runs as a formula
     html_path = write_text(review.sample_html(sample), out_dir / "review_sample.html")
     write_parquet(sample, paths.table("review_sample"))
     kept_sample = sample[sample["prompt"].astype(str) != ""]

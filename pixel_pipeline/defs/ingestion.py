@@ -15,15 +15,26 @@ import pandas as pd
 
 from pixel_pipeline.core.markdown import markdown_table
 from pixel_pipeline.core.io import read_parquet, write_json, write_parquet, write_text
-from pixel_pipeline.core.records import DATASET_COT, DATASET_COUNSELING, MAIN_EDUCATOR_SOURCE, STYLES, rejects_frame
+from pixel_pipeline.core.records import (
+    DATASET_COT,
+    DATASET_COUNSELING,
+    STYLES,
+    VoiceRule,
+    VoiceSourceError,
+    choose_voice_sources,
+    read_voice_choice,
+    rejects_frame,
+)
 from pixel_pipeline.core.settings import COT_DIR, COUNSELING_DIR, SEGMENTS_DIR, TRANSCRIPTS_DIR, PipelinePaths
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
 from pixel_pipeline.ingest import audit as audit_lib
 from pixel_pipeline.ingest import conversations as conv
 from pixel_pipeline.ingest import segments as seg
 from pixel_pipeline.ingest.cache import FileCache, FileResult
+from pixel_pipeline.ingest.inputs import scan_input_folder
 from pixel_pipeline.ingest.schema import conversation_schema_problems, raw_segments_schema_problems
 from pixel_pipeline.ingest.style import StyleClassifier, confusion_markdown, style_agreement
+from pixel_pipeline.ingest.text import count_invisible
 
 GROUP = "ingestion"
 WARN = dg.AssetCheckSeverity.WARN
@@ -125,6 +136,27 @@ def _preview(df: pd.DataFrame, columns: Sequence[str], n: int = 5, width: int = 
     return markdown_table(cut, list(columns))
 
 
+def _skipped_md(notes: Sequence[str]) -> str:
+    """Entries skipped at the data-directory boundary (dangling links, directories, links outside), or _none_."""
+    skipped = [n.removeprefix("skipped ") for n in notes if n.startswith("skipped ")]
+    return "\n".join(f"- {n}" for n in skipped) or "_none_"
+
+
+def _resolve_voice_sources(context: dg.AssetExecutionContext, paths: PipelinePaths, rows: pd.DataFrame, config: "RawSegmentsConfig"):
+    """Resolve the voice sources once, here, where the segments per source are known; write the choice for curation
+    and splits. A configured source absent from the corpus, or no clear leader, stops the run with the sources."""
+    rule = VoiceRule(min_lead_ratio=config.voice_min_lead_ratio, min_segments=config.voice_min_segments)
+    counts = rows["source"].value_counts().to_dict() if len(rows) else {}
+    try:
+        choice = choose_voice_sources(counts, config.voice_sources, rule, paths.data_dir)
+    except VoiceSourceError as exc:
+        paths.voice_choice_file.unlink(missing_ok=True)  # no stale choice for a later curation run
+        raise dg.Failure(description=str(exc), metadata={"sources": dg.MetadataValue.json({str(k): int(v) for k, v in counts.items()})}) from None
+    write_json(choice.to_dict(), paths.voice_choice_file)
+    context.log.info(f"raw_segments: {choice.describe()}")
+    return choice
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # raw_segments
 
@@ -140,9 +172,12 @@ class RawSegmentsConfig(dg.Config):
     target_words: int = 350
     min_tail_words: int = 100
     max_sentence_words: int = 80
-    transcript_source: str = MAIN_EDUCATOR_SOURCE
+    transcript_source: str = seg.UNKNOWN_SOURCE
     expert_style_from: str = "auto"
     min_style_confidence: float = 0.7
+    voice_sources: list[str] = []
+    voice_min_lead_ratio: float = VoiceRule.min_lead_ratio
+    voice_min_segments: int = VoiceRule.min_segments
     use_file_cache: bool = True
     max_quarantine_share: float = 0.2
     min_style_kappa: float = 0.2
@@ -200,6 +235,7 @@ def raw_segments(
             context.log.warning(f"raw_segments: {r.input_file} skipped: {r.file_error}")
     rows, rejects = seg.combine_file_results(results)
     out_meta = _write_outputs(paths, "raw_segments", rows, rejects)
+    voice = _resolve_voice_sources(context, paths, rows, config)
 
     agreement = style_agreement(rows["style_given"], rows["style_predicted"])
     acc = seg.accounting(results, rows, rejects)
@@ -279,7 +315,13 @@ def raw_segments(
         "embedding_cache": dg.MetadataValue.json(dict(embedder.stats)),
         "file_paths_sanitised": sanitised,
         "sources": int(rows["source"].nunique()),
-        "main_educator_share": round(float((rows["source"] == MAIN_EDUCATOR_SOURCE).mean()), 4) if len(rows) else None,
+        "voice_sources": dg.MetadataValue.json(list(voice.sources)),
+        "voice_choice": voice.describe(),
+        "voice_candidates": dg.MetadataValue.md(markdown_table(voice.candidates, ["source", "segments"])),
+        "voice_share": round(float(rows["source"].isin(list(voice.sources)).mean()), 4) if len(rows) else None,
+        "voice_choice_file": dg.MetadataValue.path(str(paths.voice_choice_file)),
+        "texts_with_invisible_characters": int(rows["text"].map(count_invisible).gt(0).sum()) if len(rows) else 0,
+        "skipped_inputs": dg.MetadataValue.md(_skipped_md(notes)),
         "preview": dg.MetadataValue.md(_preview(rows, ["segment_id", "origin", "source", "style_given", "style_predicted", "style_confidence", "word_count", "text"])),
     }
     if notes:
@@ -324,6 +366,11 @@ def _conversation_result(
     for r in results:
         if r.file_error:
             context.log.warning(f"{asset}: {r.input_file} skipped: {r.file_error}")
+    extensions = conv.COUNSELING_EXTENSIONS if dataset == DATASET_COUNSELING else conv.COT_EXTENSIONS
+    _, skipped = scan_input_folder(paths.input_dir(COUNSELING_DIR if dataset == DATASET_COUNSELING else COT_DIR), paths.data_dir, extensions)
+    notes = [f"skipped {e['path']}: {e['reason']}" for e in skipped]
+    for note in notes:
+        context.log.warning(f"{asset}: {note}")
     rows, rejects = conv.combine_conversation_results(results, dataset, asset)
     out_meta = _write_outputs(paths, asset, rows, rejects)
     acc = seg.accounting(results, rows, rejects)
@@ -342,6 +389,7 @@ def _conversation_result(
         "repeated_questions": dg.MetadataValue.json(conv.repeated_questions(rows)),
         "n_turns": dg.MetadataValue.json({str(k): int(v) for k, v in rows["n_turns"].value_counts().sort_index().items()}),
         "preview": dg.MetadataValue.md(_preview(rows, ["record_id", "source", "n_turns", "prompt", "response"])),
+        "skipped_inputs": dg.MetadataValue.md(_skipped_md(notes)),
         **extra_meta,
     }
     return dg.MaterializeResult(metadata=metadata, check_results=checks)
@@ -444,7 +492,7 @@ def audited_schema(context: dg.AssetExecutionContext, config: AuditedSchemaConfi
     counseling = _read_table(paths, "counseling_conversations")
     cot = _read_table(paths, "cot_conversations")
     seg_dir = paths.input_dir(SEGMENTS_DIR)
-    segment_files = sorted(p for p in seg_dir.glob("*.json") if p.is_file()) if seg_dir.is_dir() else []
+    segment_files, _ = scan_input_folder(seg_dir, paths.data_dir, (".json",))
     input_files = {
         name: (sum(1 for p in paths.input_dir(name).iterdir() if p.is_file()) if paths.input_dir(name).is_dir() else 0)
         for name in (SEGMENTS_DIR, TRANSCRIPTS_DIR, COUNSELING_DIR, COT_DIR)
@@ -454,6 +502,7 @@ def audited_schema(context: dg.AssetExecutionContext, config: AuditedSchemaConfi
         counseling, _read_rejects(paths, "counseling_conversations"),
         cot, _read_rejects(paths, "cot_conversations"),
         segment_files, settings, input_files,
+        read_voice_choice(paths.voice_choice_file).sources if paths.voice_choice_file.exists() else (),
     )
     images = audit_lib.audit_plots(segments)
     out_dir = paths.report_dir("audited_schema")

@@ -12,13 +12,14 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from pixel_pipeline.core.io import read_parquet, write_json, write_parquet
+from pixel_pipeline.core.io import atomic_path, read_parquet, write_json, write_parquet
 from pixel_pipeline.core.plots import bar_markdown
-from pixel_pipeline.core.records import configured_voice_sources, rejects_frame
+from pixel_pipeline.core.records import DATASET_SEGMENTS, read_voice_choice, rejects_frame
 from pixel_pipeline.defs.metadata import json_metadata, md_table
 from pixel_pipeline.defs.resources import PixelStorage
 from pixel_pipeline.splits import accounting as acct
 from pixel_pipeline.splits import formats, plans
+from pixel_pipeline.splits import sizes
 from pixel_pipeline.splits.assign import (
     assign_splits,
     augmented_mask,
@@ -40,11 +41,6 @@ class SplitsConfig(dg.Config):
     test_ratio: float = Field(0.0, description="Target share of rows in an optional test split (0 = no test split).")
     seed: int = Field(42, description="Seed of the group hash; changing it reshuffles every group.")
     min_validation_groups: int = Field(1, description="Floor of validation split groups per expert and per dataset.")
-    voice_sources: list[str] = Field(
-        default_factory=list,
-        description="`source` values that count as the educator's voice (stage 3); other channels only feed experts. "
-        "Empty: PIXEL_VOICE_SOURCES, else the main educator's channel.",
-    )
     ratio_tolerance: float = Field(
         0.05, description="Allowed |share - target| per split (widened to 3 sigma of the group-level sampling noise)."
     )
@@ -79,6 +75,7 @@ def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: Pix
     verdicts_path = paths.table("review_verdicts")
     verdicts = read_parquet(verdicts_path) if verdicts_path.exists() else None
 
+    voice = read_voice_choice(paths.voice_choice_file)  # resolved once by raw_segments: stage 3's sources
     split_params = {"seed": config.seed, "validation_ratio": config.validation_ratio, "test_ratio": config.test_ratio}
     config_file = paths.report_dir("splits") / SPLIT_CONFIG_FILE
     previous, previous_note = {}, "none (first run or keep_previous_assignments off)"
@@ -96,7 +93,7 @@ def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: Pix
         test_ratio=config.test_ratio,
         seed=config.seed,
         min_validation_groups=config.min_validation_groups,
-        voice_sources=configured_voice_sources(config.voice_sources),
+        voice_sources=voice.sources,
         review_verdicts=verdicts,
         previous_assignments=previous,
     )
@@ -107,7 +104,7 @@ def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: Pix
     leakage = leakage_report(table)
     ratios = ratio_report(table, config.validation_ratio, config.test_ratio, config.ratio_tolerance)
     coverage = validation_coverage(table)
-    write_json({"config": config.model_dump(), "report": result.report, "leakage": leakage, "ratios": ratios,
+    write_json({"config": config.model_dump(), "voice": voice.to_dict(), "report": result.report, "leakage": leakage, "ratios": ratios,
                 "coverage": coverage}, paths.report_dir("splits") / "summary.json")
 
     counted = table[~augmented_mask(table)] if not table.empty else table
@@ -169,6 +166,8 @@ def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: Pix
             "split_groups_by_rule": json_metadata(result.report["split_groups_by_rule"]),
             "floor_promotions": json_metadata(result.report["floor_promotions"]),
             "previous_assignments": previous_note,
+            "voice_sources": json_metadata(list(voice.sources)),
+            "voice_choice": voice.describe(),
             "rows_moved_by_merges": result.report["rows_moved_by_merges"],
             "config": json_metadata(config.model_dump()),
         },
@@ -206,6 +205,10 @@ class ExportsConfig(dg.Config):
         default_factory=lambda: list(acct.DEFAULT_INGESTION_STAGES),
         description="Reject stages whose rows count as input rows in the accounting (ingestion's own rejects).",
     )
+    min_stage_train: int = Field(sizes.SizeRule.min_stage_train, description="Blocks training: fewest train pairs per stage.")
+    min_stage_validation: int = Field(sizes.SizeRule.min_stage_validation, description="Blocks training: fewest validation pairs per stage.")
+    min_expert_train: int = Field(sizes.SizeRule.min_expert_train, description="Blocks training: fewest train pairs per expert.")
+    min_expert_validation: int = Field(sizes.SizeRule.min_expert_validation, description="Blocks training: fewest validation pairs per expert.")
 
 
 @dg.asset(
@@ -219,6 +222,10 @@ class ExportsConfig(dg.Config):
                           description="Per dataset: input rows = exported pairs + rejected records (DESIGN.md)."),
         dg.AssetCheckSpec("pairs_within_max_length", asset="fine_tuning_exports",
                           description="Share of pairs longer than max_seq_length tokens (the trainer will cut them)."),
+        dg.AssetCheckSpec("training_data_sizes", asset="fine_tuning_exports", blocking=True,
+                          description="Every training stage and every expert has its minimum train and validation "
+                                      "pairs; if not, training is blocked (the exports are still written) and the "
+                                      "message says where the rows went."),
     ],
 )
 def fine_tuning_exports(
@@ -236,6 +243,7 @@ def fine_tuning_exports(
     splits_config = json.loads(summary_path.read_text()).get("config", {}) if summary_path.exists() else {}
     # the token itself is never part of the config, only its variable name
     safe_config = {"fine_tuning_exports": config.model_dump(), "splits": splits_config}
+    voice = read_voice_choice(paths.voice_choice_file)
     result = write_exports(
         table,
         paths.exports_dir,
@@ -252,6 +260,7 @@ def fine_tuning_exports(
         stage_learning_rates=config.stage_learning_rates,
         config=safe_config,
         card_extra={"splits": splits_config},
+        voice=voice.to_dict(),
     )
     hub = {"pushed": False}
     if config.hub_repo_id:
@@ -281,9 +290,9 @@ def fine_tuning_exports(
     # token statistics
     stats = result.token_stats
     png = paths.report_dir("fine_tuning_exports") / "token_lengths.png"
-    png.parent.mkdir(parents=True, exist_ok=True)
     png_bytes = histogram_png(result.lengths_by_dataset, config.max_seq_length)
-    png.write_bytes(png_bytes)
+    with atomic_path(png) as tmp:
+        tmp.write_bytes(png_bytes)
     over = stats["overall"].get("exceeding_max_length", 0)
     total = stats["overall"].get("rows", 0)
     token_rows = pd.DataFrame([{"group": g, **s} for g, s in stats["by_group"].items()])
@@ -297,6 +306,7 @@ def fine_tuning_exports(
             metadata={"per_dataset": md_table(acct_df),
                       "mismatched_examples": json_metadata({d: r["examples"] for d, r in report.items() if r["examples"]})},
         ),
+        _sizes_check(config, result.counts, rejected, report, voice.sources),
         dg.AssetCheckResult(
             check_name="pairs_within_max_length",
             passed=over == 0,
@@ -336,8 +346,38 @@ def fine_tuning_exports(
             "files": md_table(files_df),
             "hub": json_metadata(hub),
             "accounting": md_table(acct_df),
+            "voice_sources": json_metadata(list(voice.sources)),
+            "voice_choice": voice.describe(),
         },
         check_results=checks,
+    )
+
+
+def _sizes_check(config: ExportsConfig, counts: dict, rejected: list, report: dict, voice_sources) -> dg.AssetCheckResult:
+    """training_data_sizes: per stage and per expert, with the cause of a shortfall read from the accounting."""
+    rule = sizes.SizeRule(config.min_stage_train, config.min_stage_validation, config.min_expert_train, config.min_expert_validation)
+    causes = {
+        stage: sizes.rejection_cause(rejected, dataset, report.get(dataset, {}).get("rows_in", 0))
+        for stage, dataset in sizes.STAGE_DATASETS.items() if dataset != DATASET_SEGMENTS
+    }
+    voice_rejected = sum(1 for line in rejected if line.get("dataset") == DATASET_SEGMENTS and line.get("source") in voice_sources)
+    exported_voice = sum(n for src, n in counts["by_source"].items() if src in voice_sources)
+    causes["stage3_voice"] = (
+        "no voice source (see raw_segments' voice_choice)" if not voice_sources else
+        sizes.rejection_cause(rejected, DATASET_SEGMENTS, exported_voice + voice_rejected, list(voice_sources))
+    )
+    total_segments = sum(sum(c.values()) for c in counts["by_expert"].values())
+    for style, c in counts["by_expert"].items():
+        causes[style] = f"{sum(c.values())} of {total_segments} exported segment pairs have this style"
+    problems = sizes.size_problems(counts["by_stage"], counts["by_expert"], rule, causes)
+    table = [{"stage or expert": k, **{s: n for s, n in v.items()}} for k, v in {**counts["by_stage"], **counts["by_expert"]}.items()]
+    return dg.AssetCheckResult(
+        check_name="training_data_sizes",
+        passed=not problems,
+        description="every stage and expert has enough pairs to train" if not problems else
+        f"training blocked (exports written): {'; '.join(problems)}",
+        metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "_none_"),
+                  "sizes": md_table(pd.DataFrame(table)), "rule": json_metadata(rule.as_dict())},
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pixel_pipeline.core import plots
-from pixel_pipeline.core.records import MAIN_EDUCATOR_SOURCE, STYLES
+from pixel_pipeline.core.records import STYLES
 from pixel_pipeline.ingest.segments import SEGMENT_FIELDS, parse_json_list, reject_reason_counts
 from pixel_pipeline.ingest.text import max_repeat_run, non_latin_runs, snippet
 
@@ -193,6 +193,7 @@ def build_audit(
     segment_files: Sequence[Path],
     settings: AuditSettings,
     input_files: Mapping[str, int] | None = None,
+    voice_sources: Sequence[str] = (),
 ) -> dict[str, Any]:
     n = len(segments)
     sources = segments["source"].value_counts() if n else pd.Series(dtype=int)
@@ -213,7 +214,8 @@ def build_audit(
             },
             "per_source": {str(k): int(v) for k, v in sources.head(30).items()},
             "n_sources": int(len(sources)),
-            "main_educator_share": round(float((segments["source"] == MAIN_EDUCATOR_SOURCE).mean()), 4) if n else None,
+            "voice_sources": list(voice_sources),
+            "voice_share": round(float(segments["source"].isin(list(voice_sources)).mean()), 4) if n else None,
             "word_count_by_style": {s: describe(segments.loc[segments["style"] == s, "word_count"]) for s in STYLES} if n else {},
             "word_count": describe(segments["word_count"]) if n else {"count": 0},
             "confidence_given": describe(segments["confidence_given"]) if n else {"count": 0},

@@ -16,9 +16,11 @@ as `duplicate`. Per-file functions return `FileResult`s like the segment loaders
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,8 +31,9 @@ import pandas as pd
 from pixel_pipeline.core.ids import content_id, record_id
 from pixel_pipeline.core.records import DATASET_COT, DATASET_COUNSELING, reject_row, rejects_frame
 from pixel_pipeline.ingest.cache import FileResult
-from pixel_pipeline.ingest.segments import invalid_file_result, parse_json_list, split_exact_repeats, with_dtypes
-from pixel_pipeline.ingest.text import CONTROL_CHAR_RE, SURROGATE_RE, bytes_id, snippet
+from pixel_pipeline.ingest.inputs import scan_input_folder
+from pixel_pipeline.ingest.segments import invalid_file_result, split_exact_repeats, with_dtypes
+from pixel_pipeline.ingest.text import CONTROL_CHAR_RE, SURROGATE_RE, bytes_id, snippet, strip_invisible
 
 log = logging.getLogger(__name__)
 
@@ -125,65 +128,218 @@ def _reject_id(value: Any) -> str:
 # counseling
 
 
-def counseling_records_from_frame(df: pd.DataFrame, input_file: str, source: str, settings: ConversationSettings, stage: str = "counseling_conversations") -> FileResult:
-    """Validate `Context` / `Response` rows of one table (a local file or the Hub split)."""
-    columns = {str(c).strip().lower(): c for c in df.columns}
-    missing = [c for c in ("context", "response") if c not in columns]
-    if missing:
-        reason = f"missing columns {', '.join(m.capitalize() for m in missing)} (found {', '.join(map(str, df.columns)) or 'none'})"
-        raw = json.dumps(df.head(3).to_dict("records"), default=str).encode()
-        return invalid_file_result(raw, input_file, reason, DATASET_COUNSELING, stage)
+def _counseling_row(record: Any, index: int, input_file: str, source: str, settings: ConversationSettings, stage: str) -> tuple[dict | None, dict | None]:
+    """(row, None) or (None, reject) for one counseling record ({Context, Response, ...}, keys case-insensitive)."""
+    if isinstance(record, _BrokenRecord):
+        details = {"input_file": input_file, "row_index": index, "raw": snippet(record.raw)}
+        return None, reject_row(DATASET_COUNSELING, _reject_id(record.raw), stage, [record.reason], details, source, None)
+    if not isinstance(record, dict):
+        details = {"input_file": input_file, "row_index": index, "raw": snippet(record)}
+        reason = f"not_an_object: expected an object with Context and Response, got {type(record).__name__}"
+        return None, reject_row(DATASET_COUNSELING, _reject_id(record), stage, [reason], details, source, None)
+    keys = {str(k).strip().lower(): k for k in record}
+    context, response = (record.get(keys[name]) if name in keys else None for name in ("context", "response"))
+    reasons = [
+        f"missing_column: {name}" if name.lower() not in keys else problem
+        for name, value in (("Context", context), ("Response", response))
+        for problem in [_content_problem(name, _clean(value), settings)]
+        if name.lower() not in keys or problem
+    ]
+    if reasons:
+        raw = {"Context": snippet(context), "Response": snippet(response)}
+        details = {"input_file": input_file, "row_index": index, "raw": raw, "offending": raw}
+        return None, reject_row(DATASET_COUNSELING, _reject_id([context, response]), stage, reasons, details, source, None)
+    turns = [{"role": "client", "content": _clean(context).strip()}, {"role": "therapist", "content": _clean(response).strip()}]
+    return conversation_row(turns, {"quality_level": settings.quality_level}, DATASET_COUNSELING, source, input_file, index), None
+
+
+def _clean(value: Any) -> Any:
+    """Turn contents without invisible format characters (ingest.text.INVISIBLE_RE); other values as they are."""
+    return strip_invisible(value) if isinstance(value, str) else value
+
+
+def records_result(records: list[Any], input_file: str, source: str, settings: ConversationSettings, dataset: str = DATASET_COUNSELING, stage: str = "counseling_conversations") -> FileResult:
+    """Validate records one by one: every record is a row or a reject (rows_in = len(records))."""
     rows, rejects = [], []
-    contexts, responses = df[columns["context"]].tolist(), df[columns["response"]].tolist()
-    for index, (context, response) in enumerate(zip(contexts, responses)):
-        reasons = [r for r in (_content_problem("Context", context, settings), _content_problem("Response", response, settings)) if r]
-        if reasons:
-            raw = {"Context": snippet(context), "Response": snippet(response)}
-            details = {"input_file": input_file, "row_index": index, "raw": raw, "offending": raw}
-            rejects.append(reject_row(DATASET_COUNSELING, _reject_id([context, response]), stage, reasons, details, source, None))
+    for index, record in enumerate(records):
+        if dataset == DATASET_COUNSELING:
+            row, reject = _counseling_row(record, index, input_file, source, settings, stage)
+        else:
+            row, reject = cot_record(record, index, input_file, settings, stage)
+        if row is not None:
+            rows.append(row)
+        else:
+            rejects.append(reject)
+    return FileResult(input_file, conversation_frame(rows), rejects_frame(rejects), len(records))
+
+
+def counseling_records_from_frame(df: pd.DataFrame, input_file: str, source: str, settings: ConversationSettings, stage: str = "counseling_conversations") -> FileResult:
+    """Validate the rows of one table (the Hub split), row by row."""
+    return records_result(df.to_dict("records"), input_file, source, settings, DATASET_COUNSELING, stage)
+
+
+@dataclass
+class _BrokenRecord:
+    """An input row that could not be parsed: its raw text and why (it becomes one reject row)."""
+
+    raw: str
+    reason: str
+
+
+_LINE_RE = re.compile(r"[^\n]*\n|[^\n]+$")
+
+
+def csv_records(text: str) -> list[Any]:
+    """The data rows of a CSV text as dicts keyed by the header, each unparseable or ragged row as a _BrokenRecord.
+
+    Parsed with the csv module in strict mode (RFC 4180 quoting; no index column guessed): a row with more fields
+    than the header, or fewer, is broken, never shifted; a quote that does not close where a field must end (or at
+    all) breaks the row it opens on, and parsing resumes on the next line, so it cannot swallow later rows.
+    """
+    lines = _LINE_RE.findall(text)
+    parsed: list[tuple[int, list[str] | None, str]] = []  # (first line, fields or None, raw / reason)
+    pos = 0
+    while pos < len(lines):
+        reader = csv.reader(lines[pos:], strict=True)
+        consumed = 0
+        try:
+            for fields in reader:
+                start, consumed = pos + consumed, reader.line_num
+                if fields:
+                    parsed.append((start + 1, fields, "".join(lines[start : pos + consumed])))
+            pos = len(lines)
+        except csv.Error as exc:
+            start = pos + consumed
+            parsed.append((start + 1, None, f"malformed_csv_row: line {start + 1}: {exc}\x00{lines[start]}"))
+            pos = start + 1
+    if not parsed:
+        return []
+    line, header, _ = parsed[0]
+    if header is None:  # the header itself is broken: every line is reported against it
+        reason, raw = parsed[0][2].split("\x00", 1)
+        return [_BrokenRecord(raw, f"{reason} (the header row)")] + [
+            _BrokenRecord(r.split("\x00", 1)[-1], "malformed_csv_header: no usable header row") for _, _, r in parsed[1:]
+        ]
+    records: list[Any] = []
+    for line, fields, raw in parsed[1:]:
+        if fields is None:
+            reason, raw = raw.split("\x00", 1)
+            records.append(_BrokenRecord(raw, reason))
+        elif len(fields) != len(header):
+            kind = "extra_fields" if len(fields) > len(header) else "missing_fields"
+            records.append(_BrokenRecord(raw, f"{kind}: line {line} has {len(fields)} fields, the header has {len(header)}"))
+        else:
+            records.append(dict(zip(header, fields)))
+    return records
+
+
+def jsonl_records(text: str) -> list[Any]:
+    """One record per non-blank line; a line that is not valid JSON is a _BrokenRecord."""
+    records: list[Any] = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
             continue
-        turns = [{"role": "client", "content": context.strip()}, {"role": "therapist", "content": response.strip()}]
-        rows.append(conversation_row(turns, {"quality_level": settings.quality_level}, DATASET_COUNSELING, source, input_file, index))
-    return FileResult(input_file, conversation_frame(rows), rejects_frame(rejects), len(contexts))
+        try:
+            records.append(json.loads(line))
+        except (json.JSONDecodeError, RecursionError) as exc:
+            records.append(_BrokenRecord(line, f"invalid_json_line: line {lineno}: {getattr(exc, 'msg', exc)}"))
+    return records
 
 
-def read_table_file(path: Path) -> pd.DataFrame:
-    """A counseling file as a DataFrame (csv, json list/object-of-columns, jsonl, parquet). Raises ValueError."""
+def json_list_records(text: str, what: str = "objects", columns_ok: bool = True) -> tuple[list[Any], str | None]:
+    """The items of a JSON list one by one (a broken item is a _BrokenRecord and parsing resumes at the next item
+    that starts a line at the first item's indentation, or after the next `},`); an object of equal-length column
+    lists is read as rows when `columns_ok`. (records, None) or ([], why the text is no JSON list at all)."""
+    decoder = json.JSONDecoder()
+    body = text.lstrip()
+    if body.startswith("{"):
+        try:
+            parsed = json.loads(body)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            return [], f"not valid JSON: {getattr(exc, 'msg', exc)}"
+        if columns_ok and isinstance(parsed, dict) and parsed and all(isinstance(v, list) for v in parsed.values()):
+            n = max(len(v) for v in parsed.values())
+            return [{k: (v[i] if i < len(v) else None) for k, v in parsed.items()} for i in range(n)], None
+        return [], f"expected a JSON list of {what}, got a JSON {type(parsed).__name__}"
+    if not body.startswith("["):
+        return [], f"expected a JSON list of {what}"
+    records: list[Any] = []
+    pos, n = len(text) - len(body) + 1, len(text)
+    ws = re.compile(r"\s*")
+    item_indent: str | None = None
+    while True:
+        pos = ws.match(text, pos).end()
+        if pos >= n:
+            records.append(_BrokenRecord("", "truncated_json: the list is not closed"))
+            return records, None
+        if text[pos] == "]" and not records:
+            return records, None
+        if item_indent is None:  # pretty-printed: items start lines at one indentation; compact: items follow "},"
+            line_start = text.rfind("\n", 0, pos) + 1
+            item_indent = text[line_start:pos] if line_start > text.index("[") else None
+        try:
+            item, end = decoder.raw_decode(text, pos)
+            after = ws.match(text, end).end()
+            if after < n and text[after] not in ",]":
+                raise json.JSONDecodeError("expected ',' or ']' after an item", text, after)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            resume = _next_item_start(text, pos + 1, item_indent)
+            where = getattr(exc, "lineno", "?")
+            records.append(_BrokenRecord(text[pos:resume].rstrip().rstrip(","), f"invalid_json_item: line {where}: {getattr(exc, 'msg', exc)}"))
+            if resume >= n:
+                return records, None
+            pos = resume
+            continue
+        records.append(item)
+        if after >= n:
+            records.append(_BrokenRecord("", "truncated_json: the list is not closed"))
+            return records, None
+        if text[after] == "]":
+            trailing = text[after + 1 :].strip()
+            if trailing:
+                records.append(_BrokenRecord(trailing, "invalid_json_item: text after the closing bracket"))
+            return records, None
+        pos = after + 1
+
+
+def _next_item_start(text: str, start: int, indent: str | None) -> int:
+    """Where the next list item probably starts: a line `<indent>{` in a pretty-printed list, else the `{` after the
+    next `},` (in a compact list that may be a nested object: it is then rejected as a row of its own)."""
+    pattern = "\n" + re.escape(indent) + r"\{" if indent is not None else r"\}\s*,\s*\{"
+    match = re.search(pattern, text[start:])
+    return start + match.end() - 1 if match else len(text)
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 with or without a BOM; invalid bytes kept as surrogates so only the rows holding them are rejected."""
+    return data.decode("utf-8-sig", errors="surrogateescape")
+
+
+def read_table_records(path: Path) -> tuple[list[Any], str | None]:
+    """A counseling file's records one by one (csv, json list / object of columns, jsonl, parquet), or why the file
+    as a whole is unreadable."""
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
     if suffix == ".parquet":
-        return pd.read_parquet(path)
-    data = path.read_bytes()
+        try:
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path).to_pylist(), None
+        except Exception as exc:  # noqa: BLE001 - any Parquet reader error: the file is not readable as a whole
+            return [], f"unreadable parquet ({type(exc).__name__}: {snippet(str(exc), 160)})"
+    text = decode_text(path.read_bytes())
+    if suffix == ".csv":
+        return csv_records(text), None
     if suffix == ".jsonl":
-        records = []
-        for lineno, line in enumerate(data.decode("utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"line {lineno} is not valid JSON: {exc.msg}") from exc
-        if not all(isinstance(r, dict) for r in records):
-            raise ValueError("every JSONL line must be a JSON object")
-        return pd.DataFrame.from_records(records)
-    parsed = json.loads(data.decode("utf-8-sig"))
-    if isinstance(parsed, list):
-        if not all(isinstance(r, dict) for r in parsed):
-            raise ValueError("a JSON list of objects was expected")
-        return pd.DataFrame.from_records(parsed)
-    if isinstance(parsed, dict) and all(isinstance(v, list) for v in parsed.values()):
-        return pd.DataFrame(parsed)
-    raise ValueError(f"expected a JSON list of objects, got a JSON {type(parsed).__name__}")
+        return jsonl_records(text), None
+    return json_list_records(text)
 
 
 def load_counseling_file(path: str | Path, relative_name: str, settings: ConversationSettings) -> FileResult:
     path = Path(path)
-    try:
-        df = read_table_file(path)
-    except (ValueError, UnicodeDecodeError, json.JSONDecodeError, OSError, Exception) as exc:  # noqa: BLE001 - any parser error
-        reason = f"unreadable {path.suffix.lstrip('.')} ({type(exc).__name__}: {snippet(str(exc), 160)})"
-        return invalid_file_result(path.read_bytes(), relative_name, reason, DATASET_COUNSELING, "counseling_conversations")
-    return counseling_records_from_frame(df, relative_name, path.name, settings)
+    records, error = read_table_records(path)
+    if error:
+        return invalid_file_result(path.read_bytes(), relative_name, error, DATASET_COUNSELING, "counseling_conversations")
+    return records_result(records, relative_name, path.name, settings)
 
 
 def load_counseling_hub(hub_id: str, split: str, settings: ConversationSettings) -> FileResult:
@@ -214,7 +370,7 @@ def load_counseling(
             origin = f"local files (hub {counseling_hub_id} unreachable: {why})"
     else:
         origin = "local files"
-    files = sorted(p for p in counseling_dir.glob("*") if p.is_file() and p.suffix.lower() in COUNSELING_EXTENSIONS) if counseling_dir.is_dir() else []
+    files, _ = scan_input_folder(counseling_dir, data_dir, COUNSELING_EXTENSIONS)
     return [load_counseling_file(p, p.relative_to(data_dir).as_posix(), settings) for p in files], origin
 
 
@@ -242,7 +398,7 @@ def normalise_turns(raw_turns: Any) -> tuple[list[dict[str, str]], str | None, l
         if canonical == "system":
             system = content if isinstance(content, str) else None
             continue
-        turns.append({"role": canonical, "content": content})
+        turns.append({"role": canonical, "content": _clean(content)})
     return turns, system, problems, offending
 
 
@@ -263,6 +419,9 @@ def validate_turns(turns: list[dict[str, Any]], settings: ConversationSettings) 
 def cot_record(record: Any, index: int, input_file: str, settings: ConversationSettings, stage: str = "cot_conversations") -> tuple[dict | None, dict | None]:
     """(row, None) or (None, reject) for one reasoning record."""
     file_name = Path(input_file).name
+    if isinstance(record, _BrokenRecord):
+        details = {"input_file": input_file, "row_index": index, "raw": snippet(record.raw)}
+        return None, reject_row(DATASET_COT, _reject_id(record.raw), stage, [record.reason], details, file_name, None)
     if not isinstance(record, dict):
         details = {"input_file": input_file, "row_index": index, "raw": snippet(record)}
         reason = f"not_an_object: expected a JSON object, got {type(record).__name__}"
@@ -286,50 +445,21 @@ def cot_record(record: Any, index: int, input_file: str, settings: ConversationS
 
 
 def load_cot_file(path: str | Path, relative_name: str, settings: ConversationSettings) -> FileResult:
+    """Every record of one cot/*.json (a list) or *.jsonl file, a broken line or item rejected on its own."""
     path = Path(path)
     data = path.read_bytes()
-    stage = "cot_conversations"
+    text = decode_text(data)
     if path.suffix.lower() == ".jsonl":
-        try:
-            text = data.decode("utf-8-sig", errors="surrogateescape")
-        except UnicodeDecodeError as exc:  # pragma: no cover - surrogateescape never raises
-            return invalid_file_result(data, relative_name, str(exc), DATASET_COT, stage)
-        records: list[Any] = []
-        line_problems: dict[int, str] = {}
-        for lineno, line in enumerate(text.splitlines()):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                line_problems[len(records)] = f"invalid_json_line: line {lineno + 1}: {exc.msg}"
-                records.append(_BrokenLine(line))
+        records, error = jsonl_records(text), None
     else:
-        parsed, error = parse_json_list(data)
-        if error:
-            return invalid_file_result(data, relative_name, error.replace("segments", "conversations"), DATASET_COT, stage)
-        records, line_problems = parsed, {}
-    rows, rejects = [], []
-    for index, record in enumerate(records):
-        if index in line_problems:
-            details = {"input_file": relative_name, "row_index": index, "raw": snippet(record.line)}
-            rejects.append(reject_row(DATASET_COT, _reject_id(record.line), stage, [line_problems[index]], details, path.name, None))
-            continue
-        row, reject = cot_record(record, index, relative_name, settings, stage)
-        if row is not None:
-            rows.append(row)
-        else:
-            rejects.append(reject)
-    return FileResult(relative_name, conversation_frame(rows), rejects_frame(rejects), len(records))
-
-
-@dataclass
-class _BrokenLine:
-    line: str
+        records, error = json_list_records(text, "conversations", columns_ok=False)
+    if error:
+        return invalid_file_result(data, relative_name, error, DATASET_COT, "cot_conversations")
+    return records_result(records, relative_name, path.name, settings, DATASET_COT, "cot_conversations")
 
 
 def load_cot(cot_dir: Path, data_dir: Path, settings: ConversationSettings) -> list[FileResult]:
-    files = sorted(p for p in cot_dir.glob("*") if p.is_file() and p.suffix.lower() in COT_EXTENSIONS) if cot_dir.is_dir() else []
+    files, _ = scan_input_folder(cot_dir, data_dir, COT_EXTENSIONS)
     return [load_cot_file(p, p.relative_to(data_dir).as_posix(), settings) for p in files]
 
 

@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pixel_pipeline.core.records import DATASET_SEGMENTS, MAIN_EDUCATOR_SOURCE, STYLES, reject_row, rejects_frame
+from pixel_pipeline.core.records import DATASET_SEGMENTS, STYLES, reject_row, rejects_frame
 from pixel_pipeline.ingest.cache import FileCache, FileResult
+from pixel_pipeline.ingest.inputs import scan_input_folder
 from pixel_pipeline.ingest.style import StyleClassifier, choose_style, expert_of, progress_logger
 from pixel_pipeline.ingest.text import (
     CONTROL_CHAR_RE,
@@ -84,7 +85,8 @@ class SegmentSettings:
     required_fields: fields a segment-file row must carry (others default: source `unknown`, file = the segments
       file's name, confidence / quality null).
     target_words / min_tail_words / max_sentence_words: transcript cutting (see transcripts.cut_segments).
-    transcript_source: `source` of transcripts not listed in transcripts/sources.json.
+    transcript_source: `source` of transcripts not listed in transcripts/sources.json (default `unknown`: name each
+      transcript's channel there, so that the voice sources can be told apart).
     expert_style_from / min_style_confidence: which style maps to an expert (see style.choose_style).
     """
 
@@ -96,7 +98,7 @@ class SegmentSettings:
     target_words: int = 350
     min_tail_words: int = 100
     max_sentence_words: int = 80
-    transcript_source: str = MAIN_EDUCATOR_SOURCE
+    transcript_source: str = UNKNOWN_SOURCE
     expert_style_from: str = "auto"
     min_style_confidence: float = 0.7
 
@@ -380,29 +382,24 @@ class InputFile:
 
 
 def list_segment_inputs(data_dir: Path, settings: SegmentSettings, segments_dir: str = "training_segments", transcripts_dir: str = "transcripts") -> tuple[list[InputFile], list[str]]:
-    """Every segments file, then every transcript, sorted by name (the order duplicates are resolved in)."""
+    """Every segments file, then every transcript, sorted by name (the order duplicates are resolved in), and notes:
+    a sources.json problem, and every entry skipped at the data-directory boundary with its reason (ingest.inputs)."""
     notes: list[str] = []
     files: list[InputFile] = []
-    seg_root = data_dir / segments_dir
-    if seg_root.is_dir():
-        for p in sorted(seg_root.glob("*.json")):
-            if p.is_file() and not is_temporary_name(p.name):
-                files.append(InputFile(p, p.relative_to(data_dir).as_posix(), ORIGIN_SEGMENTS_FILE))
+    seg_files, skipped = scan_input_folder(data_dir / segments_dir, data_dir, (".json",))
+    files += [InputFile(p, p.relative_to(data_dir).as_posix(), ORIGIN_SEGMENTS_FILE) for p in seg_files]
     tr_root = data_dir / transcripts_dir
     if tr_root.is_dir():
         sources, problem = load_transcript_sources(tr_root)
         if problem:
             notes.append(problem)
-        for p in sorted(tr_root.glob("*.txt")):
-            if p.is_file() and not is_temporary_name(p.name):
-                src = sources.get(p.name) or settings.transcript_source
-                files.append(InputFile(p, p.relative_to(data_dir).as_posix(), ORIGIN_TRANSCRIPT, src))
+        tr_files, tr_skipped = scan_input_folder(tr_root, data_dir, (".txt",))
+        skipped += tr_skipped
+        for p in tr_files:
+            src = sources.get(p.name) or settings.transcript_source
+            files.append(InputFile(p, p.relative_to(data_dir).as_posix(), ORIGIN_TRANSCRIPT, src))
+    notes += [f"skipped {s['path']}: {s['reason']}" for s in skipped]
     return files, notes
-
-
-def is_temporary_name(name: str) -> bool:
-    """Hidden, editor-backup or partial-download names (`.x.json.tmp`, `~x.txt`, `x.txt.part`) are not inputs yet."""
-    return name.startswith((".", "~")) or name.endswith(("~", ".tmp", ".part", ".partial", ".swp"))
 
 
 def load_input_file(item: InputFile, settings: SegmentSettings) -> FileResult:

@@ -12,6 +12,11 @@ from pixel_pipeline.core.ids import ID_HEX_DIGITS
 # C0 controls other than tab / newline / carriage return, plus DEL: never part of a transcript.
 CONTROL_CHAR_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
+# Invisible format characters with no place in English talk: zero-width space / non-joiner / joiner, word joiner,
+# BOM / zero-width no-break space, soft hyphen, and the bidi controls (LRM, RLM, ALM, embeddings, overrides,
+# isolates). They make equal-looking texts differ (dedup, ids) and bidi overrides make a text display other than it
+# reads. Removed where ingestion cleans a text (transcripts, conversation turns); see docs/ingestion.md.
+INVISIBLE_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
 # Letters of scripts other than Latin that speech recognition splices into English text.
 NON_LATIN_CHARS = (
     "\u0370-\u03ff"  # Greek
@@ -27,6 +32,15 @@ NON_LATIN_CHARS = (
 NON_LATIN_RUN_RE = re.compile(f"[{NON_LATIN_CHARS}]+(?:[\\s,.]+[{NON_LATIN_CHARS}]+)*")
 
 SNIPPET_CHARS = 200
+
+
+def strip_invisible(text: str) -> str:
+    """The text without INVISIBLE_RE characters."""
+    return INVISIBLE_RE.sub("", text)
+
+
+def count_invisible(text: str) -> int:
+    return len(INVISIBLE_RE.findall(text))
 
 
 def word_count(text: str) -> int:

@@ -3,13 +3,15 @@
 Cleaning handles what caption exports contain: SRT/VTT headers, cue numbers and `00:01:02,500 --> ...` lines,
 inline timestamps (`(00:12)`, `[01:02:03]`, `<00:00:01.000>`), sound tags (`[Music]`, `(applause)`, `♪`), HTML tags
 and entities (`&amp;`, `&#39;`, `&nbsp;`), upper-case speaker labels (`DEV:`, `>> CARLA:`), rolling-caption repeats of the previous line, and spaces before
-punctuation (" , it's"). One caption per line and wrapped paragraphs both become running text.
+punctuation (" , it's"), and invisible format characters (zero-width, bidi controls: ingest.text.INVISIBLE_RE). One caption per line and wrapped paragraphs both become running text.
 """
 
 from __future__ import annotations
 
 import html
 import re
+
+from pixel_pipeline.ingest.text import strip_invisible
 
 TIMESTAMP = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?"
 CUE_LINE_RE = re.compile(rf"^\s*{TIMESTAMP}\s*-->\s*{TIMESTAMP}.*$")
@@ -40,7 +42,8 @@ SENTENCE_END_RE = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+")
 
 def clean_transcript(raw: str) -> str:
     """Running text from a raw transcript (see the module docstring for what is removed)."""
-    text = html.unescape(html.unescape(raw.replace("\ufeff", "")))  # captions are sometimes double-escaped
+    text = html.unescape(html.unescape(strip_invisible(raw)))  # captions are sometimes double-escaped
+    text = strip_invisible(text)  # an entity may have spelled one (&#8203;)
     kept: list[str] = []
     for line in text.splitlines():
         if CUE_LINE_RE.match(line) or CUE_NUMBER_RE.match(line) or VTT_HEADER_RE.match(line):

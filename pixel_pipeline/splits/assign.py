@@ -32,7 +32,6 @@ from pixel_pipeline.core.records import (
     DATASET_COT,
     DATASET_COUNSELING,
     DATASET_SEGMENTS,
-    DEFAULT_VOICE_SOURCES,
     STYLES,
     reject_row,
 )
@@ -189,7 +188,7 @@ def assign_splits(
     test_ratio: float = 0.0,
     seed: int = 42,
     min_validation_groups: int = 1,
-    voice_sources: Sequence[str] = DEFAULT_VOICE_SOURCES,
+    voice_sources: Sequence[str] = (),
     review_verdicts: pd.DataFrame | None = None,
     previous_assignments: Mapping[str, str] | None = None,
     stage_name: str = "splits",

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from pixel_pipeline.core.io import write_json, write_jsonl, write_text
+from pixel_pipeline.core.io import swap_in_dir, write_json, write_jsonl, write_text
 from pixel_pipeline.core.markdown import markdown_table
 from pixel_pipeline.core.records import DATASET_SEGMENTS, STYLES
 from pixel_pipeline.splits import formats, plans, tokens, trainer_configs
@@ -109,8 +109,10 @@ def write_exports(
     stage_learning_rates: Sequence[float] = plans.DEFAULT_STAGE_LEARNING_RATES,
     config: Mapping[str, Any] | None = None,
     card_extra: Mapping[str, Any] | None = None,
+    voice: Mapping[str, Any] | None = None,
 ) -> ExportResult:
-    """Build every export under a temporary folder and swap it in as `exports_dir`."""
+    """Build every export under a temporary folder and swap it in as `exports_dir` (`voice`: the resolved voice
+    sources, core.records.VoiceChoice.to_dict(), reported in the manifest and the card)."""
     exports_dir = Path(exports_dir)
     exports_dir.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{exports_dir.name}.", dir=exports_dir.parent))
@@ -121,14 +123,9 @@ def write_exports(
             mixed_weights=mixed_weights,
             mixed_stopping_strategy=mixed_stopping_strategy, seed=seed, stage_epochs=stage_epochs,
             stage_learning_rates=stage_learning_rates, config=dict(config or {}), card_extra=dict(card_extra or {}),
+            voice=dict(voice or {}),
         )
-        old = exports_dir.with_name(f".{exports_dir.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        if exports_dir.exists():
-            os.replace(exports_dir, old)
-        os.replace(build, exports_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in_dir(build, exports_dir)  # exports/ is never missing while it is replaced
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
@@ -140,7 +137,7 @@ def _build(
     table: pd.DataFrame, out: Path, rejected: Sequence[Mapping[str, Any]], tokenizer, *, base_model: str,
     max_seq_length: int, include_system_prompt: bool, conversation_turns: str, mixed_weights: Mapping[str, float], mixed_stopping_strategy: str,
     seed: int, stage_epochs: Sequence[int], stage_learning_rates: Sequence[float], config: dict[str, Any],
-    card_extra: dict[str, Any],
+    card_extra: dict[str, Any], voice: dict[str, Any],
 ) -> ExportResult:
     aug = augmented_mask(table) if not table.empty else pd.Series(dtype=bool)
     # upsampled copies are training-only: in an evaluation split they would just repeat their original
@@ -264,7 +261,7 @@ def _build(
     trainer_configs.write_trainer_configs(out, base_model, max_seq_length, stage_epochs, stage_learning_rates)
 
     # 9. dataset card, then the manifest over every file
-    write_text(dataset_card(counts, token_stats, mixed, splits_present, base_model, card_extra, conversation_turns),
+    write_text(dataset_card(counts, token_stats, mixed, splits_present, base_model, card_extra, conversation_turns, voice),
                out / "README.md")
     files = file_inventory(out)
     manifest = {
@@ -277,6 +274,7 @@ def _build(
         "token_stats": {k: v for k, v in token_stats.items() if k != "histogram"},
         "plans": {"default": "staged", "mixed": mixed},
         "conversation_turns": conversation_turns,
+        "voice_sources": voice,
         "config": config,
         "files": files,
     }
@@ -316,9 +314,17 @@ def _splits_line(cfg: Mapping[str, Any]) -> str:
     return ("Settings: " + ", ".join(shown) + ".") if shown else ""
 
 
+def _voice_line(voice: Mapping[str, Any]) -> str:
+    """Which sources form stage 3 and how they were chosen (set, or detected in the corpus)."""
+    if not voice:
+        return "Voice sources: not recorded."
+    sources = ", ".join(f"`{s}`" for s in voice.get("sources", [])) or "none"
+    return f"Stage 3 is trained on the educator's own channel: {sources} ({voice.get('origin', '')})."
+
+
 def dataset_card(
     counts: Mapping[str, Any], token_stats: Mapping[str, Any], mixed: Mapping[str, Any], splits: Sequence[str],
-    base_model: str, extra: Mapping[str, Any], conversation_turns: str = formats.DEFAULT_CONVERSATION_TURNS,
+    base_model: str, extra: Mapping[str, Any], conversation_turns: str = "pair", voice: Mapping[str, Any] | None = None,
 ) -> str:
     """README.md in Hugging Face dataset-card form: what is in here, where it came from, what was removed, caveats."""
     data_files = "\n".join(f"  - split: {s}\n    path: messages/{s}.jsonl" for s in splits)
@@ -364,6 +370,9 @@ Stages:
 Experts (segments by style):
 
 {markdown_table(expert_rows, ["expert", *splits])}
+
+## The voice stage
+{_voice_line(voice or {})}
 
 ## Sources (top 15)
 {markdown_table(source_rows, ["source", "pairs"])}

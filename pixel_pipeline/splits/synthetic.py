@@ -13,18 +13,19 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pixel_pipeline.core.ids import content_id, record_id
-from pixel_pipeline.core.io import write_parquet
+from pixel_pipeline.core.io import write_json, write_parquet
 from pixel_pipeline.core.records import (
     DATASET_COT,
     DATASET_COUNSELING,
     DATASET_SEGMENTS,
     EXPERT_INDEX,
-    MAIN_EDUCATOR_SOURCE,
+    VoiceChoice,
     reject_row,
     rejects_frame,
 )
 from pixel_pipeline.core.settings import PipelinePaths
 
+VOICE_SOURCE = "Synthetic Educator Channel"  # the voice source of the synthetic corpus
 OTHER_SOURCE = "Other Wellness Channel"
 TOPICS = ("anxiety", "grief", "boundaries", "shame", "sleep", "anger", "trauma", "loneliness", "burnout", "attachment")
 # practical is deliberately rare: it appears only in transcripts whose index is a multiple of 7
@@ -43,6 +44,8 @@ class Corpus:
             write_parquet(df, paths.table(name))
         for stage, rows in self.rejects.items():
             write_parquet(rejects_frame(rows), paths.rejects(stage))
+        voice = VoiceChoice((VOICE_SOURCE,), "synthetic corpus", {}, 0)
+        write_json(voice.to_dict(), paths.voice_choice_file)  # what raw_segments would have resolved
 
 
 def _segment_text(t: int, s: int) -> str:
@@ -70,7 +73,7 @@ def build_corpus(
     # ---- segments
     for t in range(n_transcripts):
         file = f"talk_{t:03d}.txt"
-        source = MAIN_EDUCATOR_SOURCE if t % 2 == 0 else OTHER_SOURCE
+        source = VOICE_SOURCE if t % 2 == 0 else OTHER_SOURCE
         for s in range(segments_per_transcript):
             text = _segment_text(t, s)
             sid = content_id(text)

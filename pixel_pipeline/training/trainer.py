@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pixel_pipeline.core.io import swap_in_dir, write_text
 from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL
 from pixel_pipeline.training.data import (
     IGNORE_INDEX,
@@ -347,8 +348,7 @@ def _save_merged_base(model, cfg: TrainingConfig, merged_dir: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".merged.", dir=Path(cfg.output_dir)))
     model.save_pretrained(tmp, safe_serialization=True)
     load_tokenizer(cfg.base_model, cfg.models_dir, cfg.trust_remote_code).save_pretrained(tmp)
-    shutil.rmtree(merged_dir, ignore_errors=True)
-    os.replace(tmp, merged_dir)
+    swap_in_dir(tmp, merged_dir)
 
 
 # --------------------------------------------------------------------------------------------------- the loop
@@ -417,7 +417,7 @@ def train(cfg: TrainingConfig, log: Callable[[str], None] = print) -> dict[str, 
     if device == "cpu" and cfg.cpu_threads > 0:
         torch.set_num_threads(cfg.cpu_threads)
     fingerprint = run_fingerprint(cfg)
-    (out / "run_config.json").write_text(json.dumps({**dataclasses.asdict(cfg), "fingerprint": fingerprint}, indent=1))
+    write_text(json.dumps({**dataclasses.asdict(cfg), "fingerprint": fingerprint}, indent=1), out / "run_config.json")
     seed_everything(cfg.seed)
 
     tokenizer = load_tokenizer(cfg.base_model, cfg.models_dir, cfg.trust_remote_code)
@@ -532,8 +532,7 @@ def train(cfg: TrainingConfig, log: Callable[[str], None] = print) -> dict[str, 
     tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=out))
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    shutil.rmtree(adapter_dir, ignore_errors=True)
-    os.replace(tmp, adapter_dir)
+    swap_in_dir(tmp, adapter_dir)  # adapter/ is never missing while it is replaced
 
     # throughput of the optimizer steps themselves (forward, backward, update), summed over resumed sessions
     tokens_per_second = state["tokens_seen"] / max(state["train_seconds"], 1e-9)
@@ -573,7 +572,7 @@ def train(cfg: TrainingConfig, log: Callable[[str], None] = print) -> dict[str, 
         "adapter_reload": reload,
         "loss_check": loss_trend(train_losses, val_losses),
     }
-    (out / "result.json").write_text(json.dumps(result, indent=1, default=str))
+    write_text(json.dumps(result, indent=1, default=str), out / "result.json")  # atomic: never half-written
     return result
 
 
