@@ -465,7 +465,7 @@ def training_evaluation(context: dg.AssetExecutionContext, config: EvaluationCon
         paths.models_dir, device=lora_training.device or None, max_seq_length=config.max_seq_length,
         micro_batch_size=config.micro_batch_size, max_validation_pairs=config.max_validation_pairs,
         max_new_tokens=config.max_new_tokens, trust_remote_code=lora_training.trust_remote_code,
-        log=context.log.info)
+        cpu_threads=lora_training.cpu_threads, log=context.log.info)
     verdicts = ev.evaluation_verdicts(report, config.min_perplexity_drop)
     out = paths.training_dir("training_evaluation")
     write_parquet(pd.DataFrame(report["perplexity"]), out / "perplexity.parquet")

@@ -302,12 +302,17 @@ def evaluate_training(
     max_validation_pairs: int = 0,
     max_new_tokens: int = 96,
     trust_remote_code: bool = False,
+    cpu_threads: int = 0,
     log=print,
 ) -> dict[str, Any]:
     """Everything the asset reports. `stages` is keyed by STAGE_MODELS names, `experts` by style; `route(questions)`
     returns one style per question (the router)."""
     if VOICE_STAGE not in stages or VOICE_STAGE not in stage_sets:
         raise ValueError(f"the evaluation needs {VOICE_STAGE}'s adapter and validation set")
+    if cpu_threads > 0:  # like the trainer's setting: on a busy CPU one thread can beat several fighting ones
+        import torch
+
+        torch.set_num_threads(cpu_threads)
     refs = [base, *stages.values(), *(ModelRef(expert_model(s), r.base_model, r.adapter_path) for s, r in experts.items())]
     bank = ModelBank(refs, models_dir, device, trust_remote_code)
     tokenize = lambda p: load_eval_set(bank.tokenizer, p, max_seq_length, max_validation_pairs)  # noqa: E731
