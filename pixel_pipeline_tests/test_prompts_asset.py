@@ -19,14 +19,14 @@ from pixel_pipeline.prompts.pipeline import OUTPUT_COLUMNS, PromptSettings, gene
 from pixel_pipeline.prompts.rules import PromptRules
 
 SEGMENTS = [
-    ("therapeutic", "So when we talk about complex trauma, what I see again and again in my practice is that the nervous system learned to stay on guard. You grew up in a house where love was unpredictable, and your body adapted. Hypervigilance was not a flaw, it was a survival strategy. Healing means teaching the body, slowly, that the danger is over. That is why grounding exercises and a safe therapeutic relationship matter so much, because insight alone rarely calms a nervous system that has been on alert for decades."),
-    ("therapeutic", "Recovery from addiction is rarely a straight line. Relapse does not erase the months of sobriety you built; it tells us which triggers we have not mapped yet. I ask clients to write down the hour, the place and the feeling before every craving, and we look at the pattern together with their sponsor. Shame keeps people drinking in secret, so the healing work is to bring the craving into the light, to say it out loud in a support group before it turns into a drink."),
-    ("educational", "Let me explain what attachment styles actually are. In the 1970s Mary Ainsworth ran the strange situation experiment, watching how toddlers responded when their caregiver left and came back. Some children were secure, some anxious, some avoidant. As adults, those patterns show up in romantic relationships: the anxious partner seeks reassurance, the avoidant partner pulls away. Understanding your attachment style is not about labels, it is about noticing the pattern so you can choose differently."),
-    ("educational", "Here is what the research says about sleep and mood. When you sleep less than six hours, the amygdala, the brain's alarm centre, becomes about sixty percent more reactive, and the prefrontal cortex that calms it down goes quiet. That is why everything feels like an emergency after a bad night. Insomnia and depression feed each other, and treating the insomnia with cognitive behavioural therapy for insomnia often lifts the low mood as well."),
-    ("empathetic", "If you are sitting there tonight feeling like nobody sees how much you are carrying, I want you to hear me. Grief after losing a parent does not follow a schedule. People may tell you it has been a year and you should be better by now, but the ache of missing your mother can show up in the grocery store, on her birthday, in a song. Your tears are not weakness. They are love with nowhere to go."),
-    ("empathetic", "Loneliness is one of the most painful feelings there is, and it is so common that almost nobody talks about it. You can be surrounded by coworkers all week and still spend Saturday night aching for one person who really knows you. That ache does not mean something is wrong with you. It means you are wired for connection, and it is okay to admit that you miss having friends who call just to ask how you are."),
-    ("practical", "Here are three things you can do this week when anxiety spikes at work. First, box breathing: breathe in for four counts, hold for four, out for four, hold for four. Second, write down the worry and the evidence for and against it, the classic cognitive restructuring worksheet. Third, schedule a ten minute walk after lunch, because movement burns off the adrenaline. Do these daily for two weeks and keep a simple log of your anxiety from zero to ten."),
-    ("practical", "If you want to set a boundary with a parent who calls every day, start with a script. Say what you will do, not what they must do: I will call you on Sundays, and during the week I will answer texts in the evening. Expect guilt, it is part of the process, not a sign you did something wrong. Write the script down, practise it out loud with a friend, and decide in advance what you will do if the boundary is crossed."),
+    ("therapeutic", "Complex trauma is what happens when the harm was not one event but the climate you grew up in. A child who lives for years with a parent who is unpredictable learns to watch faces, to stay small, to never need too much. That is why complex trauma shows up later as people pleasing, as numbness, as the feeling that something is wrong with you. Healing from complex trauma starts with naming that climate, and then slowly teaching the body that the danger is over. A safe relationship, with a therapist or a friend, does more for the nervous system than any insight alone, because the wound happened in relationship and it heals in relationship too."),
+    ("educational", "Attachment styles are the patterns we learned as small children for staying close to the people we depend on. In the strange situation studies, researchers watched toddlers when a caregiver left the room and came back. Some children were secure, some anxious, some avoidant. As adults those attachment styles show up in romantic relationships: the anxious partner seeks reassurance, the avoidant partner pulls away, and each one's move makes the other's worse. Understanding attachment styles is not about labels. It is about noticing the pattern early, so you can choose a different response when the old fear of being left comes up again."),
+    ("therapeutic", "So why do we keep going back to toxic relationships, even when we know they hurt us? I get this question every week. The pull is not weakness. When you grew up with love that came and went, the highs and lows of an unstable partner feel like home, and calm feels empty or even dangerous. Your nervous system reads intensity as connection. The way out is not more willpower. It is grieving the love you did not get as a child, building friendships where calm is normal, and learning to tolerate the discomfort of a steady relationship until it starts to feel safe instead of boring. That takes months, not days, and it is worth every one of them."),
+    ("educational", "A lot of you ask me, what is the difference between shame and guilt? Guilt says I did something bad. It is about an action, and it points toward repair: I can apologise, I can make it right, I can do better next time. Shame says I am bad. It is about identity, and it points toward hiding, because if the problem is who I am there is nothing to repair. That is why shame keeps people stuck in secrecy and addiction while guilt, in healthy amounts, keeps relationships honest. When clients learn to separate the two, they can take responsibility for what they did without concluding that they are worthless."),
+    ("empathetic", "Grief comes from love. It is the love you still have for someone with nowhere left to go, and that is why it can show up in the grocery store, on a birthday, or in a song on the radio. People may tell you that a year has passed and you should be better by now, but grief does not follow a schedule. Your tears are not weakness and they are not a sign that you are stuck. They are what love looks like after a loss. Let yourself miss your mother out loud, with people who can hold it, and let grief take the time it takes."),
+    ("empathetic", "Last weekend my family drove up to the lake and we spent the whole afternoon on the water. The kids jumped off the dock again and again until they were shivering, and my brother grilled far too many burgers for eight people. Nothing special happened, and that was the point. I sat on the porch afterwards and watched the light go down over the trees, and I thought about how rarely I let an afternoon be just an afternoon, without a plan or a list or a goal attached to it. We drove home late, everyone asleep in the back seat except me."),
+    ("practical", "If you want to work on boundaries this week, start with one relationship and one sentence. Boundaries are about what you will do, not about controlling what the other person does: I will call you on Sundays, and during the week I will answer texts in the evening. Write the sentence down and practise it out loud before you need it. Expect guilt the first few times you hold boundaries with a parent; guilt is part of the process, not proof that you did something wrong. Decide in advance what you will do if the line is crossed, and then do it calmly, without a long explanation."),
+    ("practical", "How do you calm panic attacks when they hit you at work? Here is what I teach every client. First, name it: this is a panic attack, it peaks and passes within minutes, and it cannot hurt me. Second, slow your breathing down, in for four counts and out for six, because a long exhale tells the body the emergency is over. Third, put your feet flat on the floor and describe five things you can see. Do not leave the room unless you have to, because leaving teaches your brain that the room was dangerous. Practise the breathing daily when you are calm, so it is there when you need it."),
 ]
 QUESTIONS = [
     "I grew up with an alcoholic father and now I'm always on edge, even when nothing is wrong. How can I feel safe?",
@@ -88,34 +88,45 @@ def materialize(resources, config: dict | None = None, raise_on_error: bool = Tr
     return dg.materialize([generated_prompts], resources=resources, run_config=run_config, raise_on_error=raise_on_error)
 
 
-def test_every_segment_gets_one_grounded_client_question(tmp_paths, resources):
+TALK_SEGMENTS = {2, 3, 7}  # pose their own question early and answer it
+NO_QUESTION_SEGMENT = 5  # a weekend at the lake: no question, no field concept
+
+
+def test_every_segment_gets_a_question_a_person_would_ask_or_a_reason_why_not(tmp_paths, resources):
     write_inputs(tmp_paths)
     result = materialize(resources)
     assert result.success
     table = read_parquet(tmp_paths.table("generated_prompts"))
     assert list(table.columns) == OUTPUT_COLUMNS
-    assert sorted(table["segment_id"]) == sorted(segments_frame()["segment_id"])
-    assert read_parquet(tmp_paths.rejects("generated_prompts")).columns.tolist() == REJECT_COLUMNS
+    ids = segments_frame()["segment_id"].tolist()
+    assert sorted(table["segment_id"]) == sorted(i for n, i in enumerate(ids) if n != NO_QUESTION_SEGMENT)
+    rejects = read_parquet(tmp_paths.rejects("generated_prompts"))
+    assert rejects.columns.tolist() == REJECT_COLUMNS and rejects["segment_id"].tolist() == [ids[NO_QUESTION_SEGMENT]]
+    assert rejects["reasons"].iloc[0][0].startswith("no_acceptable_question")
 
+    by_id = table.set_index("segment_id")
+    assert {n for n, i in enumerate(ids) if i in by_id.index and by_id.loc[i, "generator"] == "talk"} == TALK_SEGMENTS
+    assert by_id.loc[ids[3], "prompt"] == "What is the difference between shame and guilt?"
+    assert by_id.loc[ids[1], "prompt"].count("attachment styles") == 1
     texts = dict(zip(segments_frame()["segment_id"], segments_frame()["text"]))
     rules = PromptRules()
     for row in table.itertuples():
         assert rules.violations(row.prompt, texts[row.segment_id]) == []
-        assert row.alignment >= 0.3 and row.generator in {"retrieval", "concepts"}
+        assert row.alignment >= 0.3 and row.generator in {"talk", "concepts"}
         assert row.style in EXPERT_INDEX and row.expert == EXPERT_INDEX[row.style]
-        runner_ups = json.loads(row.candidates)
-        assert runner_ups and all({"prompt", "generator", "alignment"} <= set(c) for c in runner_ups)
-        assert all(c["prompt"] != row.prompt for c in runner_ups)
+        assert all({"prompt", "generator", "alignment"} <= set(c) and c["prompt"] != row.prompt for c in json.loads(row.candidates))
     assert all(len(k) > 0 for k in table["key_concepts"])
 
     checks = checks_by_name(result)
     assert set(checks) == {
-        "prompt_accounting", "alignment_floor_share", "no_copied_ngrams", "distinct_prompts", "specificity", "generator_distribution"
+        "prompt_accounting", "alignment_floor_share", "prompt_yield", "concept_slots", "no_copied_ngrams",
+        "distinct_prompts", "specificity", "generator_distribution",
     }
     assert all(c.passed for c in checks.values()), {n: c.description for n, c in checks.items() if not c.passed}
+    assert checks["prompt_yield"].metadata["rejected_no_acceptable_question"].value == 1
 
     metadata = result.asset_materializations_for_node("generated_prompts")[0].metadata
-    assert metadata["dagster/row_count"].value == len(SEGMENTS)
+    assert metadata["dagster/row_count"].value == len(SEGMENTS) - 1
     assert metadata["specificity_bm25_recall_at_1"].value >= 0.5
     assert metadata["distinct_prompts"].value == 1.0
     assert "data:image/png;base64" in metadata["alignment_histogram"].value
@@ -128,7 +139,7 @@ def test_without_client_questions_retrieval_is_skipped_with_a_message(tmp_paths,
     metadata = result.asset_materializations_for_node("generated_prompts")[0].metadata
     assert "retrieval: no client questions" in metadata["skipped_generators"].value
     table = read_parquet(tmp_paths.table("generated_prompts"))
-    assert len(table) == len(SEGMENTS) and set(table["generator"]) == {"concepts"}
+    assert len(table) == len(SEGMENTS) - 1 and set(table["generator"]) == {"talk", "concepts"}
 
 
 def test_pairs_under_the_alignment_floor_are_rejected_with_scores_and_counted(tmp_paths, resources):
@@ -136,12 +147,14 @@ def test_pairs_under_the_alignment_floor_are_rejected_with_scores_and_counted(tm
     result = materialize(resources, {"alignment_floor": 0.99}, raise_on_error=False)
     checks = checks_by_name(result)
     assert checks["prompt_accounting"].passed
-    assert not checks["alignment_floor_share"].passed
-    assert checks["alignment_floor_share"].metadata["rejected_below_floor"].value == len(SEGMENTS)
+    assert not checks["alignment_floor_share"].passed and not checks["prompt_yield"].passed
+    assert checks["alignment_floor_share"].metadata["rejected_below_floor"].value == len(SEGMENTS) - 1
     rejects = read_parquet(tmp_paths.rejects("generated_prompts"))
     assert len(rejects) == len(SEGMENTS) and set(rejects["stage"]) == {"generated_prompts"}
-    assert all(r[0].startswith("alignment_below_floor") for r in rejects["reasons"])
-    details = json.loads(rejects["details"].iloc[0])
+    reasons = sorted(r[0].split(":")[0] for r in rejects["reasons"])
+    assert reasons == ["alignment_below_floor"] * (len(SEGMENTS) - 1) + ["no_acceptable_question"]
+    below = rejects[rejects["reasons"].map(lambda r: r[0].startswith("alignment_below_floor"))]
+    details = json.loads(below["details"].iloc[0])
     assert details["alignment_floor"] == 0.99 and details["best"]["alignment"] < 0.99
     assert read_parquet(tmp_paths.table("generated_prompts")).empty
 
@@ -169,13 +182,25 @@ def test_rerun_generates_only_for_new_segments(tmp_paths, embedder):
     assert (same.values == first.table["prompt"].values).all()
 
 
+PANIC_QUESTION = "I get panic attacks at work. What can I do in the moment to calm down?"
+
+
+def test_a_strong_real_question_is_kept_verbatim_and_a_weak_nearest_one_is_never_used(embedder):
+    panic, grief = SEGMENTS[7], SEGMENTS[4]
+    questions = conversations_frame([PANIC_QUESTION, "My mom died last year and everyone says I should be over it by now."])
+    run = generate_prompts(segments_frame([panic, grief]), questions, embedder, PromptSettings(generators=["retrieval"]))
+    assert run.table["prompt"].tolist() == [PANIC_QUESTION]  # the grief question is near (cosine 0.6) but names no shared concept
+    assert run.rejects[0]["reasons"][0].startswith("no_acceptable_question")
+    strict = generate_prompts(segments_frame([panic]), questions, embedder, PromptSettings(generators=["retrieval"], retrieval_min_similarity=0.95))
+    assert strict.table.empty
+
+
 def test_a_real_question_is_not_reused_blindly(embedder):
-    panic = [s for s in SEGMENTS if "anxiety spikes" in s[1]][0]
-    variant = (panic[0], panic[1].replace("this week", "this month").replace("two weeks", "three weeks"))
+    panic = SEGMENTS[7]
+    variant = (panic[0], panic[1].replace("every client", "every new client").replace("five things", "four things"))
     segments = segments_frame([panic, variant])
     questions = conversations_frame(
-        ["I get panic attacks at work. What can I do in the moment to calm down?",
-         "My anxiety at work is getting worse every week. How do I cope during the day?"]
+        [PANIC_QUESTION, "My panic attacks at work are getting worse every week. How do I cope during the day?"]
     )
     no_penalty = generate_prompts(segments, questions, embedder, PromptSettings(generators=["retrieval"], reuse_penalty=0.0))
     penalised = generate_prompts(segments, questions, embedder, PromptSettings(generators=["retrieval"], reuse_penalty=1.0))
@@ -184,10 +209,11 @@ def test_a_real_question_is_not_reused_blindly(embedder):
 
 
 def test_a_question_copying_the_response_never_wins(embedder):
-    segment = SEGMENTS[0]
-    copying = "Why is it that insight alone rarely calms a nervous system that has been on alert?"
-    honest = "I've been on edge for as long as I remember. Can my body ever learn to feel safe?"
-    run = generate_prompts(segments_frame([segment]), conversations_frame([copying, honest]), embedder, PromptSettings(generators=["retrieval"]))
+    segment = SEGMENTS[2]
+    copying = "Is it true that the highs and lows of an unstable partner feel like home in toxic relationships?"
+    honest = "I keep returning to toxic relationships even though I know better. Why can't I stay away?"
+    settings = PromptSettings(generators=["retrieval"], retrieval_min_similarity=0.3)
+    run = generate_prompts(segments_frame([segment]), conversations_frame([copying, honest]), embedder, settings)
     assert run.table["prompt"].tolist() == [honest]
     assert run.rule_failures["retrieval"] == {"copied_ngram": 1}
 
@@ -198,8 +224,8 @@ def test_a_configured_cross_encoder_scores_every_candidate(embedder):
     settings = PromptSettings(generators=["concepts"], cross_encoder_model=resolve_model_path(None))  # a BERT body
     run = generate_prompts(segments_frame(SEGMENTS[:1]), None, embedder, settings)
     assert len(run.table) == 1
-    for candidates in run.table["candidates"]:
-        assert all(0.0 <= c["cross_score"] <= 1.0 for c in json.loads(candidates))
+    runner_ups = json.loads(run.table["candidates"].iloc[0])
+    assert runner_ups and all(0.0 <= c["cross_score"] <= 1.0 for c in runner_ups)
 
 
 def test_config_knobs_are_the_pure_settings():

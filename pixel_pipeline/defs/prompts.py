@@ -16,7 +16,13 @@ from pixel_pipeline.core.io import read_parquet, write_json, write_parquet
 from pixel_pipeline.core.records import rejects_frame
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
 from pixel_pipeline.prompts.generators import GENERATOR_NAMES
-from pixel_pipeline.prompts.pipeline import STAGE, PromptSettings, generate_prompts
+from pixel_pipeline.prompts.pipeline import (
+    ALIGNMENT_BELOW_FLOOR,
+    NO_ACCEPTABLE_QUESTION,
+    STAGE,
+    PromptSettings,
+    generate_prompts,
+)
 from pixel_pipeline.core.markdown import markdown_table
 from pixel_pipeline.prompts.report import generator_distribution, prompt_metrics, sample_pairs_markdown
 from pixel_pipeline.prompts.rules import has_copied_ngram
@@ -36,13 +42,14 @@ class GeneratedPromptsConfig(dg.Config):
     specificity_weight: float = 0.15
     runner_ups: int = 5
     seed: int = 13
+    talk_min_words_after: int = 80
+    talk_max_position: float = 0.5
     retrieval_top_k: int = 8
+    retrieval_min_similarity: float = 0.55
     retrieval_datasets: list[str] = ["counseling"]
-    concepts_per_segment: int = 5
-    concept_candidate_pool: int = 16
-    concept_diversity: float = 0.3
-    concept_domain_weight: float = 0.5
-    template_candidates: int = 4
+    concept_min_mentions: int = 3
+    concept_general_forms: bool = False
+    template_candidates: int = 3
     llm_model: str = ""
     llm_batch_size: int = 8
     llm_max_new_tokens: int = 64
@@ -57,6 +64,7 @@ class GeneratedPromptsConfig(dg.Config):
     min_alignment_share: float = 0.95
     min_distinct_prompts: float = 0.95
     min_specificity: float = 0.5
+    min_prompt_yield: float = 0.1
     sample_pairs_per_style: int = 3
 
     def settings(self) -> PromptSettings:
@@ -80,6 +88,18 @@ CHECKS = [
         blocking=True,
         description="At least min_alignment_share of segments get a prompt whose embedding alignment with the "
         "response meets alignment_floor (the rest are rejected).",
+    ),
+    dg.AssetCheckSpec(
+        "prompt_yield",
+        asset=ASSET,
+        description="At least min_prompt_yield of segments get a question; the rest are rejected as "
+        "no_acceptable_question (reject rather than emit a question nobody would ask).",
+    ),
+    dg.AssetCheckSpec(
+        "concept_slots",
+        asset=ASSET,
+        description="Every concept-form prompt holds a noun phrase in its concept slot, as the POS tagger reads the "
+        "written prompt: no verb, adjective or name.",
     ),
     dg.AssetCheckSpec(
         "no_copied_ngrams",
@@ -115,9 +135,10 @@ CHECKS = [
     deps=[UPSTREAM_SEGMENTS, UPSTREAM_CONVERSATIONS],
     check_specs=CHECKS,
     kinds={"python", "parquet"},
-    description="The client question each curated segment answers (instruction backtranslation): real counseling "
-    "questions, concept-grounded style templates and an optional local LLM propose candidates; the best aligned, "
-    "most specific one wins. One row per segment; under the alignment floor -> rejects/generated_prompts.parquet.",
+    description="The client question each curated segment answers (instruction backtranslation): the question the "
+    "talk itself poses, a real counseling question that matches strongly, the segment's central concept in a form "
+    "fitting what its opening says, or an optional local LLM; the talk's and real questions win over concept forms. "
+    "A segment with no acceptable question, or under the alignment floor -> rejects/generated_prompts.parquet.",
 )
 def generated_prompts(
     context: dg.AssetExecutionContext,
@@ -182,6 +203,8 @@ def generated_prompts(
         "seconds": {**run.seconds, "total": round(elapsed, 2)},
         "candidates_per_generator": run.candidates_per_generator,
         "rule_failures_per_generator": run.rule_failures,
+        "generator_stats": run.generator_stats,
+        "concept_slot_violations": run.concept_slot_violations,
         "winners_per_style": distribution.to_dict(orient="index") if not distribution.empty else {},
         "settings": settings.__dict__,
     }
@@ -219,6 +242,7 @@ def generated_prompts(
             "skipped_generators": dg.MetadataValue.md(skipped_md),
             "candidate_cache": dg.MetadataValue.json(run.cache_stats),
             "rule_failures_per_generator": dg.MetadataValue.json(run.rule_failures),
+            "generator_stats": dg.MetadataValue.json(run.generator_stats),
             "valid_candidates_per_generator": dg.MetadataValue.json(run.valid_candidates_per_generator),
             "seconds": dg.MetadataValue.json(report["seconds"]),
             "segments_per_second": round(run.rows_in / elapsed, 2) if elapsed > 0 else 0.0,
@@ -247,9 +271,11 @@ def _check_results(config, settings, run, table, kept_responses, metrics, distri
             description=f"{n_in} in = {n_kept} kept + {n_rejected} rejected" if accounted else "rows do not reconcile",
         )
     ]
-    below = sum(1 for r in run.rejects if r["reasons"][0].startswith("alignment_below_floor"))
-    no_valid = n_rejected - below
-    share = n_kept / n_in if n_in else 1.0
+    below = sum(1 for r in run.rejects if r["reasons"][0].startswith(ALIGNMENT_BELOW_FLOOR))
+    no_question = sum(1 for r in run.rejects if r["reasons"][0].startswith(NO_ACCEPTABLE_QUESTION))
+    no_valid = n_rejected - below - no_question
+    with_question = n_kept + below + no_valid
+    share = n_kept / with_question if with_question else 1.0
     results.append(
         dg.AssetCheckResult(
             check_name="alignment_floor_share",
@@ -261,7 +287,35 @@ def _check_results(config, settings, run, table, kept_responses, metrics, distri
                 "rejected_below_floor": below,
                 "rejected_no_valid_prompt": no_valid,
             },
-            description=f"{share:.1%} of segments have a prompt with alignment >= {settings.alignment_floor}",
+            description=f"{share:.1%} of segments with a candidate question have one with alignment >= "
+            f"{settings.alignment_floor}",
+        )
+    )
+    yield_share = n_kept / n_in if n_in else 1.0
+    results.append(
+        dg.AssetCheckResult(
+            check_name="prompt_yield",
+            passed=bool(yield_share >= config.min_prompt_yield),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "kept_share": round(yield_share, 4),
+                "min_prompt_yield": config.min_prompt_yield,
+                "rejected_no_acceptable_question": no_question,
+                "generator_stats": dg.MetadataValue.json(run.generator_stats),
+            },
+            description=f"{yield_share:.1%} of segments got a question a person would ask ({no_question} had none)",
+        )
+    )
+    results.append(
+        dg.AssetCheckResult(
+            check_name="concept_slots",
+            passed=run.concept_slot_violations == 0,
+            metadata={
+                "concept_prompts": int((table["generator"] == "concepts").sum()) if n_kept else 0,
+                "slot_violations": run.concept_slot_violations,
+            },
+            description=f"{run.concept_slot_violations} concept prompts whose concept the tagger reads as a verb, "
+            "adjective or name",
         )
     )
     copied = has_copied_ngram(table["prompt"].tolist(), kept_responses, settings.copied_ngram_words)

