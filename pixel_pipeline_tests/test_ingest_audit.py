@@ -61,7 +61,8 @@ def test_audit_reports_every_anomaly_kind(tmp_path):
     seg_file = tmp_path / "a.json"
     seg_file.write_text(json.dumps([{"text": "a", "style": "practical", "confidence": "high"}, {"text": None, "quality": 0.5}, 3]), encoding="utf-8")
     empty_conv = conversation_frame([])
-    audit = build_audit(rows, rejects, empty_conv, rejects_frame([]), empty_conv, rejects_frame([]), [seg_file], AuditSettings())
+    audit = build_audit(rows, rejects, empty_conv, rejects_frame([]), empty_conv, rejects_frame([]), [seg_file], AuditSettings(),
+                        voice_sources=("Healing Minds with Dr. Lena Hart",))
     anomalies = audit["segments"]["anomalies"]
     assert anomalies["confidence_outside_unit_interval"]["count"] == 2
     assert anomalies["quarantined_empty_text"] == 1 and anomalies["duplicate_texts"]["exact_quarantined"] == 1
@@ -69,7 +70,7 @@ def test_audit_reports_every_anomaly_kind(tmp_path):
     assert anomalies["extreme_lengths"]["short"] == 1 and anomalies["extreme_lengths"]["long"] == 1
     assert [e["segment_id"] for e in anomalies["non_latin_script_runs"]["examples"]] == ["id2"]
     assert anomalies["repeated_phrases"]["examples"][0]["segment_id"] == "id3"
-    assert audit["segments"]["main_educator_share"] == round(1 / 6, 4)
+    assert audit["segments"]["voice_share"] == round(1 / 6, 4) and audit["segments"]["voice_sources"] == ["Healing Minds with Dr. Lena Hart"]
     fields = audit["segments"]["raw_fields"]
     assert fields["items"] == 3 and fields["other_fields"] == {"<number item>": 1}
     assert fields["fields"]["confidence"]["types"] == {"string": 1, "missing": 1}

@@ -92,7 +92,7 @@ class VoiceSourceError(ValueError):
 class VoiceRule:
     """When nothing is configured, the corpus's most frequent source is the educator when it *clearly* leads: at
     least `min_lead_ratio` times the segments of the runner-up and at least `min_segments` segments. A corpus of
-    one source needs only `min_segments`."""
+    one source is unambiguous and needs neither (whether it has enough data is training_data_sizes' question)."""
 
     min_lead_ratio: float = 1.5
     min_segments: int = 20
@@ -180,7 +180,7 @@ def choose_voice_sources(
     if not counts:
         return VoiceChoice((), "none (no segments)", {}, 0, [], asdict(rule))
     (leader, n1), runner_up = counts[0], (counts[1][1] if len(counts) > 1 else 0)
-    clear = n1 >= rule.min_segments and (runner_up == 0 or n1 >= rule.min_lead_ratio * runner_up)
+    clear = runner_up == 0 or (n1 >= rule.min_segments and n1 >= rule.min_lead_ratio * runner_up)
     if not clear:
         raise VoiceSourceError(
             f"no voice source configured and no source clearly leads the corpus (the rule: at least "
