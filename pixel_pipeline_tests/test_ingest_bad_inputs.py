@@ -63,6 +63,8 @@ def _battery(folder) -> dict[str, list[str]]:
     zero_width = f'"{Q}\u200b\u202e","{A}\u2066"\n'.replace(Q, "zero width: " + Q)
     (folder / "j_invisible.csv").write_text("Context,Response\n" + zero_width, encoding="utf-8")
     expected["j_invisible.csv"] = []
+    (folder / "k_header.csv").write_text('"Context,Response\nq1,a1\nq2,a2\n', encoding="utf-8")  # the header's quote never closes
+    expected["k_header.csv"] = ["malformed_csv_header", "malformed_csv_header"]
     return expected
 
 
@@ -96,7 +98,7 @@ def test_every_valid_row_loads_and_every_bad_row_is_quarantined_alone_with_its_r
         assert result.rows_in == rows_in == len(result.rows) + len(result.rejects), name
     rows, rejects = conv.combine_conversation_results(results, "counseling", "counseling_conversations")
     total = sum(_independent_count(folder / n) for n in expected)
-    assert len(rows) + len(rejects) == total == 28
+    assert len(rows) + len(rejects) == total == 30
     prompts = set(rows["prompt"])
     for tag, n in (("good", 3), ("bom", 2), ("ragged", 2), ("after", 2), ("latin", 2), ("jsonl", 3)):
         assert {q for q, _ in _questions(n, tag)} <= prompts, tag

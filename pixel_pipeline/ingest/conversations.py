@@ -139,12 +139,11 @@ def _counseling_row(record: Any, index: int, input_file: str, source: str, setti
         return None, reject_row(DATASET_COUNSELING, _reject_id(record), stage, [reason], details, source, None)
     keys = {str(k).strip().lower(): k for k in record}
     context, response = (record.get(keys[name]) if name in keys else None for name in ("context", "response"))
-    reasons = [
-        f"missing_column: {name}" if name.lower() not in keys else problem
-        for name, value in (("Context", context), ("Response", response))
-        for problem in [_content_problem(name, _clean(value), settings)]
-        if name.lower() not in keys or problem
-    ]
+    reasons = []
+    for name, value in (("Context", context), ("Response", response)):
+        problem = f"missing_column: {name}" if name.lower() not in keys else _content_problem(name, _clean(value), settings)
+        if problem:
+            reasons.append(problem)
     if reasons:
         raw = {"Context": snippet(context), "Response": snippet(response)}
         details = {"input_file": input_file, "row_index": index, "raw": raw, "offending": raw}
@@ -197,7 +196,7 @@ def csv_records(text: str) -> list[Any]:
     all) breaks the row it opens on, and parsing resumes on the next line, so it cannot swallow later rows.
     """
     lines = _LINE_RE.findall(text)
-    parsed: list[tuple[int, list[str] | None, str]] = []  # (first line, fields or None, raw / reason)
+    parsed: list[tuple[int, list[str] | None, str, str]] = []  # (first line, fields or None, raw text, problem)
     pos = 0
     while pos < len(lines):
         reader = csv.reader(lines[pos:], strict=True)
@@ -206,25 +205,22 @@ def csv_records(text: str) -> list[Any]:
             for fields in reader:
                 start, consumed = pos + consumed, reader.line_num
                 if fields:
-                    parsed.append((start + 1, fields, "".join(lines[start : pos + consumed])))
+                    parsed.append((start + 1, fields, "".join(lines[start : pos + consumed]), ""))
             pos = len(lines)
         except csv.Error as exc:
             start = pos + consumed
-            parsed.append((start + 1, None, f"malformed_csv_row: line {start + 1}: {exc}\x00{lines[start]}"))
+            parsed.append((start + 1, None, lines[start], f"malformed_csv_row: line {start + 1}: {exc}"))
             pos = start + 1
     if not parsed:
         return []
-    line, header, _ = parsed[0]
-    if header is None:  # the header itself is broken: every line is reported against it
-        reason, raw = parsed[0][2].split("\x00", 1)
-        return [_BrokenRecord(raw, f"{reason} (the header row)")] + [
-            _BrokenRecord(r.split("\x00", 1)[-1], "malformed_csv_header: no usable header row") for _, _, r in parsed[1:]
-        ]
+    _, header, header_raw, header_problem = parsed[0]
+    if header is None:  # no usable header: every data row is rejected for it (the header alone when there are none)
+        why = f"malformed_csv_header: {header_problem}"
+        return [_BrokenRecord(raw, why) for _, _, raw, _ in parsed[1:]] or [_BrokenRecord(header_raw, why)]
     records: list[Any] = []
-    for line, fields, raw in parsed[1:]:
+    for line, fields, raw, problem in parsed[1:]:
         if fields is None:
-            reason, raw = raw.split("\x00", 1)
-            records.append(_BrokenRecord(raw, reason))
+            records.append(_BrokenRecord(raw, problem))
         elif len(fields) != len(header):
             kind = "extra_fields" if len(fields) > len(header) else "missing_fields"
             records.append(_BrokenRecord(raw, f"{kind}: line {line} has {len(fields)} fields, the header has {len(header)}"))
