@@ -117,7 +117,7 @@ def test_bad_input_battery_end_to_end(tmp_paths, shared_embedding_cache):
     assert found[("raw_segments", "schema")].passed
     invalid = found[("raw_segments", "invalid_files")]
     assert not invalid.passed and invalid.severity == dg.AssetCheckSeverity.WARN
-    assert "3 unreadable input files" in invalid.description
+    assert "2 unreadable input files" in invalid.description  # broken.json ("[{") is one broken item, not a lost file
     share = found[("raw_segments", "quarantine_share")]
     assert not share.passed and share.severity == dg.AssetCheckSeverity.WARN
 
@@ -128,10 +128,10 @@ def test_bad_input_battery_end_to_end(tmp_paths, shared_embedding_cache):
     rules = sorted(r.split(":")[0] for reasons in rejects["reasons"] for r in reasons)
     assert rules == sorted(
         ["wrong_type", "confidence_not_finite", "confidence_out_of_range", "confidence_out_of_range", "missing_field",
-         "empty_text", "too_long", "unsafe_file_path", "duplicate", "invalid_file", "invalid_file", "invalid_file"]
+         "empty_text", "too_long", "unsafe_file_path", "duplicate", "invalid_json_item", "invalid_file", "invalid_file"]
     )
     meta = metadata(result, "raw_segments")
-    assert "training_segments/broken.json" in meta["invalid_files"] and "not valid JSON" in meta["invalid_files"]
+    assert "training_segments/object.json" in meta["invalid_files"] and "expected a JSON list" in meta["invalid_files"]
     assert meta["rows_in"] == 14 and meta["quarantined"] == 12
 
 

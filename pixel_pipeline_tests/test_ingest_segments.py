@@ -65,17 +65,26 @@ def reasons_of(result) -> list[str]:
 # ---- the bad-input battery (issue 2, "Done when") ---------------------------------------------------------------
 
 
-def test_broken_json_file_is_one_reject_with_the_parser_error(tmp_path):
+def test_a_truncated_list_is_one_reject_with_the_parser_error(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('[{"text": "unterminated', encoding="utf-8")
     result = seg.load_segments_file(path, "training_segments/broken.json", seg.SegmentSettings())
-    assert result.rows is None and result.rows_in == 1
-    assert result.file_error.startswith("not valid JSON: Unterminated string")
+    assert result.file_error is None and result.rows_in == 1 and result.rows.empty
     (reject,) = result.rejects.to_dict("records")
-    assert reject["reasons"] == [f"invalid_file: {result.file_error}"]
-    assert reject["segment_id"] == content_id(path.read_bytes().decode("utf-8", errors="replace"))
+    assert reject["reasons"][0].startswith("invalid_json_item: line 1: Unterminated string")
+    assert reject["segment_id"] == content_id('{"text": "unterminated')
     assert json.loads(reject["details"])["input_file"] == "training_segments/broken.json"
     assert list(result.rejects.columns) == REJECT_COLUMNS
+
+
+def test_a_broken_item_costs_only_that_row(tmp_path):
+    items = [good_row(name) for name in ("a", "b", "c")]
+    text = json.dumps(items, indent=2)
+    (tmp_path / "three.json").write_text(text.replace('"style": ', '"style" ', 1), encoding="utf-8")  # item 0 loses a colon
+    result = seg.load_segments_file(tmp_path / "three.json", "training_segments/three.json", seg.SegmentSettings())
+    assert result.rows_in == 3 and len(result.rows) == 2 and result.file_error is None
+    assert list(result.rows["text"]) == [items[1]["text"], items[2]["text"]]
+    assert reasons_of(result)[0].startswith("invalid_json_item")
 
 
 def test_json_object_instead_of_list_is_an_invalid_file(tmp_path):
@@ -161,7 +170,7 @@ def test_binary_file_is_an_invalid_file(tmp_path):
     path = tmp_path / "image.json"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
     result = seg.load_segments_file(path, "training_segments/image.json", seg.SegmentSettings())
-    assert result.file_error.startswith("not valid JSON")
+    assert result.file_error == "expected a JSON list of segments" and result.rows_in == 1
 
 
 def test_a_5_mb_segment_is_quarantined_as_too_long_quickly(tmp_path):

@@ -24,7 +24,7 @@ from pixel_pipeline.core.records import rejects_frame
 
 log = logging.getLogger(__name__)
 
-INGEST_CACHE_VERSION = "2"
+INGEST_CACHE_VERSION = "3"  # 3: item-by-item JSON lists, invisible characters stripped from transcripts
 
 
 @dataclass

@@ -10,8 +10,8 @@ Everything works one input file at a time (the unit a later sensor turns into a 
 - `combine_file_results(results)` concatenates files in order and quarantines exact repeats (same segment_id) of an
   earlier accepted row as `duplicate`: corpus-wide, so it runs after the per-file step.
 
-Accounting: per file, rows_in = list items (segment files) or cut segments (transcripts); a file that cannot be read
-at all counts as ONE input row and yields one reject with reason `invalid_file: ...`.
+Accounting: per file, rows_in = list items (segment files, read item by item: a broken item is one reject) or cut
+segments (transcripts); a file that is no JSON list at all counts as ONE input row and yields one reject with reason `invalid_file: ...`.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ import pandas as pd
 from pixel_pipeline.core.records import DATASET_SEGMENTS, STYLES, reject_row, rejects_frame
 from pixel_pipeline.ingest.cache import FileCache, FileResult
 from pixel_pipeline.ingest.inputs import scan_input_folder
+from pixel_pipeline.ingest.rows import BrokenRecord, decode_text, json_list_records
 from pixel_pipeline.ingest.style import StyleClassifier, choose_style, expert_of, progress_logger
 from pixel_pipeline.ingest.text import (
     CONTROL_CHAR_RE,
     SURROGATE_RE,
     bytes_id,
+    raw_bytes,
     sanitise_file_name,
     snippet,
     text_id,
@@ -253,7 +255,7 @@ def _rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def load_segments_file(path: str | Path, relative_name: str, settings: SegmentSettings) -> FileResult:
     """Validate every item of one `training_segments/*.json` file: accepted rows + quarantined rows."""
     data = Path(path).read_bytes()
-    records, error = parse_json_list(data)
+    records, error = json_list_records(decode_text(data), "segments", columns_ok=False)  # item by item
     if error:
         return invalid_file_result(data, relative_name, error)
     band = quality_band_of(relative_name)
@@ -261,6 +263,10 @@ def load_segments_file(path: str | Path, relative_name: str, settings: SegmentSe
     rejects: list[dict[str, Any]] = []
     sanitised = 0
     for index, record in enumerate(records):
+        if isinstance(record, BrokenRecord):  # one unparseable item: that row only
+            details = {"input_file": relative_name, "row_index": index, "raw": snippet(record.raw)}
+            rejects.append(reject_row(DATASET_SEGMENTS, bytes_id(raw_bytes(record.raw)), STAGE, [record.reason], details))
+            continue
         fields, reasons, offending = validate_segment(record, settings)
         text = fields.get("text")
         if reasons:
