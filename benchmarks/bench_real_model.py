@@ -38,9 +38,38 @@ def sample_lines(src: Path, dst: Path, n: int, seed: int) -> int:
     return len(lines)
 
 
+def voice_stage_from_experts(exports: Path, out: Path, source: str) -> dict[str, int]:
+    """Stage 3 as `splits` writes it once the educator is a voice source: the expert files' segments of `source`
+    (same rows, same split, same system prompt), for exports made while the voice sources were empty."""
+    from pixel_pipeline.core.records import STYLES
+
+    counts = {}
+    for split in ("train", "validation"):
+        lines = []
+        for style in STYLES:
+            path = exports / "experts" / style / f"{split}.jsonl"
+            for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+                if line.strip() and json.loads(line)["metadata"].get("source") == source:
+                    lines.append(line)
+        (out / f"{split}.jsonl").parent.mkdir(parents=True, exist_ok=True)
+        (out / f"{split}.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        counts[split] = len(lines)
+    if not counts["train"]:
+        raise ValueError(f"no expert rows of source {source!r}: no voice stage to train")
+    return counts
+
+
 def sample_exports(exports: Path, out: Path, args) -> dict[str, dict[str, int]]:
     from pixel_pipeline.core.records import STYLES
 
+    voice = exports / "stages" / "stage3_voice" / "train.jsonl"
+    if not voice.exists() or not voice.read_text(encoding="utf-8").strip():
+        if not args.voice_source:
+            raise ValueError(f"{voice} has no pairs (voice sources were empty when it was exported): pass "
+                             "--voice-source <educator> to take stage 3 from the expert files' segments of that source")
+        derived = out.parent / "voice_from_experts"
+        print(f"stage 3 from expert rows of {args.voice_source}: {voice_stage_from_experts(exports, derived, args.voice_source)}")
+        exports = _overlay(exports, derived, out.parent / "source_exports")
     counts = {}
     folders = [("stages/" + s, args.train_pairs) for s in STAGES] + [("experts/" + s, args.expert_train_pairs)
                                                                      for s in STYLES]
@@ -55,24 +84,42 @@ def sample_exports(exports: Path, out: Path, args) -> dict[str, dict[str, int]]:
     return counts
 
 
+def _overlay(exports: Path, voice_dir: Path, view: Path) -> Path:
+    """A folder of symlinks to the real exports with stages/stage3_voice replaced by `voice_dir` (nothing copied)."""
+    import shutil
+
+    shutil.rmtree(view, ignore_errors=True)
+    (view / "stages").mkdir(parents=True)
+    for child in exports.iterdir():
+        if child.name != "stages":
+            (view / child.name).symlink_to(child)
+    for stage in (exports / "stages").iterdir():
+        if stage.name != "stage3_voice":
+            (view / "stages" / stage.name).symlink_to(stage)
+    (view / "stages" / "stage3_voice").symlink_to(voice_dir)
+    return view
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--exports", default="output/exports", help="a fine_tuning_exports folder (read only)")
     parser.add_argument("--out", default="/tmp/real_model_run", help="output folder (PIXEL_OUTPUT_DIR of the run)")
     parser.add_argument("--base-model", default="smollm2-135m-instruct")
-    parser.add_argument("--train-pairs", type=int, default=16, help="per stage (0 = all)")
-    parser.add_argument("--expert-train-pairs", type=int, default=6, help="per expert (0 = all)")
-    parser.add_argument("--val-pairs", type=int, default=5, help="per stage / expert validation set (0 = all)")
+    parser.add_argument("--train-pairs", type=int, default=12, help="per stage (0 = all)")
+    parser.add_argument("--expert-train-pairs", type=int, default=4, help="per expert (0 = all)")
+    parser.add_argument("--val-pairs", type=int, default=4, help="per stage / expert validation set (0 = all)")
     parser.add_argument("--stage-epochs", type=int, default=2)
     parser.add_argument("--expert-epochs", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
-    parser.add_argument("--max-seq-length", type=int, default=512)
+    parser.add_argument("--max-seq-length", type=int, default=384)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--micro-batch-size", type=int, default=1, help="packed rows per micro-batch (GPU: 8+)")
     parser.add_argument("--cpu-threads", type=int, default=1,
                         help="torch threads (0 = torch default). On a busy 2-core machine 1 thread measured 47 tok/s "
                              "forward+backward on SmolLM2 against 10-25 with 2 threads fighting other jobs")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--voice-source", default="",
+                        help="when the exported stage 3 is empty: build it from the expert files' rows of this source")
     args = parser.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
