@@ -46,6 +46,14 @@ def test_every_stage_and_expert_gets_a_config_for_each_tool(exports):
     assert trl["dataset_test_split"] == "validation" and trl["assistant_only_loss"] is True
 
 
+def test_a_run_without_training_pairs_gets_no_config(tmp_path):
+    exports = write_synthetic_exports(tmp_path / "exports", n_train=2, n_validation=1, seed=1)
+    (exports / "stages" / "stage3_voice" / "train.jsonl").write_text("")
+    written = write_trainer_configs(exports, "smollm2-135m-instruct", 512, (3, 2, 2), (2e-4, 1e-4, 5e-5))
+    assert not any("stage3_voice" in f for f in written["trl"])
+    assert any("stage2_reasoning" in f for f in written["trl"])
+
+
 def test_trl_config_loads_with_datasets_as_trl_does(exports):
     from datasets import load_dataset
 

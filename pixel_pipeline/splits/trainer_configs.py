@@ -45,7 +45,7 @@ class PixelChatML(PromptStyle):
 
 
 def runs(exports_dir: Path, stage_epochs: Sequence[int], stage_learning_rates: Sequence[float]) -> list[dict[str, Any]]:
-    """Every run that has a train file: its name, data folder (relative), epochs and learning rate."""
+    """Every run whose train file has rows: its name, data folder (relative), epochs and learning rate."""
     found = []
     for i, stage in enumerate(STAGE_RUNS):
         found.append({"name": stage, "folder": f"stages/{stage}", "epochs": stage_epochs[i],
@@ -53,7 +53,12 @@ def runs(exports_dir: Path, stage_epochs: Sequence[int], stage_learning_rates: S
     for style in STYLES:
         found.append({"name": f"expert_{style}", "folder": f"experts/{style}", "epochs": EXPERT_EPOCHS,
                       "learning_rate": EXPERT_LEARNING_RATE})
-    return [r for r in found if (exports_dir / r["folder"] / "train.jsonl").exists()]
+    return [r for r in found if _has_rows(exports_dir / r["folder"] / "train.jsonl")]
+
+
+def _has_rows(path: Path) -> bool:
+    """A run with an empty train file (e.g. no voice source in the corpus) gets no config: every tool would fail."""
+    return path.exists() and any(line.strip() for line in path.open(encoding="utf-8"))
 
 
 def _read_messages(path: Path) -> list[dict[str, Any]]:
