@@ -139,7 +139,13 @@ def main() -> None:
     naive_alignment = (embedder.encode(naive) * embedder.encode(responses)).sum(axis=1)
     rows.append({"method": "naive topic-word templates", **prompt_metrics(naive, responses, naive_alignment), "rejected": 0, "segments_per_s": round(len(segments) / max(naive_seconds, 1e-9))})
 
-    configs = [("retrieval", ["retrieval"]), ("concepts", ["concepts"]), ("llm", ["llm"]), ("combined", ["retrieval", "concepts", "llm"])]
+    configs = [
+        ("talk", ["talk"]),
+        ("retrieval", ["retrieval"]),
+        ("concepts", ["concepts"]),
+        ("llm", ["llm"]),
+        ("combined", ["talk", "retrieval", "concepts", "llm"]),
+    ]
     for name, generators in configs:
         row_cache = work / name
         shutil.copytree(warm, row_cache)  # segment vectors only: everything else is computed cold

@@ -21,12 +21,12 @@ from pixel_pipeline.prompts.rules import PromptRules
 SEGMENTS = [
     ("therapeutic", "Complex trauma is what happens when the harm was not one event but the climate you grew up in. A child who lives for years with a parent who is unpredictable learns to watch faces, to stay small, to never need too much. That is why complex trauma shows up later as people pleasing, as numbness, as the feeling that something is wrong with you. Healing from complex trauma starts with naming that climate, and then slowly teaching the body that the danger is over. A safe relationship, with a therapist or a friend, does more for the nervous system than any insight alone, because the wound happened in relationship and it heals in relationship too."),
     ("educational", "Attachment styles are the patterns we learned as small children for staying close to the people we depend on. In the strange situation studies, researchers watched toddlers when a caregiver left the room and came back. Some children were secure, some anxious, some avoidant. As adults those attachment styles show up in romantic relationships: the anxious partner seeks reassurance, the avoidant partner pulls away, and each one's move makes the other's worse. Understanding attachment styles is not about labels. It is about noticing the pattern early, so you can choose a different response when the old fear of being left comes up again."),
-    ("therapeutic", "So why do we keep going back to toxic relationships, even when we know they hurt us? I get this question every week. The pull is not weakness. When you grew up with love that came and went, the highs and lows of an unstable partner feel like home, and calm feels empty or even dangerous. Your nervous system reads intensity as connection. The way out is not more willpower. It is grieving the love you did not get as a child, building friendships where calm is normal, and learning to tolerate the discomfort of a steady relationship until it starts to feel safe instead of boring. That takes months, not days, and it is worth every one of them."),
+    ("therapeutic", "So why do we keep going back to toxic relationships, even when we know they hurt us? I get this question every week. The pull is not weakness. When you grew up with love that came and went, the highs and lows of an unstable partner feel like home, and calm feels empty or even dangerous. Your nervous system reads intensity as connection. The way out of toxic relationships is not more willpower. It is grieving the love you did not get as a child, building friendships where calm is normal, and learning to tolerate the discomfort of a steady relationship until it starts to feel safe instead of boring. Leaving toxic relationships takes months, not days, and it is worth every one of them."),
     ("educational", "A lot of you ask me, what is the difference between shame and guilt? Guilt says I did something bad. It is about an action, and it points toward repair: I can apologise, I can make it right, I can do better next time. Shame says I am bad. It is about identity, and it points toward hiding, because if the problem is who I am there is nothing to repair. That is why shame keeps people stuck in secrecy and addiction while guilt, in healthy amounts, keeps relationships honest. When clients learn to separate the two, they can take responsibility for what they did without concluding that they are worthless."),
     ("empathetic", "Grief comes from love. It is the love you still have for someone with nowhere left to go, and that is why it can show up in the grocery store, on a birthday, or in a song on the radio. People may tell you that a year has passed and you should be better by now, but grief does not follow a schedule. Your tears are not weakness and they are not a sign that you are stuck. They are what love looks like after a loss. Let yourself miss your mother out loud, with people who can hold it, and let grief take the time it takes."),
     ("empathetic", "Last weekend my family drove up to the lake and we spent the whole afternoon on the water. The kids jumped off the dock again and again until they were shivering, and my brother grilled far too many burgers for eight people. Nothing special happened, and that was the point. I sat on the porch afterwards and watched the light go down over the trees, and I thought about how rarely I let an afternoon be just an afternoon, without a plan or a list or a goal attached to it. We drove home late, everyone asleep in the back seat except me."),
-    ("practical", "If you want to work on boundaries this week, start with one relationship and one sentence. Boundaries are about what you will do, not about controlling what the other person does: I will call you on Sundays, and during the week I will answer texts in the evening. Write the sentence down and practise it out loud before you need it. Expect guilt the first few times you hold boundaries with a parent; guilt is part of the process, not proof that you did something wrong. Decide in advance what you will do if the line is crossed, and then do it calmly, without a long explanation."),
-    ("practical", "How do you calm panic attacks when they hit you at work? Here is what I teach every client. First, name it: this is a panic attack, it peaks and passes within minutes, and it cannot hurt me. Second, slow your breathing down, in for four counts and out for six, because a long exhale tells the body the emergency is over. Third, put your feet flat on the floor and describe five things you can see. Do not leave the room unless you have to, because leaving teaches your brain that the room was dangerous. Practise the breathing daily when you are calm, so it is there when you need it."),
+    ("practical", "Boundaries are about what you will do, not about controlling what the other person does. If you want to work on boundaries this week, start with one relationship and one sentence: I will call you on Sundays, and during the week I will answer texts in the evening. Write the sentence down and practise it out loud before you need it. Expect guilt the first few times you hold boundaries with a parent; guilt is part of the process, not proof that you did something wrong. Decide in advance what you will do if the line is crossed, and then do it calmly, without a long explanation."),
+    ("practical", "How do you calm panic attacks when they hit you at work? Here is what I teach every client. First, name it: panic attacks peak and pass within minutes, and they cannot hurt me. Second, slow your breathing down, in for four counts and out for six, because a long exhale tells the body the emergency is over. Third, put your feet flat on the floor and describe five things you can see. Do not leave the room unless you have to, because leaving teaches your brain that the room was dangerous. Practise the breathing daily when you are calm, so it is there the next time panic attacks come."),
 ]
 QUESTIONS = [
     "I grew up with an alcoholic father and now I'm always on edge, even when nothing is wrong. How can I feel safe?",
@@ -90,6 +90,8 @@ def materialize(resources, config: dict | None = None, raise_on_error: bool = Tr
 
 TALK_SEGMENTS = {2, 3, 7}  # pose their own question early and answer it
 NO_QUESTION_SEGMENT = 5  # a weekend at the lake: no question, no field concept
+OPENING_GATED = 6  # boundaries: its concept forms are not close enough to its opening (cosine < opening_floor)
+KEPT = len(SEGMENTS) - 2
 
 
 def test_every_segment_gets_a_question_a_person_would_ask_or_a_reason_why_not(tmp_paths, resources):
@@ -99,15 +101,20 @@ def test_every_segment_gets_a_question_a_person_would_ask_or_a_reason_why_not(tm
     table = read_parquet(tmp_paths.table("generated_prompts"))
     assert list(table.columns) == OUTPUT_COLUMNS
     ids = segments_frame()["segment_id"].tolist()
-    assert sorted(table["segment_id"]) == sorted(i for n, i in enumerate(ids) if n != NO_QUESTION_SEGMENT)
+    assert sorted(table["segment_id"]) == sorted(i for n, i in enumerate(ids) if n not in (NO_QUESTION_SEGMENT, OPENING_GATED))
     rejects = read_parquet(tmp_paths.rejects("generated_prompts"))
-    assert rejects.columns.tolist() == REJECT_COLUMNS and rejects["segment_id"].tolist() == [ids[NO_QUESTION_SEGMENT]]
-    assert rejects["reasons"].iloc[0][0].startswith("no_acceptable_question")
+    assert rejects.columns.tolist() == REJECT_COLUMNS
+    rejects = rejects.set_index("segment_id")
+    assert rejects.loc[ids[NO_QUESTION_SEGMENT], "reasons"][0].startswith("no_acceptable_question")
+    gated = json.loads(rejects.loc[ids[OPENING_GATED], "details"])
+    assert rejects.loc[ids[OPENING_GATED], "reasons"][0].startswith("no_valid_prompt")
+    assert set(gated["rule_failures"]) == {"opening_not_about_it"}
+    assert all(e["opening"] < 0.62 for e in gated["examples"])
 
     by_id = table.set_index("segment_id")
     assert {n for n, i in enumerate(ids) if i in by_id.index and by_id.loc[i, "generator"] == "talk"} == TALK_SEGMENTS
     assert by_id.loc[ids[3], "prompt"] == "What is the difference between shame and guilt?"
-    assert by_id.loc[ids[1], "prompt"].count("attachment styles") == 1
+    assert by_id.loc[ids[1], "prompt"].count("attachment") == 1  # one concept per form
     texts = dict(zip(segments_frame()["segment_id"], segments_frame()["text"]))
     rules = PromptRules()
     for row in table.itertuples():
@@ -124,9 +131,10 @@ def test_every_segment_gets_a_question_a_person_would_ask_or_a_reason_why_not(tm
     }
     assert all(c.passed for c in checks.values()), {n: c.description for n, c in checks.items() if not c.passed}
     assert checks["prompt_yield"].metadata["rejected_no_acceptable_question"].value == 1
+    assert checks["prompt_yield"].metadata["rejected_no_valid_prompt"].value == 1
 
     metadata = result.asset_materializations_for_node("generated_prompts")[0].metadata
-    assert metadata["dagster/row_count"].value == len(SEGMENTS) - 1
+    assert metadata["dagster/row_count"].value == KEPT
     assert metadata["specificity_bm25_recall_at_1"].value >= 0.5
     assert metadata["distinct_prompts"].value == 1.0
     assert "data:image/png;base64" in metadata["alignment_histogram"].value
@@ -139,7 +147,7 @@ def test_without_client_questions_retrieval_is_skipped_with_a_message(tmp_paths,
     metadata = result.asset_materializations_for_node("generated_prompts")[0].metadata
     assert "retrieval: no client questions" in metadata["skipped_generators"].value
     table = read_parquet(tmp_paths.table("generated_prompts"))
-    assert len(table) == len(SEGMENTS) - 1 and set(table["generator"]) == {"talk", "concepts"}
+    assert len(table) == KEPT and set(table["generator"]) == {"talk", "concepts"}
 
 
 def test_pairs_under_the_alignment_floor_are_rejected_with_scores_and_counted(tmp_paths, resources):
@@ -148,11 +156,11 @@ def test_pairs_under_the_alignment_floor_are_rejected_with_scores_and_counted(tm
     checks = checks_by_name(result)
     assert checks["prompt_accounting"].passed
     assert not checks["alignment_floor_share"].passed and not checks["prompt_yield"].passed
-    assert checks["alignment_floor_share"].metadata["rejected_below_floor"].value == len(SEGMENTS) - 1
+    assert checks["alignment_floor_share"].metadata["rejected_below_floor"].value == KEPT
     rejects = read_parquet(tmp_paths.rejects("generated_prompts"))
     assert len(rejects) == len(SEGMENTS) and set(rejects["stage"]) == {"generated_prompts"}
     reasons = sorted(r[0].split(":")[0] for r in rejects["reasons"])
-    assert reasons == ["alignment_below_floor"] * (len(SEGMENTS) - 1) + ["no_acceptable_question"]
+    assert reasons == ["alignment_below_floor"] * KEPT + ["no_acceptable_question", "no_valid_prompt"]
     below = rejects[rejects["reasons"].map(lambda r: r[0].startswith("alignment_below_floor"))]
     details = json.loads(below["details"].iloc[0])
     assert details["alignment_floor"] == 0.99 and details["best"]["alignment"] < 0.99
@@ -202,10 +210,18 @@ def test_a_real_question_is_not_reused_blindly(embedder):
     questions = conversations_frame(
         [PANIC_QUESTION, "My panic attacks at work are getting worse every week. How do I cope during the day?"]
     )
-    no_penalty = generate_prompts(segments, questions, embedder, PromptSettings(generators=["retrieval"], reuse_penalty=0.0))
-    penalised = generate_prompts(segments, questions, embedder, PromptSettings(generators=["retrieval"], reuse_penalty=1.0))
-    assert no_penalty.table["prompt"].nunique() == 1
+    allowed = PromptSettings(generators=["retrieval"], reuse_penalty=0.0, unique_prompts=False)
+    no_penalty = generate_prompts(segments, questions, embedder, allowed)
+    penalised = generate_prompts(segments, questions, embedder, PromptSettings(generators=["retrieval"], reuse_penalty=1.0, unique_prompts=False))
+    assert len(no_penalty.table) == 2 and no_penalty.table["prompt"].nunique() == 1
     assert penalised.table["prompt"].nunique() == 2
+
+
+def test_by_default_a_question_answers_one_segment_only(embedder):
+    panic = SEGMENTS[7]
+    variant = (panic[0], panic[1].replace("every client", "every new client").replace("five things", "four things"))
+    run = generate_prompts(segments_frame([panic, variant]), conversations_frame([PANIC_QUESTION]), embedder, PromptSettings(generators=["retrieval"]))
+    assert len(run.table) == 1 and run.rejects[0]["reasons"][0].startswith("prompt_already_used")
 
 
 def test_a_question_copying_the_response_never_wins(embedder):

@@ -19,6 +19,7 @@ from pixel_pipeline.prompts.generators import GENERATOR_NAMES
 from pixel_pipeline.prompts.pipeline import (
     ALIGNMENT_BELOW_FLOOR,
     NO_ACCEPTABLE_QUESTION,
+    PROMPT_ALREADY_USED,
     STAGE,
     PromptSettings,
     generate_prompts,
@@ -39,23 +40,26 @@ class GeneratedPromptsConfig(dg.Config):
     generators: list[str] = list(GENERATOR_NAMES)
     alignment_floor: float = 0.3
     reuse_penalty: float = 0.15
+    unique_prompts: bool = True
     specificity_weight: float = 0.15
     runner_ups: int = 5
     seed: int = 13
     talk_min_words_after: int = 80
-    talk_max_position: float = 0.5
+    talk_max_words_before: int = 200
     retrieval_top_k: int = 8
-    retrieval_min_similarity: float = 0.55
+    retrieval_min_similarity: float = 0.6
     retrieval_datasets: list[str] = ["counseling"]
     concept_min_mentions: int = 3
-    concept_general_forms: bool = False
-    template_candidates: int = 3
+    concept_general_forms: bool = True
+    template_candidates: int = 6
     llm_model: str = ""
     llm_batch_size: int = 8
     llm_max_new_tokens: int = 64
     llm_candidates: int = 2
     llm_temperature: float = 0.8
     llm_device: str = ""
+    opening_words: int = 60
+    opening_floor: float = 0.62
     cross_encoder_model: str = ""
     min_words: int = 6
     max_words: int = 60
@@ -272,9 +276,9 @@ def _check_results(config, settings, run, table, kept_responses, metrics, distri
         )
     ]
     below = sum(1 for r in run.rejects if r["reasons"][0].startswith(ALIGNMENT_BELOW_FLOOR))
-    no_question = sum(1 for r in run.rejects if r["reasons"][0].startswith(NO_ACCEPTABLE_QUESTION))
+    no_question = sum(1 for r in run.rejects if r["reasons"][0].startswith((NO_ACCEPTABLE_QUESTION, PROMPT_ALREADY_USED)))
     no_valid = n_rejected - below - no_question
-    with_question = n_kept + below + no_valid
+    with_question = n_kept + below  # segments with a question passing the rules: did it also meet the floor?
     share = n_kept / with_question if with_question else 1.0
     results.append(
         dg.AssetCheckResult(
@@ -301,9 +305,11 @@ def _check_results(config, settings, run, table, kept_responses, metrics, distri
                 "kept_share": round(yield_share, 4),
                 "min_prompt_yield": config.min_prompt_yield,
                 "rejected_no_acceptable_question": no_question,
+                "rejected_no_valid_prompt": no_valid,
                 "generator_stats": dg.MetadataValue.json(run.generator_stats),
             },
-            description=f"{yield_share:.1%} of segments got a question a person would ask ({no_question} had none)",
+            description=f"{yield_share:.1%} of segments got a question a person would ask ({no_question} had none, "
+            f"{no_valid} had only candidates breaking the prompt rules)",
         )
     )
     results.append(

@@ -103,7 +103,7 @@ def has_field_term(text: str) -> bool:
     return bool(_term_pattern().search(normalise_quotes(str(text)).lower()))
 
 
-def central_concepts(text: str, min_mentions: int = 3, top_n: int = 2, words_per_mention: int = 100) -> list[Concept]:
+def central_concepts(text: str, min_mentions: int = 3, top_n: int = 2, words_per_mention: int = 150) -> list[Concept]:
     """The terms the segment keeps naming, most named first (a more specific term wins a tie).
 
     A term is central when it is named at least `min_mentions` times and at least once per `words_per_mention`

@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from pixel_pipeline.core.ids import sha256_hex
-from pixel_pipeline.prompts.concepts import central_concepts, has_field_term, term_mentions
+from pixel_pipeline.prompts.concepts import central_concepts, term_mentions
 from pixel_pipeline.prompts.tagger import slot_problem, slot_tags, tag
 from pixel_pipeline.prompts.talk_questions import TalkQuestionRules, client_voice, posed_questions, screen
 from pixel_pipeline.prompts.templates import GENERAL, concept_forms, segment_intent
@@ -152,7 +152,7 @@ class RetrievalGenerator:
         embedder,
         top_k: int = 8,
         question_ids: Sequence[str] | None = None,
-        min_similarity: float = 0.55,
+        min_similarity: float = 0.6,
     ):
         if not questions:
             raise GeneratorUnavailable(
@@ -208,12 +208,12 @@ class ConceptTemplateGenerator:
 
     name = CONCEPTS
 
-    def __init__(self, min_mentions: int = 3, template_candidates: int = 3, seed: int = 13, general_forms: bool = False):
+    def __init__(self, min_mentions: int = 3, template_candidates: int = 6, seed: int = 13, general_forms: bool = True):
         self.min_mentions = min_mentions
         self.template_candidates = template_candidates
         self.seed = seed
-        # ask "Can you talk about X?" when the segment says nothing specific of X but names it throughout
-        # (twice min_mentions and once per 60 words)
+        # ask "Can you talk about X?" when the opening names X without a claim about it (the opening gate of the
+        # pipeline then decides whether the opening is about it)
         self.general_forms = general_forms
         self.stats = {"no_central_concept": 0, "concept_not_in_opening": 0, "no_claim_about_concept": 0, "slot_rejected": 0}
 
@@ -229,21 +229,21 @@ class ConceptTemplateGenerator:
     def generate(self, segments: Sequence[SegmentInput], progress: Progress | None = None) -> list[list[Candidate]]:
         filled: list[tuple[int, str, tuple[int, int], str]] = []
         for i, seg in enumerate(segments):
-            concepts = central_concepts(seg.text, self.min_mentions, top_n=1)
+            concepts = central_concepts(seg.text, self.min_mentions, top_n=2)
             if not concepts:
                 self.stats["no_central_concept"] += 1
                 continue
             rng = random.Random(f"{self.seed}:{seg.segment_id}")
-            intent = segment_intent(seg.text, concepts[0].term)
-            dense = concepts[0].mentions >= max(2 * self.min_mentions, len(seg.text.split()) // 60)
-            if intent is None:
-                self.stats["concept_not_in_opening"] += 1
-                continue
-            if intent == GENERAL and not (self.general_forms and dense):
-                self.stats["no_claim_about_concept"] += 1
-                continue
-            for question, span in concept_forms(concepts[0], intent, self.template_candidates, rng):
-                filled.append((i, question, span, concepts[0].term))
+            for concept in concepts:  # one concept per form; the segment's two most named concepts each get forms
+                intent = segment_intent(seg.text, concept.term)
+                if intent is None:
+                    self.stats["concept_not_in_opening"] += 1
+                    continue
+                if intent == GENERAL and not self.general_forms:
+                    self.stats["no_claim_about_concept"] += 1
+                    continue
+                for question, span in concept_forms(concept, intent, self.template_candidates, rng):
+                    filled.append((i, question, span, concept.term))
         out: list[list[Candidate]] = [[] for _ in segments]
         for (i, question, (a, b), term), tokens in zip(filled, tag([q for _, q, _, _ in filled])):
             if slot_problem(slot_tags(tokens, a, b)):
@@ -276,7 +276,7 @@ class TalkQuestionGenerator:
         found: list[tuple[int, str]] = []
         for i, seg in enumerate(segments):
             for q in posed_questions(seg.text):
-                reason = screen(q, self.rules, has_field_term)
+                reason = screen(q, self.rules, term_mentions)
                 self.stats[reason or "accepted"] = self.stats.get(reason or "accepted", 0) + 1
                 if reason is None:
                     found.append((i, q.text))

@@ -49,6 +49,8 @@ OUTPUT_COLUMNS = ["segment_id", "prompt", "generator", "alignment", "candidates"
 ALIGNMENT_BELOW_FLOOR = "alignment_below_floor"
 NO_VALID_PROMPT = "no_valid_prompt"
 NO_ACCEPTABLE_QUESTION = "no_acceptable_question"
+PROMPT_ALREADY_USED = "prompt_already_used"
+OPENING_NOT_ABOUT_IT = "opening_not_about_it"
 
 # (stage, done, total) -> None; the Dagster layer logs it.
 StageProgress = Callable[[str, int, int], None]
@@ -61,20 +63,21 @@ class PromptSettings:
     generators: list[str] = field(default_factory=lambda: list(GENERATOR_NAMES))
     alignment_floor: float = 0.3
     reuse_penalty: float = 0.15
+    unique_prompts: bool = True  # a question answers one segment only: a segment whose questions are all taken is rejected
     specificity_weight: float = 0.15
     runner_ups: int = 5
     seed: int = 13
     # talk
     talk_min_words_after: int = 80
-    talk_max_position: float = 0.5
+    talk_max_words_before: int = 200
     # retrieval
     retrieval_top_k: int = 8
-    retrieval_min_similarity: float = 0.55
+    retrieval_min_similarity: float = 0.6
     retrieval_datasets: list[str] = field(default_factory=lambda: ["counseling"])
     # concepts
     concept_min_mentions: int = 3
-    concept_general_forms: bool = False
-    template_candidates: int = 3
+    concept_general_forms: bool = True
+    template_candidates: int = 6
     # llm
     llm_model: str = ""
     llm_batch_size: int = 8
@@ -83,6 +86,8 @@ class PromptSettings:
     llm_temperature: float = 0.8
     llm_device: str = ""
     # scoring
+    opening_words: int = 60  # the response's opening: what a reader checks first for the answer
+    opening_floor: float = 0.62  # minimum cosine of a question with the opening (below: opening_not_about_it)
     cross_encoder_model: str = ""
     # rules
     min_words: int = 6
@@ -132,7 +137,8 @@ def build_generators(settings: PromptSettings, embedder, questions: pd.DataFrame
                 generators.append(
                     TalkQuestionGenerator(
                         TalkQuestionRules(
-                            min_words_after=settings.talk_min_words_after, max_position=settings.talk_max_position
+                            min_words_after=settings.talk_min_words_after,
+                            max_words_before=settings.talk_max_words_before,
                         )
                     )
                 )
@@ -172,6 +178,10 @@ def build_generators(settings: PromptSettings, embedder, questions: pd.DataFrame
         except GeneratorUnavailable as exc:
             skipped[name] = str(exc)
     return generators, skipped
+
+
+def response_opening(text: str, n_words: int) -> str:
+    return " ".join(str(text).split()[:n_words])
 
 
 def cross_encoder_scores(model_name_or_path: str, pairs: list[tuple[str, str]]) -> np.ndarray:
@@ -252,12 +262,21 @@ def generate_prompts(
         prompt_vecs = embedder.encode(prompts, progress=(lambda d, t: progress("alignment", d, t)) if progress else None)
         alignment = np.einsum("ij,ij->i", prompt_vecs, seg_vecs[seg_idx]).astype(np.float64)
         ranks = BM25Index(texts).ranks(prompts, seg_idx)
+        # The opening answers first: a question the first sentences are not about reads as unanswered.
+        with_candidates = sorted(set(seg_idx.tolist()))
+        opening_vecs = embedder.encode([response_opening(texts[i], settings.opening_words) for i in with_candidates])
+        row = {i: n for n, i in enumerate(with_candidates)}
+        opening = np.einsum("ij,ij->i", prompt_vecs, opening_vecs[[row[i] for i in seg_idx]]).astype(np.float64)
     else:
-        alignment, ranks = np.zeros(0), np.zeros(0, dtype=np.int64)
+        alignment, ranks, opening = np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0)
+    for k, (_, c) in enumerate(flat):
+        if opening[k] < settings.opening_floor:
+            violations[k].append(OPENING_NOT_ABOUT_IT)
+            rule_failures[c.generator][OPENING_NOT_ABOUT_IT] += 1
     cross = None
     if settings.cross_encoder_model and flat:
         cross = cross_encoder_scores(settings.cross_encoder_model, [(p, texts[i]) for p, i in zip(prompts, seg_idx)])
-    relevance = alignment if cross is None else (alignment + cross) / 2
+    relevance = (alignment + opening) / 2 if cross is None else (alignment + opening + cross) / 3
     score = relevance + settings.specificity_weight / np.maximum(ranks, 1)
     seconds["scoring"] = round(time.perf_counter() - t0, 2)
 
@@ -282,6 +301,9 @@ def generate_prompts(
         adjusted = {k: score[k] - settings.reuse_penalty * uses[normalise_prompt(prompts[k])] for k in ok}
         ranked = sorted(ok, key=lambda k: (-priority[k], -adjusted[k]))
         above = [k for k in ranked if alignment[k] >= settings.alignment_floor]
+        taken = bool(above) and settings.unique_prompts and all(uses[normalise_prompt(prompts[k])] for k in above)
+        if settings.unique_prompts:
+            above = [k for k in above if not uses[normalise_prompt(prompts[k])]]
         seg = segments.iloc[i]
 
         def describe(k: int) -> dict:
@@ -289,6 +311,7 @@ def generate_prompts(
                 "prompt": prompts[k],
                 "generator": flat[k][1].generator,
                 "alignment": round(float(alignment[k]), 4),
+                "opening": round(float(opening[k]), 4),
                 "bm25_rank": int(ranks[k]),
                 "score": round(float(adjusted.get(k, score[k])), 4),
             }
@@ -299,7 +322,10 @@ def generate_prompts(
             return d
 
         if not above:
-            if ranked:
+            if taken:
+                reason = f"{PROMPT_ALREADY_USED}: every acceptable question of this segment already answers another segment"
+                details = {"best": describe(ranked[0])}
+            elif ranked:
                 reason = f"{ALIGNMENT_BELOW_FLOOR}: best alignment {alignment[ranked[0]]:.3f} < {settings.alignment_floor}"
                 details = {"best": describe(ranked[0]), "alignment_floor": settings.alignment_floor}
             elif not ks:

@@ -37,7 +37,7 @@ _QUESTION = re.compile(
 _META = re.compile(
     r"\b(this video|today|episode|podcast|book|chapter|slide|talk about today|i mean|you mean|did i|do you guys|"
     r"you know what|guess what|make sense|right now|last week|next week|this weekend|comment|subscribe|"
-    r"what's up|how are you|remember)\b",
+    r"what's up|how are you|remember|want to know|guess)\b",
     re.I,
 )
 # Third persons of a story or a single speaker's anecdote: the client cannot ask about them. "They" counts only as
@@ -55,7 +55,15 @@ _ANAPHOR = re.compile(r"^(?:\w+\s+){0,3}(?:that|this|it|these|those)\b(?!\s+(?:i
 
 
 # "What can happen ... is you can have flashbacks": a statement shaped like a question (a pseudo-cleft).
-_STATEMENT_SHAPE = re.compile(r"^(?!(?:what|how|why|where|who)\s+(?:is|are|was|were)\b)\w+\s+\w+\s+.*\b(?:is|was)\s+(?:you|we|i|they|that|to|the|a|it|when|because|as|if|how|what)\b", re.I)
+_STATEMENT_SHAPE = re.compile(
+    r"^(?!(?:what|how|why|where|who)\s+(?:is|are|was|were)\b)\w+\s+\w+\s+.*\b(?:is|was)\s+"
+    r"(?:you|we|i|they|that|to|the|a|it|when|because|as|if|how|what|at)\b"
+    r"|^what\b(?!\s+(?:is|are|was|were)\b).*\s(?:is|was)\s",
+    re.I,
+)
+_TWO_COPULAS = re.compile(r"^\w+.*\b(?:is|was)\b.*\b(?:is|was)\b", re.I)  # "What is wild about this is that ..."
+# "Did you go no contact because ...": the speaker asks the audience about their own past, not a client's question.
+_TO_THE_AUDIENCE = re.compile(r"^(?:did|were|have|had)\s+you\b", re.I)
 _BAD_AGREEMENT = re.compile(r"^(?:is|was)\s+(?:i|you|we)\b|^are\s+i\b|^am\s+(?:you|we)\b|^how many of (?:you|us)\b", re.I)
 
 
@@ -66,6 +74,7 @@ class PosedQuestion:
     end: int
     words_before: int
     words_after: int
+    follows: str = ""  # the 150 words after the question: where its answer is
 
 
 def posed_questions(text: str) -> list[PosedQuestion]:
@@ -79,7 +88,7 @@ def posed_questions(text: str) -> list[PosedQuestion]:
         sentence = text[s:e].strip()
         core = _LEAD.sub("", _ASKED_INTRO.sub("", _LEAD.sub("", sentence).strip())).strip().rstrip(".!?").strip()
         if core and _QUESTION.match(core):
-            out.append(PosedQuestion(core, s, e, before, total - before - n))
+            out.append(PosedQuestion(core, s, e, before, total - before - n, " ".join(text[e:].split()[:150])))
         before += n
     return out
 
@@ -94,11 +103,14 @@ class TalkQuestionRules:
     min_words: int = 5
     max_words: int = 25
     min_words_after: int = 80  # the answer that follows
-    max_position: float = 0.5  # share of the segment said before the question
+    max_words_before: int = 200  # the question opens the segment; said later, the segment is not its answer
+    topic_returns: int = 2  # the question's field topic is named this often in the 150 words after it
 
 
-def screen(question: PosedQuestion, rules: TalkQuestionRules, has_field_term) -> str | None:
-    """Why a posed question cannot be the client's question (None when it can)."""
+def screen(question: PosedQuestion, rules: TalkQuestionRules, field_terms) -> str | None:
+    """Why a posed question cannot be the client's question (None when it can).
+
+    `field_terms(text) -> Counter` counts the field vocabulary's terms (concepts.term_mentions)."""
     n = len(question.text.split())
     if n < rules.min_words:
         return "too_short"
@@ -106,7 +118,7 @@ def screen(question: PosedQuestion, rules: TalkQuestionRules, has_field_term) ->
         return "too_long"
     if question.words_after < rules.min_words_after:
         return "no_answer_follows"
-    if question.words_before > rules.max_position * (question.words_before + question.words_after + n):
+    if question.words_before > rules.max_words_before:
         return "late_in_segment"
     if _META.search(question.text):
         return "about_the_talk"
@@ -114,12 +126,18 @@ def screen(question: PosedQuestion, rules: TalkQuestionRules, has_field_term) ->
         return "third_person_story"
     if _ANAPHOR.match(question.text):
         return "points_back"
-    if not has_field_term(question.text):
+    if _TO_THE_AUDIENCE.match(question.text):
+        return "addressed_to_the_audience"
+    terms = field_terms(question.text)
+    if not terms:
         return "no_field_topic"
+    after = field_terms(question.follows)
+    if max(after.get(t, 0) for t in terms) < rules.topic_returns:
+        return "topic_not_answered"
     words = question.text.lower().split()
     if any(a == b for a, b in zip(words, words[1:])):
         return "repeated_word"
-    if _STATEMENT_SHAPE.match(question.text) or _BAD_AGREEMENT.search(question.text):
+    if _STATEMENT_SHAPE.match(question.text) or _BAD_AGREEMENT.search(question.text) or _TWO_COPULAS.search(question.text):
         return "not_a_real_question"
     return None
 
@@ -140,7 +158,7 @@ _AUXILIARIES = frozenset(_AUX.split("|")) | {"are", "were", "may", "might", "mus
 _TO_THE_EDUCATOR = re.compile(
     r"^(?:(?:can|could|would|will)\s+you\s+(?:talk|tell|explain|share|describe|say|walk|help|give|unpack|expand|speak)"
     r"|(?:what|how|why)?\s*(?:do|did)\s+you\s+(?:think|believe|see|find|mean|recommend|suggest)|have\s+you\s+(?:seen|found|noticed|ever)"
-    r"|.*\b(?:did you|were you|have you|you've seen|your (?:practice|work|research|book|clients|patients|career|experience|own story))"
+    r"|.*\b(?:you've seen|your (?:practice|work|research|book|clients|patients|career|experience|own story))"
     r")\b",
     re.I,
 )

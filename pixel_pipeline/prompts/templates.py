@@ -19,13 +19,16 @@ from pixel_pipeline.prompts.concepts import Concept
 from pixel_pipeline.prompts.text import normalise_quotes
 
 # What the segment says about its concept, recognised in the sentences that name it ("{x}" is the concept's
-# spelling); checked in this order, the first with evidence wins. "steps" needs the segment's own how-to wording.
+# spelling, "{s}" a clause start: the concept is what the clause is about, "shame is ...", not "the shame is ...");
+# checked in this order, the first with evidence wins. "steps" needs the segment's own how-to wording.
 INTENTS: dict[str, str] = {
-    "healing": r"\b(?:heal(?:ing)? from|recover(?:ing|y)? from|overcom(?:e|ing)|work(?:ing)? through|get(?:ting)? over|healing)\s+(?:(?:your|my|our|the|this|that)\s+)?{x}",
-    "steps": r"\b(?:deal(?:ing)? with|handl(?:e|ing)|manag(?:e|ing)|work(?:ing)? on|build(?:ing)?|set(?:ting)?|practi[cs](?:e|ing))\s+(?:(?:your|my|our|the|this|that|healthy|some)\s+)?{x}",
-    "origin": r"{x}\s+(?:comes?|came|stems?|grows?)\s+(?:from|out of)|\b(?:roots? of|source of|causes? of|origins? of)\s+(?:(?:your|the|this)\s+)?{x}|{x}\s+(?:develops?|starts?|begins?)\b",
-    "definition": r"{x}\s+(?:is|are|means?)\s+(?:a|an|the|when|about|basically|simply|really|actually|what|not)\b|\bwhat (?:is|are)\s+{x}",
-    "effects": r"{x}\s+(?:makes?|causes?|leads?|affects?|keeps?|drives?|shapes?|destroys?|damages?|creates?)\b",
+    "healing": r"\b(?:heal(?:ing)? from|recover(?:ing|y)? from|overcom(?:e|ing)|get(?:ting)? over|healing)\s+(?:(?:your|my|our)\s+)?{x}",
+    "steps": r"\b(?:how to|ways? (?:of|to)|strategies (?:for|to)|steps? (?:for|to)|tools? (?:for|to)|wants? to|three things to)\s+"
+    r"(?:deal(?:ing)? with|manag(?:e|ing)|handl(?:e|ing)|overcom(?:e|ing)|work(?:ing)? on|build(?:ing)?|set(?:ting)?|identify(?:ing)?)"
+    r"\s+(?:(?:your|my|our|the|healthy)\s+)?{x}",
+    "origin": r"{s}{x}\s+(?:comes?|came|stems?|grows?)\s+(?:from|out of)|\b(?:roots? of|causes? of|origins? of)\s+(?:(?:your|the|this)\s+)?{x}|{s}{x}\s+(?:develops?|starts?|begins?)\b",
+    "definition": r"{s}{x}\s+(?:is|are|means?)\s+(?:a|an|the|when|about|basically|simply|really|actually|what|not)\b|\bwhat (?:is|are)\s+{x}",
+    "effects": r"{s}{x}\s+(?:makes?|causes?|leads?|affects?|keeps?|drives?|shapes?|destroys?|damages?|creates?)\b",
 }
 GENERAL = "general"
 
@@ -67,11 +70,9 @@ FORMS: dict[str, dict[str, list[str]]] = {
         ],
         GENERAL: [
             "Can you talk about {a} and what {it_s} really {does} to people?",
-            "What should I understand about {a} if I think I struggle with {it}?",
-            "How {does} {a} show up in someone's everyday life?",
             "What {does} {a} do to a person over time?",
             "Could you help me understand {a} and how {it_s} {does} damage?",
-            "What do people usually miss about {a} and its effects?",
+            "Why {does} {a} affect people so much, and what is {it_s} really about?",
         ],
     },
     "practice": {
@@ -107,7 +108,7 @@ FORMS: dict[str, dict[str, list[str]]] = {
             "What does healthy {a} actually look like in a person's life?",
             "Why {does} {a} matter so much for mental health?",
             "What should someone know about {a} before working on {it}?",
-            "What do people often misunderstand about {a}?",
+            "I've never really understood {a}. Can you explain {it}?",
         ],
     },
     "topic": {
@@ -137,9 +138,8 @@ FORMS: dict[str, dict[str, list[str]]] = {
         GENERAL: [
             "Can you explain {a} in a way that makes sense?",
             "What should a person understand about {a}?",
-            "How {does} {a} actually work in everyday life?",
             "Can you talk about {a} and why {it_s} {does} matter?",
-            "What do most people get wrong about {a}?",
+            "I keep hearing about {a}. What should I know about {it}?",
         ],
     },
 }
@@ -155,14 +155,17 @@ def opening(text: str, n_words: int) -> str:
     return " ".join(normalise_quotes(str(text)).lower().split()[:n_words])
 
 
-def segment_intent(text: str, term: str, within_words: int = 80) -> str | None:
+_CLAUSE_START = r"(?:^|[.!?;:,]\s*|\b(?:and|but|so|because)\s+)(?:(?:chronic|toxic|your|my|our)\s+)?"
+
+
+def segment_intent(text: str, term: str, within_words: int = 50) -> str | None:
     """What the segment's opening says about `term`: the first intent with evidence in the first `within_words`
     words (the rest of the segment develops the claim); GENERAL when the opening names the term without a claim
     about it; None when the opening does not name it at all."""
     lowered = opening(text, within_words)
     spelling = r"[\s-]+".join(re.escape(w) for w in re.split(r"[\s-]+", term))
     for name, pattern in INTENTS.items():
-        if re.search(pattern.replace("{x}", spelling), lowered):
+        if re.search(pattern.replace("{s}", _CLAUSE_START).replace("{x}", spelling), lowered):
             return name
     return GENERAL if re.search(rf"\b{spelling}\b", lowered) else None
 
