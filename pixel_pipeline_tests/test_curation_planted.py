@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from pixel_pipeline.core.embeddings import Embedder
+from pixel_pipeline.curation.shaping import shape
 from pixel_pipeline.curation.curate import CurationSettings, curate_conversations, curate_segments
 from pixel_pipeline.curation.pairs import DedupSettings, deduplicate_pairs
 from pixel_pipeline.curation.pii import PLACEHOLDERS
@@ -56,13 +57,18 @@ def corpus(shared_embedding_cache):
     conv = pd.concat(conv_frames, ignore_index=True)
     embedder = Embedder(cache_dir=shared_embedding_cache)
     segs = curate_segments(raw, CurationSettings(), embed=embedder.encode)
+    # the named rules alone (no learned classifier): what the planted clean segments were written against
+    rules_only = curate_segments(raw, CurationSettings(quality_classifier=False), embed=embedder.encode)
     convs = curate_conversations(conv, CurationSettings())
-    # a prompt for every curated segment: dedup acts on responses, so the prompt text does not matter here
-    prompts = pd.DataFrame({"segment_id": segs.kept["segment_id"], "alignment": 0.5,
-                            "prompt": [f"What would you tell someone about part {i} of this?" for i in range(len(segs.kept))]})
-    pairs = deduplicate_pairs(segs.kept, prompts, convs.kept, set(), DedupSettings(), embed=embedder.encode)
+
+    def pairs_of(kept: pd.DataFrame):
+        # a prompt for every curated segment: dedup acts on responses, so the prompt text does not matter here
+        prompts = pd.DataFrame({"segment_id": kept["segment_id"], "alignment": 0.5,
+                                "prompt": [f"What would you tell someone about part {i} of this?" for i in range(len(kept))]})
+        return deduplicate_pairs(kept, prompts, convs.kept, set(), DedupSettings(), embed=embedder.encode)
+
     return {"raw": raw, "raw_rejects": raw_rejects, "conv": conv, "conv_rejects": pd.concat(conv_rejects), "segs": segs,
-            "convs": convs, "pairs": pairs}
+            "rules_only": rules_only, "convs": convs, "pairs": pairs_of(segs.kept), "rules_only_pairs": pairs_of(rules_only.kept)}
 
 
 def _manifest(name: str) -> dict:
@@ -103,26 +109,48 @@ def _check_defects(defects, id_col, rejects: pd.DataFrame, kept: pd.DataFrame, p
 
 
 def test_every_planted_segment_defect_is_caught_by_its_rule(corpus):
+    """With the learned classifier on, every planted defect is still rejected by the rule written for it (the
+    redaction, crisis-flag and duplicate expectations are pinned with the rules alone, below)."""
     man = _manifest("segments")
-    problems = _check_defects(man["defects"], "segment_id", corpus["segs"].rejects, corpus["segs"].kept,
+    planted_rejects = [d for d in man["defects"] if d["expected"].startswith("rejected:")]
+    problems = _check_defects(planted_rejects, "segment_id", corpus["segs"].rejects, corpus["segs"].kept,
                               corpus["pairs"].rejects, corpus["raw_rejects"])
     assert not problems, "\n".join(problems)
 
 
-def test_every_clean_segment_survives_unchanged_and_unflagged(corpus):
+def test_every_planted_segment_defect_is_caught_by_its_rule_without_the_classifier_too(corpus):
+    man = _manifest("segments")
+    problems = _check_defects(man["defects"], "segment_id", corpus["rules_only"].rejects, corpus["rules_only"].kept,
+                              corpus["rules_only_pairs"].rejects, corpus["raw_rejects"])
+    assert not problems, "\n".join(problems)
+
+
+def test_every_clean_segment_survives_the_rules_shaped_but_otherwise_unchanged_and_unflagged(corpus):
     man = _manifest("segments")
     raw = corpus["raw"].drop_duplicates("segment_id").set_index("segment_id")
-    pairs = corpus["pairs"].pairs
+    pairs = corpus["rules_only_pairs"].pairs
     kept = pairs[pairs["dataset"] == "segments"].set_index("segment_id")
     missing = [s for s in man["clean_segment_ids"] + man["long_clean_segment_ids"] if s not in kept.index]
-    assert not missing, dict(zip(corpus["segs"].rejects["segment_id"], corpus["segs"].rejects["reasons"]))
+    assert not missing, dict(zip(corpus["rules_only"].rejects["segment_id"], corpus["rules_only"].rejects["reasons"]))
     for sid in man["clean_segment_ids"]:
-        assert kept.at[sid, "response"] == raw.at[sid, "text"], sid
+        assert kept.at[sid, "response"] == shape(raw.at[sid, "text"]).text, sid
         assert len(kept.at[sid, "crisis_flags"]) == 0 and kept.at[sid, "pii_counts"] == "{}", sid
     # no dedup level (semantic at 0.95 included) merged two clean segments: only originals of planted copies cluster
     originals = {d["expected"].split(":")[1] for d in man["defects"] if d["defect"] == "near_duplicate"}
     clustered = set(kept.index[kept["dup_cluster"].notna()]) & set(man["clean_segment_ids"])
     assert clustered == originals
+
+
+def test_the_quality_classifier_keeps_nine_in_ten_clean_segments_and_says_why_it_drops_the_others(corpus):
+    """The classifier is learned on real transcripts (cross-validated keep recall 0.78 there, docs/curation.md); on
+    the sample written for this project it must keep at least 90 % of the clean segments, and every segment it
+    drops carries its probability as the reason."""
+    man = _manifest("segments")
+    clean = set(man["clean_segment_ids"] + man["long_clean_segment_ids"])
+    rejects = corpus["segs"].rejects
+    dropped = rejects[rejects["segment_id"].isin(clean)]
+    assert len(dropped) <= 0.1 * len(clean), dict(zip(dropped["segment_id"], dropped["reasons"]))
+    assert all(rs == [r for r in rs if r.startswith("quality_classifier: P(reader rejects)=")] for rs in dropped["reasons"])
 
 
 def test_every_planted_conversation_defect_is_caught_and_clean_records_survive(corpus):

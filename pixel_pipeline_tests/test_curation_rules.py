@@ -177,12 +177,16 @@ def test_conversation_turns_are_redacted_too():
 
 
 # ---- the whole step ------------------------------------------------------------------------------------------------
-def test_curate_segments_explains_every_reject_and_keeps_every_clean_text(embedder):
-    texts = {**CLEAN, **LOOKALIKE, **DEFECTS, "pii": PII_TEXT}
-    raw = segments_frame(texts)
+def _all_texts() -> pd.DataFrame:
+    raw = segments_frame({**CLEAN, **LOOKALIKE, **DEFECTS, "pii": PII_TEXT})
     low = segments_frame({"low_quality": CLEAN["boundaries"] + " And that is the point."}, quality=0.1, style="practical")
-    raw = pd.concat([raw, low], ignore_index=True)
-    out = curate_segments(raw, CurationSettings(), embed=embedder.encode)
+    return pd.concat([raw, low], ignore_index=True)
+
+
+def test_curate_segments_explains_every_reject_and_keeps_every_clean_text(embedder):
+    """The named rules alone (the lookalikes are written to pass them); the classifier is pinned below."""
+    raw = _all_texts()
+    out = curate_segments(raw, CurationSettings(quality_classifier=False), embed=embedder.encode)
     assert len(out.kept) + len(out.rejects) == len(raw)
     by_name = {f.removesuffix(".txt"): rs for f, rs in zip(out.rejects["file"], out.rejects["reasons"])}
     expected = {"garbled": "garbled", "language": "language", "repetition": "repetition", "off_domain": "off_domain",
@@ -200,9 +204,23 @@ def test_curate_segments_explains_every_reject_and_keeps_every_clean_text(embedd
     assert kept.at["subscribe_belief.txt", "housekeeping_removed"] == 1  # "Thanks for watching." stripped
     assert list(kept.at["crisis_supportive.txt", "crisis_flags"]) == ["suicide"]
     assert json.loads(kept.at["pii.txt", "pii_counts"])["phone"] == 3 and "[EMAIL]" in kept.at["pii.txt", "text"]
-    assert {f"score_{r}" for r in ("garbled", "language", "repetition", "off_domain", "housekeeping", "length",
-                                   "harmful", "expert_quality")} <= set(out.kept.columns)
+    assert {f"score_{r}" for r in ("shaping", "garbled", "language", "repetition", "off_domain", "housekeeping", "length",
+                                   "harmful", "expert_quality", "quality_classifier")} <= set(out.kept.columns)
     assert out.report["rejected_by_rule"]["harmful"] == 3 and out.report["examples"]["off_domain"]
+    assert out.report["quality_classifier"] == "off (quality_classifier=False)"
+
+
+def test_the_quality_classifier_only_adds_rejects_each_with_its_probability(embedder):
+    raw = _all_texts()
+    rules = curate_segments(raw, CurationSettings(quality_classifier=False), embed=embedder.encode)
+    both = curate_segments(raw, CurationSettings(), embed=embedder.encode)
+    assert set(rules.rejects["segment_id"]) <= set(both.rejects["segment_id"])
+    assert both.kept["score_quality_classifier"].between(0, 1).all()
+    added = both.rejects[~both.rejects["segment_id"].isin(rules.rejects["segment_id"])]
+    for reasons in added["reasons"]:
+        assert reasons and all(r.startswith("quality_classifier: P(reader rejects)=") for r in reasons)
+    strict = curate_segments(raw, CurationSettings(quality_threshold=0.0), embed=embedder.encode)
+    assert len(strict.kept) == 0  # the threshold is the setting it says it is
 
 
 def test_curate_conversations_redacts_flags_and_rejects_harmful_answers():

@@ -29,12 +29,13 @@ from pixel_pipeline.core.records import (
     rejects_frame,
 )
 from pixel_pipeline.core.ids import sha256_hex
-from pixel_pipeline.curation import domain, filters, pii, safety
+from pixel_pipeline.curation import domain, filters, pii, quality, safety, shaping
 from pixel_pipeline.curation import text as text_helpers
 from pixel_pipeline.curation.cache import ScoreCache
 from pixel_pipeline.curation.text import snippet
 
-SEGMENT_RULES = ("garbled", "language", "repetition", "off_domain", "housekeeping", "length", "harmful", "expert_quality")
+SEGMENT_RULES = ("shaping", "garbled", "language", "repetition", "off_domain", "housekeeping", "length", "harmful",
+                 "expert_quality", "quality_classifier")
 CONVERSATION_RULES = ("garbled", "language", "repetition", "length", "harmful")
 
 Embed = Callable[[Sequence[str]], np.ndarray]
@@ -72,6 +73,13 @@ class CurationSettings:
     expert_min_domain_margin: Mapping[str, float] = field(default_factory=dict)
     # safety / privacy
     keep_crisis_lines: bool = True
+    # the learned quality classifier (curation.quality); None: the threshold chosen by cross-validation (model card)
+    quality_classifier: bool = True
+    quality_threshold: float | None = None
+
+    def shaping_settings(self) -> shaping.ShapingSettings:
+        """Shaping keeps a passage of at least min_words (the same bar as the length rule)."""
+        return shaping.ShapingSettings(min_words=self.min_words)
 
     def garbled_thresholds(self) -> filters.GarbledThresholds:
         return filters.GarbledThresholds(
@@ -109,7 +117,7 @@ def language_detections(texts: Sequence[str], cache: ScoreCache | None) -> list[
 @functools.lru_cache(maxsize=1)
 def rules_code_version() -> str:
     """Hash of the per-text rule modules' source: editing a rule invalidates its cached results."""
-    source = "".join(inspect.getsource(m) for m in (filters, safety, pii, text_helpers))
+    source = "".join(inspect.getsource(m) for m in (filters, safety, pii, text_helpers, shaping))
     return sha256_hex(source)[:12]
 
 
@@ -153,11 +161,12 @@ class RuleScores:
         return values
 
 
-def _strip_and_redact(
+def _strip_shape_and_redact(
     originals: Sequence[str], hk: pd.DataFrame, settings: CurationSettings, scores: RuleScores
-) -> tuple[list[str], list[int], list[Counter]]:
-    """Housekeeping sentences stripped (when scored but under the threshold), then PII redacted: the text every
-    later rule and training sees."""
+) -> tuple[list[str], list[str], list[int], list[Counter], list[shaping.ShapeResult]]:
+    """Housekeeping sentences stripped (when scored but under the threshold): the segment as read, which the
+    garbled, language and repetition rules judge as a reader would; then the response shaped (curation.shaping) and
+    PII redacted: the text length, off_domain, harmful and training see."""
     to_strip = [bool(settings.strip_housekeeping and not fired and score > 0) for fired, score in zip(hk["fired"], hk["score"])]
     stripped = scores.each("strip_housekeeping", [t for t, s in zip(originals, to_strip) if s],
                            lambda t: list(filters.strip_housekeeping(t)))
@@ -165,12 +174,16 @@ def _strip_and_redact(
     positions = [i for i, s in enumerate(to_strip) if s]
     for i, (text, k) in zip(positions, stripped):
         texts[i], removed[i] = text, int(k)
+    shaping_settings = settings.shaping_settings()
+    shaped = [shaping.ShapeResult.from_json(d) for d in scores.each(
+        "shaping", texts, lambda t: shaping.shape(t, shaping_settings).to_json(), **asdict(shaping_settings))]
+    as_read, texts = texts, [r.text for r in shaped]
     def redact(text: str) -> list:
         redacted_text, found = pii.redact(text, settings.keep_crisis_lines)
         return [redacted_text, dict(found)]
 
     redacted = scores.each("pii", texts, redact, keep_crisis_lines=settings.keep_crisis_lines)
-    return [r[0] for r in redacted], removed, [Counter(r[1]) for r in redacted]
+    return as_read, [r[0] for r in redacted], removed, [Counter(r[1]) for r in redacted], shaped
 
 
 def _expert_quality(df: pd.DataFrame, settings: CurationSettings) -> pd.DataFrame:
@@ -269,6 +282,118 @@ def _report(df: pd.DataFrame, rules: dict[str, pd.DataFrame], rejected: np.ndarr
     }
 
 
+@dataclass
+class SegmentEvidence:
+    """Everything the rules measured on a batch of segments, before the decision (also what the quality classifier
+    is trained on: scripts/train_quality_classifier.py)."""
+
+    df: pd.DataFrame
+    original: list[str]
+    texts: list[str]  # shaped and redacted: what training sees
+    shaped: list[shaping.ShapeResult]
+    rules: dict[str, pd.DataFrame]
+    vectors: np.ndarray | None
+    removed: list[int]
+    pii_counts: list[Counter]
+    stats: dict
+
+    def hand_features(self) -> list[dict[str, float]]:
+        rule_scores = [{r: self.rules[r].at[i, "score"] for r in quality.RULE_SCORES if r in self.rules}
+                       for i in range(len(self.df))]
+        return [quality.hand_features(o, sh, sc) for o, sh, sc in zip(self.original, self.shaped, rule_scores)]
+
+
+def segment_evidence(
+    raw: pd.DataFrame,
+    settings: CurationSettings = CurationSettings(),
+    embed: Embed | None = None,
+    language_cache: ScoreCache | None = None,
+    rule_cache: ScoreCache | None = None,
+) -> SegmentEvidence:
+    """Shape, redact and score every segment with every rule except the classifier (one embedding per text)."""
+    df = raw.reset_index(drop=True).copy()
+    original = df["text"].fillna("").astype(str).tolist()
+    n = len(df)
+    scores = RuleScores(rule_cache)
+
+    hk_thresholds = filters.HousekeepingThresholds(settings.max_housekeeping_word_share, settings.max_housekeeping_reads)
+    hk = scores.rule("housekeeping", original, lambda t: filters.housekeeping(t, hk_thresholds), **asdict(hk_thresholds))
+    as_read, redacted, removed, counts, shaped = _strip_shape_and_redact(original, hk, settings, scores)
+
+    # length judges the segment as read; the shaping rule judges what shaping left of it
+    length = filters.length(as_read, settings.min_words, settings.max_words, settings.length_action)
+    if settings.length_action == "truncate":
+        redacted = [filters.truncate_words(t, settings.max_words) if long_ else t
+                    for t, long_ in zip(redacted, [m["too_long"] for m in length["measures"]])]
+
+    shaping_settings = settings.shaping_settings()
+    rules: dict[str, pd.DataFrame] = {
+        "shaping": _shaping_rule(shaped, shaping_settings),
+        "garbled": _garbled(as_read, settings, scores),
+        "language": filters.language(as_read, settings.min_english_probability,
+                                     language_detections(as_read, language_cache)),
+        "repetition": _repetition(as_read, settings, scores),
+    }
+    off_domain_note, vectors = "scored", None
+    if embed is not None and n:
+        vectors = np.asarray(embed(redacted), dtype=np.float32)
+        dom_vecs = np.asarray(embed(list(domain.DOMAIN_DESCRIPTIONS)), dtype=np.float32)
+        off_vecs = np.asarray(embed(list(domain.OFF_TOPIC_DESCRIPTIONS)), dtype=np.float32)
+        # known-good reference: the configured voice sources' segments that pass the cheap rules
+        cheap_ok = ~(rules["garbled"]["fired"].to_numpy(bool) | rules["language"]["fired"].to_numpy(bool)
+                     | rules["repetition"]["fired"].to_numpy(bool) | hk["fired"].to_numpy(bool)
+                     | length["fired"].to_numpy(bool) | rules["shaping"]["fired"].to_numpy(bool))
+        reference = cheap_ok & df["source"].isin(list(settings.domain_reference_sources)).to_numpy()
+        centroid = domain.centroid_similarity(vectors, reference)
+        off_domain = domain.domain_scores(vectors, dom_vecs, off_vecs, centroid, settings.min_domain_margin)
+        off_domain = _apply_expert_domain_margin(off_domain, df["style"].tolist(), settings)
+        if centroid is None:
+            off_domain_note = "scored against the domain descriptions only (fewer than 5 reference segments)"
+    else:
+        off_domain = _not_scored(n)
+        off_domain_note = "skipped: no embedding model"
+    rules["off_domain"] = off_domain
+    rules["housekeeping"] = hk
+    rules["length"] = length
+    rules["harmful"] = scores.rule("harmful", redacted, safety.harmful)
+    rules["expert_quality"] = _expert_quality(df, settings)
+    rules = {r: f.reset_index(drop=True) for r, f in rules.items()}
+    stats = {"off_domain": off_domain_note, "rule_cache": dict(scores.stats) if rule_cache else None,
+             "crisis": scores.each("crisis_flags", redacted, safety.crisis_flags)}
+    return SegmentEvidence(df, original, redacted, shaped, rules, vectors, removed, counts, stats)
+
+
+def _not_scored(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"score": [np.nan] * n, "fired": [False] * n, "reason": [None] * n,
+                         "measures": [{} for _ in range(n)]})
+
+
+def _shaping_rule(shaped: Sequence[shaping.ShapeResult], settings: shaping.ShapingSettings) -> pd.DataFrame:
+    """Fires when nothing that stands as an answer is left after shaping; the score is the share of words kept."""
+    rows = []
+    for r in shaped:
+        reason = shaping.stands_alone(r, settings)
+        rows.append({"score": round(r.kept_words / max(1, r.original_words), 4), "fired": reason is not None,
+                     "reason": reason, "measures": {k: v for k, v in r.to_json().items() if k != "text"}})
+    return pd.DataFrame(rows, columns=filters.RULE_COLUMNS)
+
+
+def _quality_rule(evidence: SegmentEvidence, settings: CurationSettings) -> tuple[pd.DataFrame, str]:
+    """P(a reader rejects it) from the learned classifier; fires at or above the threshold."""
+    n = len(evidence.df)
+    if not settings.quality_classifier:
+        return _not_scored(n), "off (quality_classifier=False)"
+    if evidence.vectors is None:
+        return _not_scored(n), "skipped: no embedding model"
+    model = quality.load_default()
+    threshold = model.threshold if settings.quality_threshold is None else float(settings.quality_threshold)
+    p = model.reject_probability(evidence.hand_features(), evidence.vectors)
+    rows = [{"score": round(float(x), 4), "fired": bool(x >= threshold),
+             "reason": f"quality_classifier: P(reader rejects)={x:.2f} (threshold {threshold:.2f})" if x >= threshold else None,
+             "measures": {"reject_probability": round(float(x), 4), "threshold": threshold}} for x in p]
+    return pd.DataFrame(rows, columns=filters.RULE_COLUMNS), f"threshold {threshold:.2f} ({model.card.get('trained_on', '')})"
+
+
 def curate_segments(
     raw: pd.DataFrame,
     settings: CurationSettings = CurationSettings(),
@@ -277,82 +402,57 @@ def curate_segments(
     stage: str = "curated_segments",
     rule_cache: ScoreCache | None = None,
 ) -> CurationOutcome:
-    """raw_segments -> curated rows (text redacted, score_<rule>, pii_counts, crisis_flags) and rejects."""
-    df = raw.reset_index(drop=True).copy()
-    original = df["text"].fillna("").astype(str).tolist()
-    n = len(df)
-    scores = RuleScores(rule_cache)
-
-    hk_thresholds = filters.HousekeepingThresholds(settings.max_housekeeping_word_share, settings.max_housekeeping_reads)
-    hk = scores.rule("housekeeping", original, lambda t: filters.housekeeping(t, hk_thresholds), **asdict(hk_thresholds))
-    redacted, removed, counts = _strip_and_redact(original, hk, settings, scores)
-
-    length = filters.length(redacted, settings.min_words, settings.max_words, settings.length_action)
-    if settings.length_action == "truncate":
-        redacted = [filters.truncate_words(t, settings.max_words) if long_ else t
-                    for t, long_ in zip(redacted, [m["too_long"] for m in length["measures"]])]
-
-    rules: dict[str, pd.DataFrame] = {
-        "garbled": _garbled(redacted, settings, scores),
-        "language": filters.language(redacted, settings.min_english_probability,
-                                     language_detections(redacted, language_cache)),
-        "repetition": _repetition(redacted, settings, scores),
-    }
-    off_domain_note = "scored"
-    if embed is not None and n:
-        vectors = np.asarray(embed(redacted), dtype=np.float32)
-        dom_vecs = np.asarray(embed(list(domain.DOMAIN_DESCRIPTIONS)), dtype=np.float32)
-        off_vecs = np.asarray(embed(list(domain.OFF_TOPIC_DESCRIPTIONS)), dtype=np.float32)
-        # known-good reference: the configured voice sources' segments that pass the cheap rules
-        cheap_ok = ~(rules["garbled"]["fired"].to_numpy(bool) | rules["language"]["fired"].to_numpy(bool)
-                     | rules["repetition"]["fired"].to_numpy(bool) | hk["fired"].to_numpy(bool)
-                     | length["fired"].to_numpy(bool))
-        reference = cheap_ok & df["source"].isin(list(settings.domain_reference_sources)).to_numpy()
-        centroid = domain.centroid_similarity(vectors, reference)
-        off_domain = domain.domain_scores(vectors, dom_vecs, off_vecs, centroid, settings.min_domain_margin)
-        off_domain = _apply_expert_domain_margin(off_domain, df["style"].tolist(), settings)
-        if centroid is None:
-            off_domain_note = "scored against the domain descriptions only (fewer than 5 reference segments)"
-    else:
-        off_domain = pd.DataFrame({"score": [np.nan] * n, "fired": [False] * n, "reason": [None] * n,
-                                   "measures": [{} for _ in range(n)]})
-        off_domain_note = "skipped: no embedding model"
-    rules["off_domain"] = off_domain
-    rules["housekeeping"] = hk
-    rules["length"] = length
-    rules["harmful"] = scores.rule("harmful", redacted, safety.harmful)
-    rules["expert_quality"] = _expert_quality(df, settings)
-    rules = {r: rules[r].reset_index(drop=True) for r in SEGMENT_RULES}
+    """raw_segments -> curated rows (text shaped and redacted, score_<rule>, shaping, pii_counts, crisis_flags) and
+    rejects."""
+    ev = segment_evidence(raw, settings, embed, language_cache, rule_cache)
+    df, n, rules = ev.df, len(ev.df), dict(ev.rules)
+    rules["quality_classifier"], classifier_note = _quality_rule(ev, settings)
+    rules = {r: rules[r] for r in SEGMENT_RULES}
 
     fired_matrix = np.column_stack([rules[r]["fired"].to_numpy(dtype=bool) for r in SEGMENT_RULES]) if n else np.zeros((0, len(SEGMENT_RULES)), bool)
     rejected = fired_matrix.any(axis=1) if n else np.zeros(0, bool)
-    crisis = scores.each("crisis_flags", redacted, safety.crisis_flags)
+    crisis = ev.stats["crisis"]
 
     reasons_all, reject_rows = _rule_rejects(
-        df, rejected, fired_matrix, SEGMENT_RULES, rules, crisis, original, stage,
+        df, rejected, fired_matrix, SEGMENT_RULES, rules, crisis, ev.original, stage,
         datasets=[DATASET_SEGMENTS] * n, id_column="segment_id", file_column="file",
     )
 
     out = df.copy()
-    out["text"] = redacted
-    out["word_count"] = [len(t.split()) for t in redacted]
+    out["text"] = ev.texts
+    out["word_count"] = [len(t.split()) for t in ev.texts]
     for r in SEGMENT_RULES:
         out[f"score_{r}"] = pd.to_numeric(rules[r]["score"], errors="coerce").astype(float).to_numpy()
-    out["pii_counts"] = [pii.counts_json(c) for c in counts]
+    out["shaping"] = ["; ".join(s.actions) for s in ev.shaped]
+    out["pii_counts"] = [pii.counts_json(c) for c in ev.pii_counts]
     out["crisis_flags"] = crisis
-    out["housekeeping_removed"] = removed
+    out["housekeeping_removed"] = ev.removed
     kept = out.loc[~rejected].reset_index(drop=True)
 
     pii_total: Counter = Counter()
-    for c, rej in zip(counts, rejected):
+    for c, rej in zip(ev.pii_counts, rejected):
         if not rej:
             pii_total.update(c)
+    shaped_kept = [s for s, rej in zip(ev.shaped, rejected) if not rej]
     report = _report(df, rules, rejected, reasons_all, "segment_id", pii_total,
                      [c for c, rej in zip(crisis, rejected) if not rej] if n else [],
-                     {"housekeeping_sentences_removed": int(sum(removed)), "off_domain": off_domain_note,
+                     {"housekeeping_sentences_removed": int(sum(ev.removed)), "off_domain": ev.stats["off_domain"],
+                      "quality_classifier": classifier_note, "shaping_of_kept": _shaping_summary(shaped_kept),
                       "language_cache": dict(language_cache.stats) if language_cache else None,
-                      "rule_cache": dict(scores.stats) if rule_cache else None})
+                      "rule_cache": ev.stats["rule_cache"]})
     return CurationOutcome(kept, rejects_frame(reject_rows), report)
+
+
+def _shaping_summary(shaped: Sequence[shaping.ShapeResult]) -> dict:
+    """How many kept responses each shaping step touched (the dataset card and the asset metadata show it)."""
+    n = len(shaped)
+    counts = {k: sum(1 for s in shaped if getattr(s, k)) for k in quality.SHAPING_MEASURES}
+    counts["first_sentence_dropped"] = sum(1 for s in shaped if any("mid-thought" in a for a in s.actions))
+    counts["passage_cut"] = sum(1 for s in shaped if any("longest clean passage" in a for a in s.actions))
+    counts["changed"] = sum(1 for s in shaped if s.changed)
+    words_in = sum(s.original_words for s in shaped)
+    return {"responses": n, **counts,
+            "words_kept_share": round(sum(s.kept_words for s in shaped) / words_in, 4) if words_in else None}
 
 
 def _garbled(texts: list[str], settings: CurationSettings, scores: RuleScores) -> pd.DataFrame:

@@ -22,7 +22,8 @@ from pixel_pipeline.curation import balance, dedup, pii
 from pixel_pipeline.curation.text import snippet
 
 PAIR_COLUMNS = ["dataset", "segment_id", "record_id", "prompt", "response", "conversation", "style", "expert", "source",
-                "file", "group_key", "quality", "alignment", "crisis_flags", "pii_counts", "dup_cluster", "augmented"]
+                "file", "group_key", "quality", "alignment", "quality_classifier", "shaping", "crisis_flags", "pii_counts",
+                "dup_cluster", "augmented"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,9 @@ def assemble(curated_segments: pd.DataFrame, generated_prompts: pd.DataFrame, cu
         "group_key": seg["file"],
         "quality": pd.to_numeric(seg["quality"], errors="coerce"),
         "alignment": pd.to_numeric(seg["alignment"], errors="coerce"),
+        # curation's evidence, shown in the exports' metadata and the review sheet
+        "quality_classifier": pd.to_numeric(seg.get("score_quality_classifier", np.nan), errors="coerce"),
+        "shaping": seg.get("shaping", ""),
         "crisis_flags": seg["crisis_flags"],
         "pii_counts": [_merge_counts(a, b) for a, b in zip(seg["pii_counts"], counts)],
     })
@@ -111,6 +115,8 @@ def assemble(curated_segments: pd.DataFrame, generated_prompts: pd.DataFrame, cu
         "group_key": np.where(conv["dataset"] == DATASET_COT, conv["record_id"], conv.get("question_id", conv["record_id"])),
         "quality": np.nan,
         "alignment": np.nan,
+        "quality_classifier": np.nan,
+        "shaping": None,
         "crisis_flags": conv["crisis_flags"] if "crisis_flags" in conv else [[] for _ in range(len(conv))],
         "pii_counts": conv["pii_counts"] if "pii_counts" in conv else "{}",
     })

@@ -19,7 +19,7 @@ import pandas as pd
 from pixel_pipeline.core.records import DATASET_SEGMENTS, DATASETS, STYLES
 
 REVIEW_COLUMNS = ["dataset", "segment_id", "record_id", "style", "source", "file", "prompt", "response", "quality",
-                  "alignment", "scores", "crisis_flags", "pii_counts", "verdict", "reviewer", "note"]
+                  "alignment", "quality_classifier", "shaping", "scores", "crisis_flags", "pii_counts", "verdict", "reviewer", "note"]
 VERDICT_COLUMNS = ["dataset", "segment_id", "record_id", "verdict", "reviewer", "note"]
 VERDICTS = ("accept", "reject")
 # OWASP CSV injection: a cell starting with one of these is run as a formula by spreadsheet programs.

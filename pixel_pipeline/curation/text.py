@@ -11,7 +11,7 @@ import pandas as pd
 
 WORD_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)  # letters, with inner apostrophes
 # A sentence ends at . ! ? or a line break; transcripts without punctuation become one long "sentence".
-SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?…])\s+|\n+")
+SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?…])\s+|(?<=[.!?…][\"'”’)\]])\s+|\n+")  # a closing quote may follow
 PUNCT_STRIP_RE = re.compile(r"[^\w\s]", re.UNICODE)
 SPACE_RE = re.compile(r"\s+")
 

@@ -128,6 +128,11 @@ class CuratedSegmentsConfig(CurationRulesConfig):
         default_factory=lambda: {s: 0.3 for s in STYLES}, description="Per-expert floor on the given `quality`.")
     expert_min_domain_margin: dict[str, float] = Field(
         default_factory=dict, description="Per-expert override of min_domain_margin (style -> margin).")
+    quality_classifier: bool = Field(CurationSettings.quality_classifier, description="Apply the learned quality "
+                                     "classifier (curation/quality_model, trained on reading labels).")
+    quality_threshold: float | None = Field(CurationSettings.quality_threshold, description="quality_classifier: "
+                                            "P(reader rejects) at or above this rejects; empty: the cross-validated "
+                                            "threshold in the model card.")
 
 
 @dg.asset(
@@ -165,7 +170,8 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
     by_source = pd.DataFrame(rep["by_source"])
     voice = by_source[by_source["source"].isin(voice_sources)] if len(by_source) else by_source
     all_rejected = voice[voice["kept"] == 0] if len(voice) else voice
-    score_plots = {r: out.kept[f"score_{r}"].dropna().tolist() for r in ("off_domain", "garbled", "repetition")
+    score_plots = {r: out.kept[f"score_{r}"].dropna().tolist() for r in ("off_domain", "garbled", "repetition",
+                                                                         "quality_classifier")
                    if len(out.kept)}
     checks = [
         _accounting_check("curated_segments_accounting", len(raw), len(out.kept), len(out.rejects),
@@ -191,6 +197,8 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
         "pii_redacted": json_metadata(rep["pii_counts"]),
         "crisis_flags": json_metadata(rep["crisis_counts"]),
         "housekeeping_sentences_removed": rep["housekeeping_sentences_removed"],
+        "quality_classifier": rep["quality_classifier"],
+        "shaping_of_kept": json_metadata(rep["shaping_of_kept"]),
         "off_domain": rep["off_domain"],
         "score_quantiles": json_metadata(rep["score_quantiles"]),
         "language_cache": json_metadata(rep["language_cache"]),
@@ -200,6 +208,9 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
     if score_plots.get("off_domain"):
         metadata["off_domain_margin"] = dg.MetadataValue.md(plots.histogram_markdown(
             score_plots["off_domain"], "off_domain margin of kept segments", "domain - off-topic similarity"))
+    if score_plots.get("quality_classifier"):
+        metadata["quality_classifier_score"] = dg.MetadataValue.md(plots.histogram_markdown(
+            score_plots["quality_classifier"], "quality classifier P(reject) of kept segments", "P(reader rejects)"))
     return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 

@@ -66,10 +66,13 @@ def pair_metadata(row: Mapping[str, Any]) -> dict[str, Any]:
         key: clean(row.get(key)),
         "source": clean(row.get("source")),
         "file": clean(row.get("file")),
-        "scores": {"quality": _float_or_none(row.get("quality")), "alignment": _float_or_none(row.get("alignment"))},
+        "scores": {"quality": _float_or_none(row.get("quality")), "alignment": _float_or_none(row.get("alignment")),
+                   "quality_classifier": _float_or_none(row.get("quality_classifier"))},
         "crisis_flags": [str(f) for f in flags] if isinstance(flags, list) else [],
         "split": row.get("split"),
     }
+    if clean(row.get("shaping")):
+        meta["shaping"] = clean(row.get("shaping"))  # what curation cut from the segment (curation.shaping)
     if bool(clean(row.get("augmented")) or False):
         meta["augmented"] = True
     return meta

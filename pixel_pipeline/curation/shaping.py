@@ -1,0 +1,262 @@
+"""Response shaping: the part of a segment a model should learn to say, cut at sentence boundaries.
+
+A talk segment is cut out of a longer transcript by time, so it often starts inside a sentence, carries channel
+talk ("in this video", "link in the description", a sponsor read), holds a caption loop ("and are more likely to be
+abused, and are more likely to be abused, ...") or ends in speech-recognition noise. Shaping, per text:
+
+1. split into sentences; mark each one as channel talk (the housekeeping patterns plus video talk), a repeat of an
+   earlier sentence, garbled (other-script run, or mostly non-words), or an unpunctuated caption run (60+ words
+   with no sentence end);
+2. collapse phrase loops inside a sentence to one occurrence;
+3. drop channel talk and repeats; garbled and caption sentences *split* the text into passages, and the longest
+   passage is kept (a garbled tail or a caption run is cut off, not glued across);
+4. drop a first sentence that starts mid-thought (lower case or punctuation) and a last one with no sentence end,
+   capitalise the first letter.
+
+What was done is returned as measures (`ShapeResult`), kept as the `shaping` column and in the reject reasons, so a
+reader sees why a response is shorter than its segment. Pure functions, linear in text length.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from pixel_pipeline.curation import filters
+from pixel_pipeline.curation.text import english_vocabulary, sentences, words
+
+# Video talk that the housekeeping patterns (promotion, sponsor reads, logistics) do not cover: a response should
+# never refer to the medium it was cut from.
+VIDEO_TALK_RE = re.compile(
+    r"\b(welcome (back )?to (my|the|this|our) (channel|video|podcast|show|episode)|welcome back\b|"
+    r"(hi|hey|hello),? (everybody|everyone|guys|friends|there)\b|"
+    r"subscrib\w*|like and share|hit the bell|description (box )?below|in the description|"
+    r"down (in|below) (the|in the) (description|comments?)|my (course|program|membership|patreon)\b|"
+    r"sponsor(ed)? by|use (the )?code|(today'?s|this|last week'?s|next|previous|other|my last|a previous) (video|episode)|"
+    r"(in|on) (this|my|our) (channel|podcast)|see you (next time|in the next)|thanks? (you )?for (watching|listening)|"
+    r"leave a comment|comments? (section|below)|link (is )?(in|below|down)|(click|tap) (the|this|on)|"
+    r"i'?ll put (a|the) link|check out my|on (my|our) website)",
+    re.IGNORECASE,
+)
+FOREIGN_SCRIPT_RE = filters.FOREIGN_SCRIPT_RE
+STARTS_MID_RE = re.compile(r"^\s*([a-z]|[,;:.)\]\-–—…'’])")
+# A lower-case first word that usually opens a sentence ("the most common myth I hear ...", "so why do we ..."):
+# caption text without capitals, not a cut in the middle of a sentence. Anything else lower case ("guilted for
+# everything ...", "of the people who ...") is where the cut fell.
+SENTENCE_OPENERS = frozenset("""a an the this that these those there here it its i i'm i've we we're our you you're
+your my he she they their so but now when what why how if because one some many most people
+today yes no okay ok well let let's another every all sometimes maybe imagine remember first second next then
+also even just there's that's it's what's here's don't do does is are can""".split())
+ENDS_SENTENCE_RE = re.compile(r"[.!?…][\"'”’)]*\s*$")
+# a phrase of 2-15 words said 3+ times back to back, or of 5-15 words said twice ("and are more likely to be
+# abused, and are more likely to be abused"); word-level so punctuation between the copies does not hide it
+LOOP_MIN_REPEATS = {2: 3, 3: 3, 4: 3}
+LOOP_MAX_PERIOD = 15
+
+
+@dataclass(frozen=True)
+class ShapingSettings:
+    max_unpunctuated_words: int = 60  # a "sentence" longer than this is caption text without punctuation
+    max_sentence_non_word_share: float = 0.5  # a sentence of 8+ words with more non-words than this is garbled
+    min_words: int = 30  # the kept passage must still say something on its own (curation's min_words)
+
+
+@dataclass
+class ShapeResult:
+    text: str
+    original_words: int
+    kept_words: int
+    channel_talk_sentences: int = 0
+    repeated_sentences: int = 0
+    loops_collapsed: int = 0
+    garbled_sentences: int = 0
+    unpunctuated_sentences: int = 0
+    dropped_head_words: int = 0  # words before the kept passage (garbled / caption text, a partial first sentence)
+    dropped_tail_words: int = 0  # words after it
+    actions: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.actions)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ShapeResult":
+        return cls(**d)
+
+
+def starts_mid_thought(sentence: str) -> bool:
+    """Punctuation first, or a lower-case first word that does not usually open a sentence."""
+    if not STARTS_MID_RE.match(sentence):
+        return False
+    first = sentence.split()[0].lower().strip(",;:") if sentence.split() else ""
+    return not (sentence[0].isalpha() and first in SENTENCE_OPENERS)
+
+
+def _tidy(sentence: str) -> str:
+    """Stray commas where a caption dropped a filler word (", , how do we"), and a capital to start the sentence."""
+    s = re.sub(r"(?:\s*,){2,}", ",", sentence)
+    s = re.sub(r"^[\s,;:]+", "", s)
+    return s[0].upper() + s[1:] if s and s[0].islower() and len(s.split()) > 1 else s
+
+
+def _norm(sentence: str) -> str:
+    return " ".join(words(sentence))
+
+
+def _loop_at(hashes: np.ndarray, i: int) -> tuple[int, int] | None:
+    """(repeats, period) of the longest back-to-back phrase loop starting at word i, if any."""
+    best = None
+    for p in range(2, min(LOOP_MAX_PERIOD, (len(hashes) - i) // 2) + 1):
+        reps = 1
+        while i + (reps + 1) * p <= len(hashes) and np.array_equal(hashes[i + reps * p:i + (reps + 1) * p], hashes[i:i + p]):
+            reps += 1
+        if reps >= LOOP_MIN_REPEATS.get(p, 2) and (best is None or reps * p > best[0] * best[1]):
+            best = (reps, p)
+    return best
+
+
+def collapse_loops(sentence: str) -> tuple[str, int]:
+    """The sentence with back-to-back repeats of a phrase kept once; how many loops were collapsed."""
+    tokens = sentence.split()
+    if len(tokens) < 4:
+        return sentence, 0
+    # equality within one text only, so the process's own str hash is enough (and 20x cheaper than a stable hash)
+    hashes = np.fromiter((hash(re.sub(r"[^\w']", "", t.lower())) for t in tokens), dtype=np.int64, count=len(tokens))
+    # a loop of period p needs hashes[i] == hashes[i + p]: look only where some such pair exists (most sentences: none)
+    candidates = set()
+    for p in range(2, min(LOOP_MAX_PERIOD, len(tokens) // 2) + 1):
+        candidates.update(np.flatnonzero(hashes[p:] == hashes[:-p]).tolist())
+    if not candidates:
+        return sentence, 0
+    collapsed, i, out = 0, 0, []
+    while i < len(tokens):
+        loop = _loop_at(hashes, i) if i in candidates else None
+        if loop:
+            reps, p = loop
+            end = i + reps * p
+            # a last, partial copy ("..., and are more likely to be abused.") ends the phrase with its punctuation
+            if end + p - 1 <= len(tokens) and np.array_equal(hashes[end:end + p - 1], hashes[i:i + p - 1]):
+                out.extend(tokens[end:end + p - 1])
+                end += p - 1
+            else:
+                out.extend(tokens[i:i + p])
+            i = end
+            collapsed += 1
+        else:
+            out.append(tokens[i])
+            i += 1
+    return (" ".join(out), collapsed) if collapsed else (sentence, 0)
+
+
+def _garbled_sentence(sentence: str, settings: ShapingSettings) -> bool:
+    if FOREIGN_SCRIPT_RE.search(sentence):
+        return True
+    toks = [w for w in words(sentence) if w.isascii()]
+    if len(toks) < 8:
+        return False
+    vocab = english_vocabulary()
+    return sum(w not in vocab for w in toks) / len(toks) > settings.max_sentence_non_word_share
+
+
+def channel_talk(sentence: str) -> bool:
+    """Video talk or a housekeeping sentence (promotion, sponsor read, logistics)."""
+    return bool(VIDEO_TALK_RE.search(sentence)) or any(rx.search(sentence) for rx in filters._HOUSEKEEPING_RES.values())
+
+
+def _mark(sents: list[str], result: ShapeResult, settings: ShapingSettings) -> list[tuple[str, bool]]:
+    """(sentence, bad) in order, with channel talk and repeats dropped and loops collapsed; bad sentences (garbled,
+    caption runs) split the text into passages."""
+    marked: list[tuple[str, bool]] = []
+    seen: set[str] = set()
+    joined = " ".join(sents)
+    any_talk = bool(VIDEO_TALK_RE.search(joined) or filters._HOUSEKEEPING_ANY.search(joined))  # most texts: none
+    for s in sents:
+        s, loops = collapse_loops(_tidy(s))
+        result.loops_collapsed += loops
+        key = _norm(s)
+        if any_talk and channel_talk(s):
+            result.channel_talk_sentences += 1
+        elif key and key in seen and len(key.split()) >= 3:
+            result.repeated_sentences += 1
+        elif len(s.split()) >= settings.max_unpunctuated_words:  # no sentence end in 60+ words: caption text
+            result.unpunctuated_sentences += 1
+            marked.append((s, True))
+        elif _garbled_sentence(s, settings):
+            result.garbled_sentences += 1
+            marked.append((s, True))
+        else:
+            marked.append((s, False))
+        seen.add(key)
+    return marked
+
+
+def _longest_passage(marked: list[tuple[str, bool]]) -> tuple[int, int]:
+    """[a, b) of the run of good sentences with the most words."""
+    best, start = (0, 0, 0), None
+    for i, (_, bad) in enumerate(marked + [("", True)]):
+        if not bad and start is None:
+            start = i
+        elif bad and start is not None:
+            n = sum(len(x.split()) for x, _ in marked[start:i])
+            if n > best[0]:
+                best = (n, start, i)
+            start = None
+    return best[1], best[2]
+
+
+def shape(text: str, settings: ShapingSettings = ShapingSettings()) -> ShapeResult:
+    original_words = len(text.split())
+    result = ShapeResult(text=text, original_words=original_words, kept_words=original_words)
+    sents = sentences(text)
+    head_words = tail_words = 0
+    # the cut points of the segment: a first sentence that starts mid-thought, a last one that never ends
+    if sents and starts_mid_thought(sents[0]):
+        head_words += len(sents.pop(0).split())
+        result.actions.append("dropped a first sentence that starts mid-thought")
+    if sents and not ENDS_SENTENCE_RE.search(sents[-1]):
+        tail_words += len(sents.pop().split())
+        result.actions.append("dropped a last sentence with no sentence end")
+    marked = _mark(sents, result, settings)
+    a, b = _longest_passage(marked)
+    passage = [s for s, _ in marked[a:b]]
+    while passage and not ENDS_SENTENCE_RE.search(passage[-1]):  # a passage cut at a line break
+        b -= 1
+        passage.pop()
+    head_words += sum(len(s.split()) for s, _ in marked[:a])
+    tail_words += sum(len(s.split()) for s, _ in marked[b:])
+    result.dropped_head_words, result.dropped_tail_words = head_words, tail_words
+    for n, what in ((result.channel_talk_sentences, "channel-talk sentence(s) removed"),
+                    (result.repeated_sentences, "repeated sentence(s) removed"),
+                    (result.loops_collapsed, "phrase loop(s) collapsed"),
+                    (result.garbled_sentences, "garbled sentence(s) found"),
+                    (result.unpunctuated_sentences, "unpunctuated caption run(s) found")):
+        if n:
+            result.actions.append(f"{n} {what}")
+    if a > 0 or b < len(marked):
+        result.actions.append(f"kept the longest clean passage (dropped {head_words} words before, {tail_words} after)")
+    shaped = " ".join(passage).strip()
+    result.text = shaped if result.actions or shaped != " ".join(sentences(text)) else text
+    result.kept_words = len(result.text.split())
+    return result
+
+
+def stands_alone(result: ShapeResult, settings: ShapingSettings = ShapingSettings()) -> str | None:
+    """None when the shaped text can stand as an answer, or was too short before shaping (the length rule says so);
+    else the reject reason."""
+    if result.kept_words >= settings.min_words or result.original_words < settings.min_words:
+        return None
+    if result.unpunctuated_sentences and not result.garbled_sentences:
+        why = "caption text without sentence punctuation"
+    elif result.garbled_sentences:
+        why = "garbled passages"
+    elif result.channel_talk_sentences:
+        why = "mostly channel talk"
+    else:
+        why = "no complete sentences"
+    return (f"shaping: {result.kept_words} of {result.original_words} words left after shaping ({why}; "
+            f"min {settings.min_words})")

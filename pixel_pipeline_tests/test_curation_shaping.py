@@ -1,0 +1,87 @@
+"""Response shaping (curation.shaping): what a segment response must look like before a model learns to say it."""
+
+from pixel_pipeline.curation.shaping import ShapingSettings, collapse_loops, shape, stands_alone
+
+GOOD = ("Shame tells you that you are the problem. Guilt tells you that you did something wrong. "
+        "When we grow up in a home where our needs were ignored, we learn to hide. "
+        "Healing starts when you notice the voice of shame and name it for what it is. "
+        "You can then practise treating yourself with the same care you would offer a friend. ")
+
+
+def test_a_clean_response_is_returned_exactly_as_read():
+    result = shape(GOOD.strip())
+    assert result.text == GOOD.strip()
+    assert not result.changed
+
+
+def test_a_first_sentence_that_starts_mid_thought_is_dropped_and_the_answer_starts_with_a_capital():
+    result = shape("guilted for everything that went wrong at home. " + GOOD)
+    assert result.text.startswith("Shame tells you")
+    assert result.dropped_head_words == 8
+    assert "mid-thought" in result.actions[0]
+
+
+def test_a_last_sentence_with_no_sentence_end_is_dropped():
+    result = shape(GOOD + "And the next thing I want to talk about is")
+    assert result.text.endswith("offer a friend.")
+    assert result.dropped_tail_words == 10
+
+
+def test_channel_talk_is_removed_wherever_it_sits():
+    text = ("Welcome back to the channel. " + GOOD + "I will definitely put a link at the end of this video. "
+            "And it's always down in the description. Thanks for watching.")
+    result = shape(text)
+    assert result.text == GOOD.strip()
+    assert result.channel_talk_sentences == 4
+
+
+def test_a_phrase_loop_is_kept_once():
+    text, loops = collapse_loops("Children of narcissists are more likely to be abused, and are more likely to be "
+                                 "abused, and are more likely to be abused, and are more likely to be abused.")
+    assert loops == 1
+    assert text == "Children of narcissists are more likely to be abused."
+
+
+def test_ordinary_emphasis_is_not_a_loop():
+    sentence = "It is very, very hard, and I know that it is hard for you."
+    assert collapse_loops(sentence) == (sentence, 0)
+
+
+def test_a_repeated_sentence_is_removed():
+    result = shape(GOOD + "You can then practise treating yourself with the same care you would offer a friend.")
+    assert result.text == GOOD.strip()
+    assert result.repeated_sentences == 1
+
+
+def test_a_garbled_tail_is_cut_and_the_good_passage_kept():
+    tail = " Привет как дела это было очень хорошо. Zorbly fnax quorp blen sprock tavish mirn droop flerb."
+    result = shape(GOOD + tail)
+    assert result.text == GOOD.strip()
+    assert result.garbled_sentences == 2
+    assert result.dropped_tail_words > 0
+    assert stands_alone(result) is None
+
+
+def test_caption_text_without_punctuation_does_not_stand_as_an_answer():
+    caption = ("So when you grow up with a parent who yells you learn to watch every face in the room and you "
+               "become the one who keeps the peace and later in your marriage you notice that you still scan your "
+               "partner for signs of anger and you apologise before anything has happened because your body "
+               "remembers what it was like to be small and frightened and nobody came to help you then.")
+    result = shape(caption)
+    assert result.unpunctuated_sentences == 1
+    reason = stands_alone(result)
+    assert reason.startswith("shaping:") and "caption text" in reason
+
+
+def test_the_minimum_passage_length_is_curations_min_words_and_a_short_segment_is_left_to_the_length_rule():
+    cut = shape("guilted for everything that went wrong at home. " + GOOD)  # 8 words cut, 63 left
+    assert stands_alone(cut, ShapingSettings(min_words=60)) is None
+    assert stands_alone(cut, ShapingSettings(min_words=65)).startswith("shaping: 63 of 71 words left")
+    assert stands_alone(shape(GOOD), ShapingSettings(min_words=500)) is None  # too short as read: length's call
+
+
+def test_a_lower_case_sentence_opener_is_caption_style_not_a_cut():
+    result = shape("the most common myth I hear about anxiety is that it means you are weak. " + GOOD)
+    assert result.text.startswith("The most common myth")
+    assert result.dropped_head_words == 0
+    assert shape("of the people who were there, nobody said a word about it. " + GOOD).text.startswith("Shame")
