@@ -430,6 +430,7 @@ def _evaluation_check_specs() -> list[dg.AssetCheckSpec]:
 @dg.asset(
     group_name=GROUP,
     pool="gpu",
+    op_tags=GPU_OP_TAGS,
     deps=["fine_tuning_exports", *STAGE_ASSETS, "expert_adapters", "expert_router"],
     kinds={"pytorch", "peft"},
     check_specs=_evaluation_check_specs(),
