@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pixel_pipeline.core.settings import PipelinePaths
+from pixel_pipeline.core.settings import CORPUS_RUN_CONFIG, PipelinePaths
 
 
 def _dagster_env() -> dict[str, str]:
@@ -34,6 +34,9 @@ def run(select: str) -> int:
     print(f"pixel_pipeline: inputs  {paths.data_dir}")
     print(f"pixel_pipeline: outputs {paths.output_dir}")
     cmd = [_dagster_bin(), "asset", "materialize", "-m", "pixel_pipeline.definitions", "--select", select]
+    corpus_config = paths.data_dir / CORPUS_RUN_CONFIG
+    if corpus_config.is_file():  # a corpus's own settings travel with it (data/run_config.yaml for the sample)
+        cmd += ["-c", str(corpus_config)]
     print("+", " ".join(cmd), flush=True)
     code = subprocess.call(cmd, env=_dagster_env())
     print_outputs(paths)

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
+from pixel_pipeline.core.settings import CORPUS_RUN_CONFIG
 from pixel_pipeline_tests.conftest import SAMPLE_DATA_DIR
 
 pytestmark = pytest.mark.slow
@@ -49,7 +51,9 @@ def chain_run(tmp_path_factory):
         from pixel_pipeline.definitions import defs
 
         job = defs.resolve_implicit_global_asset_job_def()
-        result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+        run_config = yaml.safe_load((data / CORPUS_RUN_CONFIG).read_text(encoding="utf-8"))  # what `make run` passes
+        result = job.execute_in_process(run_config=run_config, instance=dg.DagsterInstance.ephemeral(),
+                                        raise_on_error=False)
         yield result, data, out
     finally:
         mp.undo()

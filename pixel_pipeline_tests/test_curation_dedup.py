@@ -103,7 +103,7 @@ def test_deduplicate_pairs_drops_copies_keeps_the_better_one_and_accounts_for_al
     kept = out.pairs
     assert segs["segment_id"].iat[0] in set(kept["segment_id"]) and kept["dup_cluster"].notna().sum() == 2
     assert list(kept.columns) == ["dataset", "segment_id", "record_id", "prompt", "response", "conversation", "style",
-                                  "expert", "source", "file", "group_key", "quality", "alignment", "quality_classifier",
+                                  "expert", "source", "file", "group_key", "quality", "alignment", "generator", "quality_classifier",
                                   "shaping", "crisis_flags", "pii_counts", "dup_cluster", "augmented"]
     assert dedup.remaining_duplicate_rate(kept["response"].tolist())["rate"] == 0.0
 

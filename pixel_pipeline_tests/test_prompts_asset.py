@@ -95,8 +95,9 @@ KEPT = len(SEGMENTS) - 2
 
 
 def test_every_segment_gets_a_question_a_person_would_ask_or_a_reason_why_not(tmp_paths, resources):
+    """Strict data (concept_fallback=False): the talk's own questions and concept forms its opening is about."""
     write_inputs(tmp_paths)
-    result = materialize(resources)
+    result = materialize(resources, {"concept_fallback": False})
     assert result.success
     table = read_parquet(tmp_paths.table("generated_prompts"))
     assert list(table.columns) == OUTPUT_COLUMNS
@@ -141,9 +142,24 @@ def test_every_segment_gets_a_question_a_person_would_ask_or_a_reason_why_not(tm
     assert "| style |" in metadata["sample_pairs"].value and "llm" in metadata["skipped_generators"].value
 
 
+def test_a_segment_left_without_a_question_gets_its_concept_in_a_general_form_marked_as_fallback(tmp_paths, resources):
+    write_inputs(tmp_paths)
+    result = materialize(resources)
+    assert result.success
+    table = read_parquet(tmp_paths.table("generated_prompts")).set_index("segment_id")
+    ids = segments_frame()["segment_id"].tolist()
+    gated = table.loc[ids[OPENING_GATED]]
+    assert gated["generator"] == "concept_fallback" and gated["alignment"] >= 0.3
+    assert PromptRules().violations(gated["prompt"], segments_frame()["text"][OPENING_GATED]) == []
+    assert (table["generator"] == "concept_fallback").sum() == 1  # only where nothing else was found
+    rejects = read_parquet(tmp_paths.rejects("generated_prompts")).set_index("segment_id")
+    assert list(rejects.index) == [ids[NO_QUESTION_SEGMENT]]  # no field concept at all: still rejected
+    assert rejects.loc[ids[NO_QUESTION_SEGMENT], "reasons"][0].startswith("no_acceptable_question")
+
+
 def test_without_client_questions_retrieval_is_skipped_with_a_message(tmp_paths, resources):
     write_inputs(tmp_paths, conversations=False)
-    result = materialize(resources)
+    result = materialize(resources, {"concept_fallback": False})
     metadata = result.asset_materializations_for_node("generated_prompts")[0].metadata
     assert "retrieval: no client questions" in metadata["skipped_generators"].value
     table = read_parquet(tmp_paths.table("generated_prompts"))
@@ -196,10 +212,10 @@ PANIC_QUESTION = "I get panic attacks at work. What can I do in the moment to ca
 def test_a_strong_real_question_is_kept_verbatim_and_a_weak_nearest_one_is_never_used(embedder):
     panic, grief = SEGMENTS[7], SEGMENTS[4]
     questions = conversations_frame([PANIC_QUESTION, "My mom died last year and everyone says I should be over it by now."])
-    run = generate_prompts(segments_frame([panic, grief]), questions, embedder, PromptSettings(generators=["retrieval"]))
+    run = generate_prompts(segments_frame([panic, grief]), questions, embedder, PromptSettings(generators=["retrieval"], concept_fallback=False))
     assert run.table["prompt"].tolist() == [PANIC_QUESTION]  # the grief question is near (cosine 0.6) but names no shared concept
     assert run.rejects[0]["reasons"][0].startswith("no_acceptable_question")
-    strict = generate_prompts(segments_frame([panic]), questions, embedder, PromptSettings(generators=["retrieval"], retrieval_min_similarity=0.95))
+    strict = generate_prompts(segments_frame([panic]), questions, embedder, PromptSettings(generators=["retrieval"], retrieval_min_similarity=0.95, concept_fallback=False))
     assert strict.table.empty
 
 
@@ -220,7 +236,7 @@ def test_a_real_question_is_not_reused_blindly(embedder):
 def test_by_default_a_question_answers_one_segment_only(embedder):
     panic = SEGMENTS[7]
     variant = (panic[0], panic[1].replace("every client", "every new client").replace("five things", "four things"))
-    run = generate_prompts(segments_frame([panic, variant]), conversations_frame([PANIC_QUESTION]), embedder, PromptSettings(generators=["retrieval"]))
+    run = generate_prompts(segments_frame([panic, variant]), conversations_frame([PANIC_QUESTION]), embedder, PromptSettings(generators=["retrieval"], concept_fallback=False))
     assert len(run.table) == 1 and run.rejects[0]["reasons"][0].startswith("prompt_already_used")
 
 

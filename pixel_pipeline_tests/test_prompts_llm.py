@@ -66,7 +66,7 @@ def test_generates_in_batches_and_decodes_only_new_text(tiny_llm):
 def test_the_rules_reject_its_garbage_and_the_other_generators_take_over(tiny_llm, embedder):
     segments = segments_frame(SEGMENTS[:2])
     settings = dict(llm_model=tiny_llm, llm_max_new_tokens=8, llm_batch_size=2, llm_device="cpu")
-    alone = generate_prompts(segments, None, embedder, PromptSettings(generators=["llm"], **settings))
+    alone = generate_prompts(segments, None, embedder, PromptSettings(generators=["llm"], concept_fallback=False, **settings))
     assert alone.table.empty and len(alone.rejects) == 2
     assert all(r["reasons"][0].startswith("no_valid_prompt") for r in alone.rejects)
     assert sum(alone.rule_failures["llm"].values()) >= alone.candidates_per_generator["llm"]

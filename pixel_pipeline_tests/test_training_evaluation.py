@@ -119,3 +119,13 @@ def test_evaluation_asset_after_the_training_group_writes_tables_files_and_check
     assert report["voice_references"] == 3
     assert {g["routed_style"] for g in report["generations"]} <= set(STYLES)
     assert (out / "evaluation.md").read_text().startswith("# Training evaluation")
+
+
+def test_the_voice_check_is_a_warning_on_the_random_tiny_model_and_an_error_on_a_pretrained_one():
+    from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL
+    from pixel_pipeline.training.evaluation import CHECK_VOICE, evaluation_verdicts
+
+    report = {"perplexity": [], "voice_scores": {"base": 0.2, "stage3_voice": 0.1}, "voice_references": 3}
+    for base_model, severity in ((DEFAULT_BASE_MODEL, "warn"), ("smollm2-135m-instruct", "error")):
+        (voice,) = [v for v in evaluation_verdicts({**report, "base_model": base_model}) if v["check_name"] == CHECK_VOICE]
+        assert voice["severity"] == severity and not voice["passed"]

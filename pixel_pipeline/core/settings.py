@@ -18,6 +18,9 @@ TRANSCRIPTS_DIR = "transcripts"
 COUNSELING_DIR = "counseling"
 COT_DIR = "cot"
 REVIEW_DIR = "review"
+# Dagster run config a corpus may carry in its root (the sample's lowers the training-size minimums); `cli run`
+# passes it with -c
+CORPUS_RUN_CONFIG = "run_config.yaml"
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from pixel_pipeline.curation import balance, dedup, pii
 from pixel_pipeline.curation.text import snippet
 
 PAIR_COLUMNS = ["dataset", "segment_id", "record_id", "prompt", "response", "conversation", "style", "expert", "source",
-                "file", "group_key", "quality", "alignment", "quality_classifier", "shaping", "crisis_flags", "pii_counts",
-                "dup_cluster", "augmented"]
+                "file", "group_key", "quality", "alignment", "generator", "quality_classifier", "shaping", "crisis_flags",
+                "pii_counts", "dup_cluster", "augmented"]
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,8 @@ def assemble(curated_segments: pd.DataFrame, generated_prompts: pd.DataFrame, cu
         gp = gp.sort_values("alignment", ascending=False, kind="stable")
         extra_prompt_rows = int(gp.duplicated("segment_id").sum())
         gp = gp.drop_duplicates("segment_id")
-    seg = curated_segments.merge(gp[["segment_id", "prompt", "alignment"]] if len(gp) else
-                                 pd.DataFrame(columns=["segment_id", "prompt", "alignment"]),
+    prompt_cols = ["segment_id", "prompt", "alignment", "generator"]
+    seg = curated_segments.merge(gp.reindex(columns=prompt_cols) if len(gp) else pd.DataFrame(columns=prompt_cols),
                                  on="segment_id", how="left")
     has_prompt = seg["prompt"].notna()
     upstream = ~has_prompt & seg["segment_id"].isin(prompt_rejected_ids)
@@ -94,6 +94,7 @@ def assemble(curated_segments: pd.DataFrame, generated_prompts: pd.DataFrame, cu
         "group_key": seg["file"],
         "quality": pd.to_numeric(seg["quality"], errors="coerce"),
         "alignment": pd.to_numeric(seg["alignment"], errors="coerce"),
+        "generator": seg["generator"],  # where the question came from (talk, retrieval, concepts, concept_fallback)
         # curation's evidence, shown in the exports' metadata and the review sheet
         "quality_classifier": pd.to_numeric(seg.get("score_quality_classifier", np.nan), errors="coerce"),
         "shaping": seg.get("shaping", ""),
@@ -115,6 +116,7 @@ def assemble(curated_segments: pd.DataFrame, generated_prompts: pd.DataFrame, cu
         "group_key": np.where(conv["dataset"] == DATASET_COT, conv["record_id"], conv.get("question_id", conv["record_id"])),
         "quality": np.nan,
         "alignment": np.nan,
+        "generator": None,
         "quality_classifier": np.nan,
         "shaping": None,
         "crisis_flags": conv["crisis_flags"] if "crisis_flags" in conv else [[] for _ in range(len(conv))],

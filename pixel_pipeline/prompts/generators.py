@@ -37,10 +37,11 @@ TALK = "talk"
 RETRIEVAL = "retrieval"
 CONCEPTS = "concepts"
 LLM = "llm"
+FALLBACK = "concept_fallback"  # not in GENERATOR_NAMES: it runs after them, for the segments they left without a question
 GENERATOR_NAMES = (TALK, RETRIEVAL, CONCEPTS, LLM)
 # Which kind of candidate wins when several are acceptable: the talk's own question and a real client question are
 # what a person asked; a concept form is a stand-in.
-GENERATOR_PRIORITY = {TALK: 3, RETRIEVAL: 2, LLM: 2, CONCEPTS: 1}
+GENERATOR_PRIORITY = {TALK: 3, RETRIEVAL: 2, LLM: 2, CONCEPTS: 1, FALLBACK: 0}
 
 
 class GeneratorUnavailable(RuntimeError):
@@ -244,15 +245,43 @@ class ConceptTemplateGenerator:
                     continue
                 for question, span in concept_forms(concept, intent, self.template_candidates, rng):
                     filled.append((i, question, span, concept.term))
-        out: list[list[Candidate]] = [[] for _ in segments]
+        if progress:
+            progress(len(segments), len(segments))
+        return self._tagged(filled, len(segments))
+
+    def _tagged(self, filled: list[tuple[int, str, tuple[int, int], str]], n: int) -> list[list[Candidate]]:
+        """The filled forms whose concept slot the tagger reads as a noun phrase, as candidates per segment."""
+        out: list[list[Candidate]] = [[] for _ in range(n)]
         for (i, question, (a, b), term), tokens in zip(filled, tag([q for _, q, _, _ in filled])):
             if slot_problem(slot_tags(tokens, a, b)):
                 self.stats["slot_rejected"] += 1
                 continue
             out[i].append(Candidate(prompt=question, generator=self.name, key_concepts=[term], note="template"))
-        if progress:
-            progress(len(segments), len(segments))
         return out
+
+
+class ConceptFallbackGenerator(ConceptTemplateGenerator):
+    """For a segment no other source found an acceptable question for: the field concept it names most (once is
+    enough) in a general question form. The least sure source: the pipeline does not hold it to the opening floor,
+    the pair says `generator: concept_fallback`, and `concept_fallback=False` turns it off for strict data."""
+
+    name = FALLBACK
+
+    def __init__(self, template_candidates: int = 6, seed: int = 13):
+        super().__init__(min_mentions=1, template_candidates=template_candidates, seed=seed, general_forms=True)
+
+    def generate(self, segments: Sequence[SegmentInput], progress: Progress | None = None) -> list[list[Candidate]]:
+        filled: list[tuple[int, str, tuple[int, int], str]] = []
+        for i, seg in enumerate(segments):
+            concepts = central_concepts(seg.text, 1, top_n=2, words_per_mention=10**9)
+            if not concepts:
+                self.stats["no_central_concept"] += 1
+                continue
+            rng = random.Random(f"{self.seed}:{FALLBACK}:{seg.segment_id}")
+            for concept in concepts:
+                for question, span in concept_forms(concept, GENERAL, self.template_candidates, rng):
+                    filled.append((i, question, span, concept.term))
+        return self._tagged(filled, len(segments))
 
 
 # ---------------------------------------------------------------------------------------------------------------

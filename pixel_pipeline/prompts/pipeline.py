@@ -24,12 +24,14 @@ from pixel_pipeline.core.records import DATASET_SEGMENTS, EXPERT_INDEX, reject_r
 from pixel_pipeline.prompts.cache import CandidateCache, generate_cached
 from pixel_pipeline.prompts.generators import (
     CONCEPTS,
+    FALLBACK,
     GENERATOR_NAMES,
     GENERATOR_PRIORITY,
     LLM,
     RETRIEVAL,
     TALK,
     Candidate,
+    ConceptFallbackGenerator,
     ConceptTemplateGenerator,
     GeneratorUnavailable,
     LLMBacktranslationGenerator,
@@ -88,6 +90,9 @@ class PromptSettings:
     # scoring
     opening_words: int = 60  # the response's opening: what a reader checks first for the answer
     opening_floor: float = 0.62  # minimum cosine of a question with the opening (below: opening_not_about_it)
+    # a segment left without a question gets its most named field concept in a general form (generator
+    # concept_fallback, not held to the opening floor); False: such segments are rejected (strict data)
+    concept_fallback: bool = True
     cross_encoder_model: str = ""
     # rules
     min_words: int = 6
@@ -369,6 +374,10 @@ def generate_prompts(
                 "bm25_rank": int(ranks[win]),
             }
         )
+    if settings.concept_fallback:
+        found, rejects, stats = _fallback_rows(rejects, inputs, texts, segments, embedder, settings, uses)
+        rows.extend(found)
+        generators = [*generators, stats]
     table = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
     if not table.empty:  # input order, not selection order
         position = {sid: n for n, sid in enumerate(segments["segment_id"].astype(str))}
@@ -389,6 +398,48 @@ def generate_prompts(
         rule_failures={g: dict(c) for g, c in rule_failures.items()},
         rows_in=len(inputs),
     )
+
+
+FALLBACK_REASONS = (NO_ACCEPTABLE_QUESTION, NO_VALID_PROMPT)
+
+
+def _fallback_rows(rejects: list[dict], inputs: list[SegmentInput], texts: list[str], segments: pd.DataFrame,
+                   embedder, settings: PromptSettings, uses: Counter) -> tuple[list[dict], list[dict], "ConceptFallbackGenerator"]:
+    """Concept-form questions for the segments no generator found a question for (ConceptFallbackGenerator): each
+    must pass the prompt rules and the alignment floor and be unused; the rest stay rejected with their reason."""
+    gen = ConceptFallbackGenerator(settings.template_candidates, settings.seed)
+    index = {inp.segment_id: i for i, inp in enumerate(inputs)}
+    todo = [index[r["segment_id"]] for r in rejects if r["reasons"][0].split(":")[0] in FALLBACK_REASONS]
+    if not todo:
+        return [], rejects, gen
+    found = gen.generate([inputs[i] for i in todo])
+    rules = settings.rules
+    flat = [(i, c) for i, cands in zip(todo, found) for c in cands
+            if not rules.violations(c.prompt, response=texts[i])]
+    if not flat:
+        return [], rejects, gen
+    prompt_vecs = embedder.encode([c.prompt for _, c in flat])
+    seg_vecs = embedder.encode([texts[i] for i, _ in flat])  # cached by the main scoring
+    alignment = np.einsum("ij,ij->i", prompt_vecs, seg_vecs).astype(np.float64)
+    ranks = BM25Index(texts).ranks([c.prompt for _, c in flat], np.asarray([i for i, _ in flat], dtype=np.int64))
+    best: dict[int, int] = {}
+    for k in sorted(range(len(flat)), key=lambda k: -alignment[k]):
+        i, c = flat[k]
+        key = normalise_prompt(c.prompt)
+        if i in best or alignment[k] < settings.alignment_floor or (settings.unique_prompts and uses[key]):
+            continue
+        best[i] = k
+        uses[key] += 1
+    rows = []
+    for i, k in best.items():
+        seg, c = segments.iloc[i], flat[k][1]
+        expert = seg.get("expert") if "expert" in segments else EXPERT_INDEX.get(inputs[i].style)
+        rows.append({"segment_id": inputs[i].segment_id, "prompt": c.prompt, "generator": FALLBACK,
+                     "alignment": round(float(alignment[k]), 4), "candidates": "[]", "key_concepts": list(c.key_concepts),
+                     "style": inputs[i].style, "expert": None if expert is None or pd.isna(expert) else int(expert),
+                     "bm25_rank": int(ranks[k])})
+    answered = {inputs[i].segment_id for i in best}
+    return rows, [r for r in rejects if r["segment_id"] not in answered], gen
 
 
 def count_slot_violations(table: pd.DataFrame) -> int:

@@ -71,6 +71,8 @@ def pair_metadata(row: Mapping[str, Any]) -> dict[str, Any]:
         "crisis_flags": [str(f) for f in flags] if isinstance(flags, list) else [],
         "split": row.get("split"),
     }
+    if clean(row.get("generator")):
+        meta["generator"] = clean(row.get("generator"))  # the prompt's source (prompts.generators)
     if clean(row.get("shaping")):
         meta["shaping"] = clean(row.get("shaping"))  # what curation cut from the segment (curation.shaping)
     if bool(clean(row.get("augmented")) or False):

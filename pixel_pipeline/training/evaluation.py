@@ -25,6 +25,7 @@ from typing import Any
 
 from pixel_pipeline.core.markdown import markdown_table
 from pixel_pipeline.splits.system_prompts import system_prompt
+from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL
 from pixel_pipeline.training.data import Example, collate_rows, epoch_batches, read_messages_jsonl, tokenize_conversations
 
 EVAL_QUESTIONS_FILE = Path(__file__).with_name("eval_questions.json")
@@ -235,6 +236,9 @@ def evaluation_verdicts(report: Mapping[str, Any], min_perplexity_drop: float = 
          "metadata": {"per_stage": drops, "min_drop": min_perplexity_drop,
                       "stages_evaluated": len(drops)}},
         {"check_name": CHECK_VOICE, "passed": voice_ok,
+         # the embedded tiny model is randomly initialised: its answers are noise, so on it the voice score is
+         # reported as a warning, not a verdict (the perplexity check stays an error on every model)
+         "severity": "warn" if report.get("base_model") == DEFAULT_BASE_MODEL else "error",
          "metadata": {"base": base, "stage3_voice": stage3, "references": report.get("voice_references", 0)}},
     ]
 
