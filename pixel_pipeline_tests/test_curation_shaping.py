@@ -85,3 +85,19 @@ def test_a_lower_case_sentence_opener_is_caption_style_not_a_cut():
     assert result.text.startswith("The most common myth")
     assert result.dropped_head_words == 0
     assert shape("of the people who were there, nobody said a word about it. " + GOOD).text.startswith("Shame")
+
+
+def test_opening_sentences_that_lean_on_what_came_before_the_cut_are_dropped():
+    result = shape("And then you say, I have to try harder. That is how quickly it gets out of control. " + GOOD)
+    assert result.text.startswith("Shame tells you")
+    assert any("lean on what came before" in a for a in result.actions)
+
+
+def test_at_most_three_leaning_sentences_are_dropped():
+    leaning = "And it goes on. And it goes further. And it goes deeper. And it keeps going for years. "
+    assert shape(leaning + GOOD).text.startswith("And it keeps going for years.")
+
+
+def test_a_mention_of_the_speakers_other_videos_is_channel_talk():
+    result = shape(GOOD + "I recently did a whole video on the safer parent idea.")
+    assert result.text == GOOD.strip() and result.channel_talk_sentences == 1

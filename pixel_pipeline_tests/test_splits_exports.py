@@ -314,3 +314,14 @@ def test_all_conversation_turns_option_keeps_multi_turn_chats(tmp_path, tokenize
     assert all(set(s) == {"instruction", "input", "output"} for s in litgpt)  # LitGPT JSON stays single-turn
     with pytest.raises(ValueError, match="conversation_turns"):
         write_exports(table, tmp_path / "other", [], tokenizer, base_model=DEFAULT_BASE_MODEL, conversation_turns="x")
+
+
+def test_the_card_counts_what_curation_did_to_the_segment_responses():
+    from pixel_pipeline.splits.exports import segment_curation_counts
+
+    meta = lambda **m: {"metadata": {"dataset": "segments", "scores": {"quality_classifier": m.pop("p")}, **m}}
+    counted = [meta(p=0.1, generator="talk", shaping="1 phrase loop(s) collapsed"), meta(p=0.3, generator="concept_fallback"),
+               meta(p=0.2, generator="concept_fallback"), {"metadata": {"dataset": "cot", "scores": {}}}]
+    c = segment_curation_counts(counted)
+    assert c == {"segment_pairs": 3, "responses_shaped": 1, "quality_classifier_median": 0.2, "quality_classifier_max": 0.3,
+                 "questions_by_generator": {"concept_fallback": 2, "talk": 1}}

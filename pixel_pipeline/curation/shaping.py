@@ -33,6 +33,7 @@ VIDEO_TALK_RE = re.compile(
     r"\b(welcome (back )?to (my|the|this|our) (channel|video|podcast|show|episode)|welcome back\b|"
     r"(hi|hey|hello),? (everybody|everyone|guys|friends|there)\b|"
     r"subscrib\w*|like and share|hit the bell|description (box )?below|in the description|"
+    r"(did|made|do|make) (a|an|another) (whole |new |separate )?(video|episode)|"
     r"down (in|below) (the|in the) (description|comments?)|my (course|program|membership|patreon)\b|"
     r"sponsor(ed)? by|use (the )?code|(today'?s|this|last week'?s|next|previous|other|my last|a previous) (video|episode)|"
     r"(in|on) (this|my|our) (channel|podcast)|see you (next time|in the next)|thanks? (you )?for (watching|listening)|"
@@ -87,6 +88,19 @@ class ShapeResult:
     @classmethod
     def from_json(cls, d: dict) -> "ShapeResult":
         return cls(**d)
+
+
+# A first sentence that leans on what came before the cut ("And then you say ...", "That is how quickly ...", "They
+# have been known to ...", "Same with ...") reads as the middle of a thought even with a capital: up to
+# MAX_LEANING_OPENERS such sentences are dropped at the segment's start.
+LEANING_OPENERS = frozenset("""and but or because which that that's then also same plus whereas although though
+it it's its they they're them their he she him her his these those""".split())
+MAX_LEANING_OPENERS = 3
+
+
+def leans_on_before(sentence: str) -> bool:
+    first = re.sub(r"[^\w']", "", sentence.split()[0].lower()) if sentence.split() else ""
+    return first in LEANING_OPENERS
 
 
 def starts_mid_thought(sentence: str) -> bool:
@@ -218,6 +232,12 @@ def shape(text: str, settings: ShapingSettings = ShapingSettings()) -> ShapeResu
     if sents and starts_mid_thought(sents[0]):
         head_words += len(sents.pop(0).split())
         result.actions.append("dropped a first sentence that starts mid-thought")
+    leaning = 0
+    while sents and leaning < MAX_LEANING_OPENERS and leans_on_before(sents[0]):
+        head_words += len(sents.pop(0).split())
+        leaning += 1
+    if leaning:
+        result.actions.append(f"dropped {leaning} opening sentence(s) that lean on what came before the cut")
     if sents and not ENDS_SENTENCE_RE.search(sents[-1]):
         tail_words += len(sents.pop().split())
         result.actions.append("dropped a last sentence with no sentence end")

@@ -255,6 +255,7 @@ def _build(
         "rejected_by_reason": dict(
             Counter(str(reason).split(":")[0] for line in rejected for reason in line["reasons"]).most_common()
         ),
+        "segment_curation": segment_curation_counts(counted),
     }
 
     # 8b. configs for TRL, Axolotl, LLaMA-Factory and LitGPT over the stage / expert files
@@ -322,6 +323,32 @@ def _voice_line(voice: Mapping[str, Any]) -> str:
     return f"Stage 3 is trained on the educator's own channel: {sources} ({voice.get('origin', '')})."
 
 
+def _segment_curation_lines(c: Mapping[str, Any]) -> str:
+    if not c.get("segment_pairs"):
+        return "No segment pairs."
+    by_gen = ", ".join(f"{g}: {n}" for g, n in c["questions_by_generator"].items())
+    return (f"- {c['responses_shaped']} of {c['segment_pairs']} responses were shaped (channel talk, loops, garbled or "
+            "caption passages, partial sentences cut); `metadata.shaping` says what was cut.\n"
+            f"- Quality classifier P(a careful reader rejects it), kept pairs: median {c['quality_classifier_median']}, "
+            f"max {c['quality_classifier_max']} (`metadata.scores.quality_classifier`).\n"
+            f"- Questions by source (`metadata.generator`): {by_gen}. `concept_fallback` questions are general "
+            "concept questions the response's opening is not checked against: filter them out for the strictest set.")
+
+
+def segment_curation_counts(counted: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What curation and prompt generation did to the exported segment pairs: responses shaped, the quality
+    classifier's P(reader rejects), where the questions came from (the dataset card shows it)."""
+    seg = [r["metadata"] for r in counted if r["metadata"]["dataset"] == "segments"]
+    scores = sorted(m["scores"]["quality_classifier"] for m in seg if m["scores"].get("quality_classifier") is not None)
+    return {
+        "segment_pairs": len(seg),
+        "responses_shaped": sum(1 for m in seg if m.get("shaping")),
+        "quality_classifier_median": round(scores[len(scores) // 2], 4) if scores else None,
+        "quality_classifier_max": round(scores[-1], 4) if scores else None,
+        "questions_by_generator": dict(Counter(str(m.get("generator")) for m in seg).most_common()),
+    }
+
+
 def dataset_card(
     counts: Mapping[str, Any], token_stats: Mapping[str, Any], mixed: Mapping[str, Any], splits: Sequence[str],
     base_model: str, extra: Mapping[str, Any], conversation_turns: str = "pair", voice: Mapping[str, Any] | None = None,
@@ -373,6 +400,9 @@ Experts (segments by style):
 
 ## The voice stage
 {_voice_line(voice or {})}
+
+## Segment responses and their questions
+{_segment_curation_lines(counts.get("segment_curation") or {})}
 
 ## Sources (top 15)
 {markdown_table(source_rows, ["source", "pairs"])}
