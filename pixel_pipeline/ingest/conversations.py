@@ -127,15 +127,25 @@ def _reject_id(value: Any) -> str:
 # counseling
 
 
-def _counseling_row(record: Any, index: int, input_file: str, source: str, settings: ConversationSettings, stage: str) -> tuple[dict | None, dict | None]:
-    """(row, None) or (None, reject) for one counseling record ({Context, Response, ...}, keys case-insensitive)."""
+def _unreadable_record(record: Any, index: int, input_file: str, dataset: str, stage: str, source: str | None,
+                       expected: str) -> dict | None:
+    """The reject row of a record the reader could not parse, or that is not an object; None for a usable one."""
     if isinstance(record, BrokenRecord):
         details = {"input_file": input_file, "row_index": index, "raw": snippet(record.raw)}
-        return None, reject_row(DATASET_COUNSELING, _reject_id(record.raw), stage, [record.reason], details, source, None)
+        return reject_row(dataset, _reject_id(record.raw), stage, [record.reason], details, source, None)
     if not isinstance(record, dict):
         details = {"input_file": input_file, "row_index": index, "raw": snippet(record)}
-        reason = f"not_an_object: expected an object with Context and Response, got {type(record).__name__}"
-        return None, reject_row(DATASET_COUNSELING, _reject_id(record), stage, [reason], details, source, None)
+        reason = f"not_an_object: expected {expected}, got {type(record).__name__}"
+        return reject_row(dataset, _reject_id(record), stage, [reason], details, source, None)
+    return None
+
+
+def _counseling_row(record: Any, index: int, input_file: str, source: str, settings: ConversationSettings, stage: str) -> tuple[dict | None, dict | None]:
+    """(row, None) or (None, reject) for one counseling record ({Context, Response, ...}, keys case-insensitive)."""
+    problem = _unreadable_record(record, index, input_file, DATASET_COUNSELING, stage, source,
+                                 "an object with Context and Response")
+    if problem:
+        return None, problem
     keys = {str(k).strip().lower(): k for k in record}
     context, response = (record.get(keys[name]) if name in keys else None for name in ("context", "response"))
     reasons = []
@@ -280,13 +290,9 @@ def validate_turns(turns: list[dict[str, Any]], settings: ConversationSettings) 
 def cot_record(record: Any, index: int, input_file: str, settings: ConversationSettings, stage: str = "cot_conversations") -> tuple[dict | None, dict | None]:
     """(row, None) or (None, reject) for one reasoning record."""
     file_name = Path(input_file).name
-    if isinstance(record, BrokenRecord):
-        details = {"input_file": input_file, "row_index": index, "raw": snippet(record.raw)}
-        return None, reject_row(DATASET_COT, _reject_id(record.raw), stage, [record.reason], details, file_name, None)
-    if not isinstance(record, dict):
-        details = {"input_file": input_file, "row_index": index, "raw": snippet(record)}
-        reason = f"not_an_object: expected a JSON object, got {type(record).__name__}"
-        return None, reject_row(DATASET_COT, _reject_id(record), stage, [reason], details, file_name, None)
+    problem = _unreadable_record(record, index, input_file, DATASET_COT, stage, file_name, "a JSON object")
+    if problem:
+        return None, problem
     raw_turns = next((record[k] for k in ("conversation", "messages", "conversations") if k in record), None)
     turns, system, problems, offending = normalise_turns(raw_turns)
     more, more_offending = validate_turns(turns, settings)

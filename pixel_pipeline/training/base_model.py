@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,23 +142,43 @@ def packaged_model_dir(name: str, models_dir: str | os.PathLike) -> Path:
     return Path(models_dir) / f"{name}-{Path(PACKAGED_MODELS[name][1]).stem.rsplit('.', 1)[-1].lower()}"
 
 
-def ensure_packaged_model(name: str, models_dir: str | os.PathLike) -> Path:
-    """Dequantise the packaged GGUF to a float32 HF folder once; concurrent callers see a complete folder or none."""
-    final = packaged_model_dir(name, models_dir)
+def _publish_model_folder(final: Path, write: Callable[[Path], None]) -> Path:
+    """`write(tmp)` into a fresh folder beside `final`, then rename it into place: concurrent callers see a complete
+    folder or none, and the first one to finish wins."""
     if (final / "config.json").exists() and (final / "tokenizer.json").exists():
         return final
-    gguf = packaged_gguf(name)
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    progress = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        write(tmp)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process finished first: keep its folder
+            if not (final / "config.json").exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def ensure_packaged_model(name: str, models_dir: str | os.PathLike) -> Path:
+    """Dequantise the packaged GGUF to a float32 HF folder once."""
+
+    def write(tmp: Path) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        gguf = packaged_gguf(name)
+        progress = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        finally:
+            if progress:
+                hf_logging.enable_progress_bar()
         # The weights are already dequantised float32 tensors; transformers only refuses to save while the GGUF
         # quantizer is attached, so detach it and the config entry that would re-attach it on load.
         model.hf_quantizer = None
@@ -167,17 +188,8 @@ def ensure_packaged_model(name: str, models_dir: str | os.PathLike) -> Path:
         model.save_pretrained(tmp, safe_serialization=True)
         (tmp / "source.json").write_text(json.dumps({"name": name, "gguf_file": str(gguf),
                                                      "gguf_bytes": gguf.stat().st_size, "dtype": "float32"}))
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process finished first: keep its folder
-            if not (final / "config.json").exists():
-                raise
-    finally:
-        if progress:
-            hf_logging.enable_progress_bar()
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+
+    return _publish_model_folder(packaged_model_dir(name, models_dir), write)
 
 
 def _tokenizer_training_lines() -> list[str]:
@@ -248,26 +260,15 @@ def _build_embedded_model(tokenizer):
 
 
 def ensure_embedded_model(models_dir: str | os.PathLike) -> Path:
-    """Build and save the embedded model + tokenizer once; concurrent callers see a complete folder or none."""
-    final = embedded_model_dir(models_dir)
-    if (final / "config.json").exists() and (final / "tokenizer.json").exists():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    """Build and save the embedded model + tokenizer once."""
+
+    def write(tmp: Path) -> None:
         tokenizer = _train_embedded_tokenizer()
         model = _build_embedded_model(tokenizer)
         tokenizer.save_pretrained(tmp)
         model.save_pretrained(tmp, safe_serialization=True)
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process finished first: keep its folder
-            if not (final / "config.json").exists():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+
+    return _publish_model_folder(embedded_model_dir(models_dir), write)
 
 
 def load_tokenizer(base_model: str = DEFAULT_BASE_MODEL, models_dir: str | os.PathLike = "output/models",
