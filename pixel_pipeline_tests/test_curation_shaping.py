@@ -15,7 +15,7 @@ def test_a_clean_response_is_returned_exactly_as_read():
 
 
 def test_a_first_sentence_that_starts_mid_thought_is_dropped_and_the_answer_starts_with_a_capital():
-    result = shape("guilted for everything that went wrong at home. " + GOOD)
+    result = shape("blamed for each thing that broke at home. " + GOOD)
     assert result.text.startswith("Shame tells you")
     assert result.dropped_head_words == 8
     assert "mid-thought" in result.actions[0]
@@ -28,18 +28,18 @@ def test_a_last_sentence_with_no_sentence_end_is_dropped():
 
 
 def test_channel_talk_is_removed_wherever_it_sits():
-    text = ("Welcome back to the channel. " + GOOD + "I will definitely put a link at the end of this video. "
-            "And it's always down in the description. Thanks for watching.")
+    text = ("Welcome back to the channel. " + GOOD + "The worksheet for this video sits in the description. "
+            "Tap the link below to get it. Thanks for watching.")
     result = shape(text)
     assert result.text == GOOD.strip()
     assert result.channel_talk_sentences == 4
 
 
 def test_a_phrase_loop_is_kept_once():
-    text, loops = collapse_loops("Children of narcissists are more likely to be abused, and are more likely to be "
-                                 "abused, and are more likely to be abused, and are more likely to be abused.")
+    text, loops = collapse_loops("Lonely teenagers are more likely to skip school, and are more likely to skip "
+                                 "school, and are more likely to skip school, and are more likely to skip school.")
     assert loops == 1
-    assert text == "Children of narcissists are more likely to be abused."
+    assert text == "Lonely teenagers are more likely to skip school."
 
 
 def test_ordinary_emphasis_is_not_a_loop():
@@ -74,7 +74,7 @@ def test_caption_text_without_punctuation_does_not_stand_as_an_answer():
 
 
 def test_the_minimum_passage_length_is_curations_min_words_and_a_short_segment_is_left_to_the_length_rule():
-    cut = shape("guilted for everything that went wrong at home. " + GOOD)  # 8 words cut, 63 left
+    cut = shape("blamed for each thing that broke at home. " + GOOD)  # 8 words cut, 63 left
     assert stands_alone(cut, ShapingSettings(min_words=60)) is None
     assert stands_alone(cut, ShapingSettings(min_words=65)).startswith("shaping: 63 of 71 words left")
     assert stands_alone(shape(GOOD), ShapingSettings(min_words=500)) is None  # too short as read: length's call
@@ -88,7 +88,7 @@ def test_a_lower_case_sentence_opener_is_caption_style_not_a_cut():
 
 
 def test_opening_sentences_that_lean_on_what_came_before_the_cut_are_dropped():
-    result = shape("And then you say, I have to try harder. That is how quickly it gets out of control. " + GOOD)
+    result = shape("And after that the week gets busier. That is when the old habits come back. " + GOOD)
     assert result.text.startswith("Shame tells you")
     assert any("lean on what came before" in a for a in result.actions)
 
@@ -99,5 +99,5 @@ def test_at_most_three_leaning_sentences_are_dropped():
 
 
 def test_a_mention_of_the_speakers_other_videos_is_channel_talk():
-    result = shape(GOOD + "I recently did a whole video on the safer parent idea.")
+    result = shape(GOOD + "Last month I made a whole video on the calm-parent routine.")
     assert result.text == GOOD.strip() and result.channel_talk_sentences == 1

@@ -1,8 +1,8 @@
 """Response shaping: the part of a segment a model should learn to say, cut at sentence boundaries.
 
 A talk segment is cut out of a longer transcript by time, so it often starts inside a sentence, carries channel
-talk ("in this video", "link in the description", a sponsor read), holds a caption loop ("and are more likely to be
-abused, and are more likely to be abused, ...") or ends in speech-recognition noise. Shaping, per text:
+talk ("in this video", "link in the description", a sponsor read), holds a caption loop ("and they tend to hide,
+and they tend to hide, ...") or ends in speech-recognition noise. Shaping, per text:
 
 1. split into sentences; mark each one as channel talk (the housekeeping patterns plus video talk), a repeat of an
    earlier sentence, garbled (other-script run, or mostly non-words), or an unpunctuated caption run (60+ words
@@ -44,15 +44,15 @@ VIDEO_TALK_RE = re.compile(
 FOREIGN_SCRIPT_RE = filters.FOREIGN_SCRIPT_RE
 STARTS_MID_RE = re.compile(r"^\s*([a-z]|[,;:.)\]\-–—…'’])")
 # A lower-case first word that usually opens a sentence ("the most common myth I hear ...", "so why do we ..."):
-# caption text without capitals, not a cut in the middle of a sentence. Anything else lower case ("guilted for
+# caption text without capitals, not a cut in the middle of a sentence. Anything else lower case ("blamed for
 # everything ...", "of the people who ...") is where the cut fell.
 SENTENCE_OPENERS = frozenset("""a an the this that these those there here it its i i'm i've we we're our you you're
 your my he she they their so but now when what why how if because one some many most people
 today yes no okay ok well let let's another every all sometimes maybe imagine remember first second next then
 also even just there's that's it's what's here's don't do does is are can""".split())
 ENDS_SENTENCE_RE = re.compile(r"[.!?…][\"'”’)]*\s*$")
-# a phrase of 2-15 words said 3+ times back to back, or of 5-15 words said twice ("and are more likely to be
-# abused, and are more likely to be abused"); word-level so punctuation between the copies does not hide it
+# a phrase of 2-15 words said 3+ times back to back, or of 5-15 words said twice ("and they pull away from people,
+# and they pull away from people"); word-level so punctuation between the copies does not hide it
 LOOP_MIN_REPEATS = {2: 3, 3: 3, 4: 3}
 LOOP_MAX_PERIOD = 15
 
@@ -153,7 +153,7 @@ def collapse_loops(sentence: str) -> tuple[str, int]:
         if loop:
             reps, p = loop
             end = i + reps * p
-            # a last, partial copy ("..., and are more likely to be abused.") ends the phrase with its punctuation
+            # a last, partial copy ("..., and they pull away from people.") ends the phrase with its punctuation
             if end + p - 1 <= len(tokens) and np.array_equal(hashes[end:end + p - 1], hashes[i:i + p - 1]):
                 out.extend(tokens[end:end + p - 1])
                 end += p - 1
