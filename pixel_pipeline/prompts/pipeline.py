@@ -266,13 +266,15 @@ def generate_prompts(
         seg_vecs = embedder.encode(texts)
         prompt_vecs = embedder.encode(prompts, progress=(lambda d, t: progress("alignment", d, t)) if progress else None)
         alignment = np.einsum("ij,ij->i", prompt_vecs, seg_vecs[seg_idx]).astype(np.float64)
-        ranks = BM25Index(texts).ranks(prompts, seg_idx)
+        bm25 = BM25Index(texts)
+        ranks = bm25.ranks(prompts, seg_idx)
         # The opening answers first: a question the first sentences are not about reads as unanswered.
         with_candidates = sorted(set(seg_idx.tolist()))
         opening_vecs = embedder.encode([response_opening(texts[i], settings.opening_words) for i in with_candidates])
         row = {i: n for n, i in enumerate(with_candidates)}
         opening = np.einsum("ij,ij->i", prompt_vecs, opening_vecs[[row[i] for i in seg_idx]]).astype(np.float64)
     else:
+        bm25 = None
         alignment, ranks, opening = np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0)
     for k, (_, c) in enumerate(flat):
         if opening[k] < settings.opening_floor:
@@ -375,7 +377,7 @@ def generate_prompts(
             }
         )
     if settings.concept_fallback:
-        found, rejects, stats = _fallback_rows(rejects, inputs, texts, segments, embedder, settings, uses)
+        found, rejects, stats = _fallback_rows(rejects, inputs, texts, segments, embedder, settings, uses, bm25)
         rows.extend(found)
         generators = [*generators, stats]
     table = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
@@ -404,7 +406,8 @@ FALLBACK_REASONS = (NO_ACCEPTABLE_QUESTION, NO_VALID_PROMPT)
 
 
 def _fallback_rows(rejects: list[dict], inputs: list[SegmentInput], texts: list[str], segments: pd.DataFrame,
-                   embedder, settings: PromptSettings, uses: Counter) -> tuple[list[dict], list[dict], "ConceptFallbackGenerator"]:
+                   embedder, settings: PromptSettings, uses: Counter, bm25: BM25Index | None
+                   ) -> tuple[list[dict], list[dict], "ConceptFallbackGenerator"]:
     """Concept-form questions for the segments no generator found a question for (ConceptFallbackGenerator): each
     must pass the prompt rules and the alignment floor and be unused; the rest stay rejected with their reason."""
     gen = ConceptFallbackGenerator(settings.template_candidates, settings.seed)
@@ -421,7 +424,8 @@ def _fallback_rows(rejects: list[dict], inputs: list[SegmentInput], texts: list[
     prompt_vecs = embedder.encode([c.prompt for _, c in flat])
     seg_vecs = embedder.encode([texts[i] for i, _ in flat])  # cached by the main scoring
     alignment = np.einsum("ij,ij->i", prompt_vecs, seg_vecs).astype(np.float64)
-    ranks = BM25Index(texts).ranks([c.prompt for _, c in flat], np.asarray([i for i, _ in flat], dtype=np.int64))
+    bm25 = bm25 or BM25Index(texts)  # the main scoring's index when it built one
+    ranks = bm25.ranks([c.prompt for _, c in flat], np.asarray([i for i, _ in flat], dtype=np.int64))
     best: dict[int, int] = {}
     for k in sorted(range(len(flat)), key=lambda k: -alignment[k]):
         i, c = flat[k]

@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pixel_pipeline.core.records import DATASET_COT, DATASET_COUNSELING, DATASET_SEGMENTS
+from pixel_pipeline.splits.assign import STAGE_COUNSELING, STAGE_NAMES, STAGE_REASONING, STAGE_VOICE
 
-STAGE_DATASETS = {"stage1_counseling": DATASET_COUNSELING, "stage2_reasoning": DATASET_COT, "stage3_voice": DATASET_SEGMENTS}
+STAGE_DATASETS = {STAGE_NAMES[STAGE_COUNSELING]: DATASET_COUNSELING, STAGE_NAMES[STAGE_REASONING]: DATASET_COT,
+                  STAGE_NAMES[STAGE_VOICE]: DATASET_SEGMENTS}
 WHAT = {DATASET_COUNSELING: "conversation", DATASET_COT: "conversation", DATASET_SEGMENTS: "segment"}
 
 

@@ -18,9 +18,10 @@ from typing import Any
 
 from pixel_pipeline.core.io import write_json, write_jsonl, write_text
 from pixel_pipeline.core.records import STYLES
+from pixel_pipeline.splits.assign import STAGE_NAMES
 
 CONFIG_DIR = "trainer_configs"
-STAGE_RUNS = ("stage1_counseling", "stage2_reasoning", "stage3_voice")
+STAGE_RUNS = tuple(STAGE_NAMES.values())
 # Hub ids for the names our own trainer resolves locally; other tools download these.
 HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
            "pixel-tiny-llama": "HuggingFaceTB/SmolLM2-135M-Instruct"}  # the embedded model exists only here

@@ -24,14 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from pixel_pipeline.core.markdown import markdown_table
+from pixel_pipeline.splits.assign import STAGE_NAMES, STAGE_VOICE
 from pixel_pipeline.splits.system_prompts import system_prompt
 from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL
 from pixel_pipeline.training.data import Example, collate_rows, epoch_batches, read_messages_jsonl, tokenize_conversations
 
 EVAL_QUESTIONS_FILE = Path(__file__).with_name("eval_questions.json")
 BASE = "base"
-STAGE_MODELS = ("stage1_counseling", "stage2_reasoning", "stage3_voice")
-VOICE_STAGE = "stage3_voice"
+STAGE_MODELS = tuple(STAGE_NAMES.values())
+VOICE_STAGE = STAGE_NAMES[STAGE_VOICE]
 GENERATION_MODELS = (BASE, "stage1_counseling", VOICE_STAGE)  # plus the routed expert
 ROUTED = "routed_expert"
 CHECK_STAGE_PERPLEXITY = "each_stage_lowers_its_own_validation_perplexity"
