@@ -3,6 +3,7 @@
     python benchmarks/bench_data_chain.py --sizes 1000 10000 100000
     python benchmarks/bench_data_chain.py --sizes 200 1000          # a quick look
     python benchmarks/bench_data_chain.py --sizes 100000 --results output/bench_data_chain.json   # one size per run
+    python benchmarks/bench_data_chain.py --data-dir /tmp/realdev      # a corpus of your own, cold (issue 15)
 
 
 For each size, a corpus is generated under a temporary PIXEL_DATA_DIR: `--sizes` segments in the 8 style x quality
@@ -202,11 +203,35 @@ def print_per_1k(by_size: dict[int, list[dict]]) -> None:
     print("| peak RSS (MB) | " + " | ".join(peaks) + " |")
 
 
+def run_corpus(data_dir: Path, out: Path | None, assets, rss: PeakRss) -> int:
+    """One cold run on a given corpus: every data asset, a fresh output folder (no cache) unless `out` holds one."""
+    import dagster as dg
+
+    out = out or Path(tempfile.mkdtemp(prefix="pixel-bench-corpus-"))
+    os.environ["PIXEL_DATA_DIR"] = str(data_dir.resolve())
+    os.environ["PIXEL_OUTPUT_DIR"] = str(out.resolve())
+    cold = not (out / "cache").exists()
+    print(f"\n== {data_dir} -> {out} ({'cold: no cache' if cold else 'warm: cache present'})")
+    start = time.perf_counter()
+    with dg.instance_for_test() as instance:
+        rows = materialize_each(assets, resources_for(out / "cache"), instance, rss)
+    wall = time.perf_counter() - start
+    print_table(rows, f"{data_dir.name} ({'cold' if cold else 'warm'}), wall {wall:.1f} s in one process")
+    rss.stop()
+    failed = [r["asset"] for r in rows if not r["ok"]]
+    if failed:
+        print(f"\nFAILED assets: {failed}")
+    return 1 if failed else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--keep", action="store_true", help="keep the generated corpora and outputs")
     parser.add_argument("--results", type=Path, help="JSON file to merge this run's rows into (per-1k table over all)")
+    parser.add_argument("--data-dir", type=Path, help="run once on this corpus (PIXEL_DATA_DIR layout) instead of "
+                        "generated sizes, with a fresh output folder and embedding cache (cold)")
+    parser.add_argument("--out", type=Path, help="with --data-dir: the output folder (default: a temporary one)")
     args = parser.parse_args()
 
     import dagster as dg
@@ -214,6 +239,8 @@ def main() -> int:
     assets = data_chain_assets()
     print(f"data chain: {', '.join(k.to_user_string() for k, _ in assets)}")
     rss = PeakRss()
+    if args.data_dir:
+        return run_corpus(args.data_dir, args.out, assets, rss)
     by_size: dict[int, list[dict]] = {}
     for size in args.sizes:
         root = Path(tempfile.mkdtemp(prefix=f"pixel-bench-{size}-"))

@@ -29,7 +29,7 @@ def _dagster_bin() -> str:
     return str(Path(sys.executable).with_name("dagster"))
 
 
-def run(select: str) -> int:
+def run(select: str, configs: list[str] | None = None) -> int:
     paths = PipelinePaths.from_env()
     print(f"pixel_pipeline: inputs  {paths.data_dir}")
     print(f"pixel_pipeline: outputs {paths.output_dir}")
@@ -37,6 +37,11 @@ def run(select: str) -> int:
     corpus_config = paths.data_dir / CORPUS_RUN_CONFIG
     if corpus_config.is_file():  # a corpus's own settings travel with it (data/run_config.yaml for the sample)
         cmd += ["-c", str(corpus_config)]
+    for extra in configs or []:  # later files win where they set the same key
+        if not Path(extra).is_file():
+            print(f"pixel_pipeline: run config {extra} not found", file=sys.stderr)
+            return 2
+        cmd += ["-c", str(extra)]
     print("+", " ".join(cmd), flush=True)
     code = subprocess.call(cmd, env=_dagster_env())
     print_outputs(paths)
@@ -75,9 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="materialize every asset on PIXEL_DATA_DIR and print where outputs are")
     p_run.add_argument("--select", default="*", help="Dagster asset selection (default: everything)")
+    p_run.add_argument("--config", action="append", default=[], metavar="FILE",
+                       help="extra Dagster run config YAML, merged after the corpus's own (repeatable)")
     sub.add_parser("ui", help="open the Dagster UI (dagster dev -w workspace.yaml)")
     args = parser.parse_args(argv)
-    return run(args.select) if args.command == "run" else ui()
+    return run(args.select, args.config) if args.command == "run" else ui()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Response shaping (curation.shaping): what a segment response must look like before a model learns to say it."""
 
-from pixel_pipeline.curation.shaping import ShapingSettings, collapse_loops, shape, stands_alone
+from pixel_pipeline.curation.shaping import ShapingSettings, collapse_loops, leans_on_before, shape, stands_alone
 
 GOOD = ("Shame tells you that you are the problem. Guilt tells you that you did something wrong. "
         "When we grow up in a home where our needs were ignored, we learn to hide. "
@@ -91,6 +91,21 @@ def test_opening_sentences_that_lean_on_what_came_before_the_cut_are_dropped():
     result = shape("And after that the week gets busier. That is when the old habits come back. " + GOOD)
     assert result.text.startswith("Shame tells you")
     assert any("lean on what came before" in a for a in result.actions)
+
+
+def test_a_list_item_or_example_cut_from_its_list_is_dropped_at_the_start():
+    for opener in ("Another one is the quiet withdrawal after every argument.",
+                   "For example, the way she went silent at dinner.",
+                   "All of those are ways to stay small.",
+                   "The second thing is that it gets worse at night."):
+        result = shape(opener + " " + GOOD)
+        assert result.text.startswith("Shame tells you"), opener
+    assert not leans_on_before("So why do we keep going back to the same people?")  # a talk's own question stays
+
+
+def test_a_sentence_that_points_at_a_picture_is_channel_talk():
+    result = shape(GOOD + " If you look at the diagram, the arrows go both ways.")
+    assert result.text == GOOD.strip() and result.channel_talk_sentences == 1
 
 
 def test_at_most_three_leaning_sentences_are_dropped():

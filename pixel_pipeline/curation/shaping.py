@@ -38,7 +38,10 @@ VIDEO_TALK_RE = re.compile(
     r"sponsor(ed)? by|use (the )?code|(today'?s|this|last week'?s|next|previous|other|my last|a previous) (video|episode)|"
     r"(in|on) (this|my|our) (channel|podcast)|see you (next time|in the next)|thanks? (you )?for (watching|listening)|"
     r"leave a comment|comments? (section|below)|link (is )?(in|below|down)|(click|tap) (the|this|on)|"
-    r"i'?ll put (a|the) link|check out my|on (my|our) website)",
+    r"i'?ll put (a|the) link|check out my|on (my|our) website|"
+    # what the viewer sees: a response cannot point at a picture
+    r"(this|the|that|my) (diagram|chart|graph|whiteboard)s?\b|on (the|your|my) screen|"
+    r"(as )?you can see (here|on|in this))",
     re.IGNORECASE,
 )
 FOREIGN_SCRIPT_RE = filters.FOREIGN_SCRIPT_RE
@@ -91,16 +94,23 @@ class ShapeResult:
 
 
 # A first sentence that leans on what came before the cut ("And then you say ...", "That is how quickly ...", "They
-# have been known to ...", "Same with ...") reads as the middle of a thought even with a capital: up to
-# MAX_LEANING_OPENERS such sentences are dropped at the segment's start.
+# have been known to ...", "Same with ...", "Another one is ...", "For example, ...", "All of those ...") reads as the
+# middle of a thought even with a capital: up to MAX_LEANING_OPENERS such sentences are dropped at the segment's start.
+# "So" stays out: it opens most of a talk's own questions ("So why do we keep going back?").
 LEANING_OPENERS = frozenset("""and but or because which that that's then also same plus whereas although though
-it it's its they they're them their he she him her his these those""".split())
+it it's its they they're them their he she him her his these those this another others again instead otherwise
+however therefore thus hence likewise similarly moreover furthermore besides meanwhile secondly thirdly lastly
+finally""".split())
+LEANING_OPENER_PAIRS = frozenset(("for example", "for instance", "all of", "both of", "each of", "none of",
+                                  "like i", "as i", "the other", "the second", "the third", "the fourth", "the last",
+                                  "the next", "the same", "in addition", "on top", "after that", "in that", "at that",
+                                  "number two", "number three", "number four", "number five"))
 MAX_LEANING_OPENERS = 3
 
 
 def leans_on_before(sentence: str) -> bool:
-    first = re.sub(r"[^\w']", "", sentence.split()[0].lower()) if sentence.split() else ""
-    return first in LEANING_OPENERS
+    first_two = [re.sub(r"[^\w']", "", w.lower()) for w in sentence.split()[:2]]
+    return bool(first_two) and (first_two[0] in LEANING_OPENERS or " ".join(first_two) in LEANING_OPENER_PAIRS)
 
 
 def starts_mid_thought(sentence: str) -> bool:
