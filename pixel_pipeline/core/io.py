@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -132,4 +133,27 @@ def swap_in_dir(build: str | os.PathLike, final: str | os.PathLike) -> Path:
     os.replace(final, old)
     os.replace(build, final)
     shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def publish_folder(final: str | os.PathLike, write: Callable[[Path], None],
+                   complete: Iterable[str] = ("config.json", "tokenizer.json")) -> Path:
+    """`write(tmp)` into a fresh folder beside `final`, then rename it into place: concurrent callers see a complete
+    folder (every name in `complete` present) or none, and the first one to finish wins."""
+    final = Path(final)
+    complete = tuple(complete)
+    if all((final / name).exists() for name in complete):
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        write(tmp)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process finished first: keep its folder
+            if not all((final / name).exists() for name in complete):
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return final

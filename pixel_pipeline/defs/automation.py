@@ -34,7 +34,7 @@ from pixel_pipeline.defs.ingestion import RawSegmentsConfig
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage, default_resources
 from pixel_pipeline.ingest import segments as seg
 from pixel_pipeline.ingest.cache import FileCache
-from pixel_pipeline.ingest.style import StyleClassifier
+from pixel_pipeline.ingest.style import build_style_classifier
 
 INCREMENTAL_GROUP = "incremental"
 INPUT_FILES_PARTITIONS = "pixel_input_files"
@@ -99,9 +99,10 @@ def input_file_segments(
             description=f"{name} is no longer under {paths.data_dir} (deleted or renamed after the sensor saw it); "
             "the sensor removes its partition at its next tick.",
         )
-    embedder = embedding_model.embedder(storage)
+    classifier = build_style_classifier(config.style_encoder, embedding_model.embedder(storage),
+                                        embedding_model.static_embedder())
     cache = FileCache(paths.cache_dir / "ingest", "segments") if config.use_file_cache else None
-    results, cache_stats = seg.ingest_segment_files([item], settings, StyleClassifier(embedder), cache, context.log.info)
+    results, cache_stats = seg.ingest_segment_files([item], settings, classifier, cache, context.log.info)
     result = results[0]
     rows = result.rows if result.rows is not None else pd.DataFrame({c: [] for c in seg.RAW_SEGMENT_COLUMNS})
     table = write_parquet(rows, _per_file_table(paths, context.partition_key))
@@ -137,7 +138,7 @@ def input_file_segments(
         "quarantined": quarantined,
         "reject_reasons": dg.MetadataValue.json(reasons),
         "file_cache": dg.MetadataValue.json(cache_stats),
-        "embedding_cache": dg.MetadataValue.json(dict(embedder.stats)),
+        "embedding_cache": dg.MetadataValue.json(dict(classifier.embedder.stats)),
     }
     if len(rows):
         metadata["styles"] = dg.MetadataValue.json({str(k): int(v) for k, v in rows["style"].value_counts().items()})
@@ -224,6 +225,10 @@ data_chain_job = dg.define_asset_job(
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups(TRAINING_GROUP),
     description="Every data asset (ingestion -> curation -> prompts -> dedup -> splits -> exports), training excluded. "
     "Content-hash caches make an unchanged corpus cheap and a new file cost only its own segments.",
+    # One process for the whole chain: the embedding model, the tagger and the static model load once instead of once
+    # per step, and no step pays a Python start-up (each asset and check still shows on its own in the UI). The steps
+    # are a chain and the embedding passes use every core already, so parallel steps bought nothing.
+    executor_def=dg.in_process_executor,
 )
 training_job = dg.define_asset_job(
     "training_refresh",

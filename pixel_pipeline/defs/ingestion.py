@@ -33,7 +33,7 @@ from pixel_pipeline.ingest import segments as seg
 from pixel_pipeline.ingest.cache import FileCache, FileResult
 from pixel_pipeline.ingest.inputs import scan_input_folder
 from pixel_pipeline.ingest.schema import conversation_schema_problems, raw_segments_schema_problems
-from pixel_pipeline.ingest.style import StyleClassifier, confusion_markdown, style_agreement
+from pixel_pipeline.ingest.style import build_style_classifier, confusion_markdown, style_agreement
 from pixel_pipeline.ingest.text import count_invisible
 
 GROUP = "ingestion"
@@ -175,6 +175,7 @@ class RawSegmentsConfig(dg.Config):
     transcript_source: str = seg.UNKNOWN_SOURCE
     expert_style_from: str = "auto"
     min_style_confidence: float = 0.7
+    style_encoder: str = "static"  # "static" (distilled from the embedding model, fast) or "sentence" (the model itself)
     voice_sources: list[str] = []
     voice_min_lead_ratio: float = VoiceRule.min_lead_ratio
     voice_min_segments: int = VoiceRule.min_segments
@@ -225,8 +226,8 @@ def raw_segments(
     files, notes = seg.list_segment_inputs(paths.data_dir, settings, SEGMENTS_DIR, TRANSCRIPTS_DIR)
     for note in notes:
         context.log.warning(note)
-    embedder = embedding_model.embedder(storage)
-    classifier = StyleClassifier(embedder)
+    classifier = build_style_classifier(config.style_encoder, embedding_model.embedder(storage),
+                                        embedding_model.static_embedder())
     cache = FileCache(paths.cache_dir / "ingest", "segments") if config.use_file_cache else None
     context.log.info(f"raw_segments: {len(files)} input files under {paths.data_dir}")
     results, cache_stats = seg.ingest_segment_files(files, settings, classifier, cache, context.log.info)
@@ -309,10 +310,10 @@ def raw_segments(
         "style_per_label": dg.MetadataValue.json(agreement.get("per_style", {})),
         "expert_style_from": settings.expert_style_from,
         "style_from_prediction_share": round(float((rows["style"] == rows["style_predicted"]).mean()), 4) if len(rows) else None,
-        "embedding_model": embedder.model_name_or_path,
+        "style_encoder": f"{config.style_encoder} ({classifier.embedder.cache_namespace})",
         "classifier_fingerprint": classifier.fingerprint,
         "file_cache": dg.MetadataValue.json(cache_stats),
-        "embedding_cache": dg.MetadataValue.json(dict(embedder.stats)),
+        "embedding_cache": dg.MetadataValue.json(dict(classifier.embedder.stats)),
         "file_paths_sanitised": sanitised,
         "sources": int(rows["source"].nunique()),
         "voice_sources": dg.MetadataValue.json(list(voice.sources)),

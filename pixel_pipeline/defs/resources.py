@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 from pydantic import PrivateAttr
 
-from pixel_pipeline.core.embeddings import PACKAGED_MODEL, Embedder
+from pixel_pipeline.core.embeddings import PACKAGED_MODEL, Embedder, resolve_model_path
+from pixel_pipeline.core.static_embeddings import StaticEmbedder
 from pixel_pipeline.core.settings import PipelinePaths
 
 
@@ -39,14 +42,24 @@ class EmbeddingModel(dg.ConfigurableResource):
     backend: str = ""
 
     _embedder: Embedder | None = PrivateAttr(default=None)
+    _static: StaticEmbedder | None = PrivateAttr(default=None)
+
+    def _model_name(self) -> str:
+        return self.model_name_or_path or os.environ.get("PIXEL_EMBEDDING_MODEL") or PACKAGED_MODEL
+
+    def _cache_dir(self, storage: PixelStorage) -> str:
+        return str(self.cache_dir or os.environ.get("PIXEL_CACHE_DIR") or storage.paths.cache_dir)
+
+    def static_embedder(self) -> StaticEmbedder:
+        """The static model distilled from this model (built once per machine; core.static_embeddings)."""
+        if self._static is None:
+            self._static = StaticEmbedder(resolve_model_path(self._model_name()))
+        return self._static
 
     def embedder(self, storage: PixelStorage) -> Embedder:
         if self._embedder is None:
-            import os
-
-            name = self.model_name_or_path or os.environ.get("PIXEL_EMBEDDING_MODEL") or PACKAGED_MODEL
-            cache_dir = self.cache_dir or os.environ.get("PIXEL_CACHE_DIR") or storage.paths.cache_dir
-            cache = cache_dir if self.use_cache else None
+            name = self._model_name()
+            cache = self._cache_dir(storage) if self.use_cache else None
             self._embedder = Embedder(
                 name,
                 cache_dir=cache,

@@ -81,6 +81,25 @@ class StyleClassifierSettings:
     max_windows: int = 4
 
 
+# Which encoder reads a segment for its style, and the settings measured for it (benchmarks/bench_static_embeddings.py):
+# "static" (default) is the model distilled from MiniLM (core.static_embeddings), ~25x faster here; its cosines are
+# spread more narrowly, so its softmax needs a lower temperature to reach the same share of confident predictions.
+# "sentence" is MiniLM itself over 180-word windows. On the real development corpus both sit near chance against the
+# given labels (0.30 static, 0.20 MiniLM), and on the sample the style that picks the expert matches the given
+# labels at 0.90 (static) vs 0.83 (MiniLM): the faster one is not the worse one here.
+STYLE_ENCODERS: dict[str, StyleClassifierSettings] = {
+    "static": StyleClassifierSettings(temperature=0.02),
+    "sentence": StyleClassifierSettings(),
+}
+
+
+def build_style_classifier(encoder: str, sentence_embedder, static_embedder) -> "StyleClassifier":
+    """The classifier for `encoder` ("static" or "sentence"), with that encoder's measured settings."""
+    if encoder not in STYLE_ENCODERS:
+        raise ValueError(f"style_encoder must be one of {sorted(STYLE_ENCODERS)}, got {encoder!r}")
+    return StyleClassifier(static_embedder if encoder == "static" else sentence_embedder, STYLE_ENCODERS[encoder])
+
+
 def text_windows(text: str, window_words: int, max_windows: int) -> list[str]:
     """Up to `max_windows` windows of `window_words` words spread evenly over the text (all of it if short)."""
     words = text.split()

@@ -21,11 +21,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from pixel_pipeline.core.io import publish_folder
 
 DEFAULT_BASE_MODEL = "pixel-tiny-llama"
 SMOLLM2 = "smollm2-135m-instruct"
@@ -142,26 +141,6 @@ def packaged_model_dir(name: str, models_dir: str | os.PathLike) -> Path:
     return Path(models_dir) / f"{name}-{Path(PACKAGED_MODELS[name][1]).stem.rsplit('.', 1)[-1].lower()}"
 
 
-def _publish_model_folder(final: Path, write: Callable[[Path], None]) -> Path:
-    """`write(tmp)` into a fresh folder beside `final`, then rename it into place: concurrent callers see a complete
-    folder or none, and the first one to finish wins."""
-    if (final / "config.json").exists() and (final / "tokenizer.json").exists():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        write(tmp)
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process finished first: keep its folder
-            if not (final / "config.json").exists():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
 def ensure_packaged_model(name: str, models_dir: str | os.PathLike) -> Path:
     """Dequantise the packaged GGUF to a float32 HF folder once."""
 
@@ -189,7 +168,7 @@ def ensure_packaged_model(name: str, models_dir: str | os.PathLike) -> Path:
         (tmp / "source.json").write_text(json.dumps({"name": name, "gguf_file": str(gguf),
                                                      "gguf_bytes": gguf.stat().st_size, "dtype": "float32"}))
 
-    return _publish_model_folder(packaged_model_dir(name, models_dir), write)
+    return publish_folder(packaged_model_dir(name, models_dir), write)
 
 
 def _tokenizer_training_lines() -> list[str]:
@@ -268,7 +247,7 @@ def ensure_embedded_model(models_dir: str | os.PathLike) -> Path:
         tokenizer.save_pretrained(tmp)
         model.save_pretrained(tmp, safe_serialization=True)
 
-    return _publish_model_folder(embedded_model_dir(models_dir), write)
+    return publish_folder(embedded_model_dir(models_dir), write)
 
 
 def load_tokenizer(base_model: str = DEFAULT_BASE_MODEL, models_dir: str | os.PathLike = "output/models",
