@@ -95,9 +95,10 @@ KEPT = len(SEGMENTS) - 2
 
 
 def test_every_segment_gets_a_question_a_person_would_ask_or_a_reason_why_not(tmp_paths, resources):
-    """Strict data (concept_fallback=False): the talk's own questions and concept forms its opening is about."""
+    """By default (strict, concept_fallback off): the talk's own questions and concept forms its opening is about;
+    a segment with neither is rejected rather than given a generic question."""
     write_inputs(tmp_paths)
-    result = materialize(resources, {"concept_fallback": False})
+    result = materialize(resources)
     assert result.success
     table = read_parquet(tmp_paths.table("generated_prompts"))
     assert list(table.columns) == OUTPUT_COLUMNS
@@ -142,9 +143,10 @@ def test_every_segment_gets_a_question_a_person_would_ask_or_a_reason_why_not(tm
     assert "| style |" in metadata["sample_pairs"].value and "llm" in metadata["skipped_generators"].value
 
 
-def test_a_segment_left_without_a_question_gets_its_concept_in_a_general_form_marked_as_fallback(tmp_paths, resources):
+def test_with_the_fallback_on_a_segment_left_without_a_question_gets_its_concept_in_a_general_form_marked_as_fallback(
+        tmp_paths, resources):
     write_inputs(tmp_paths)
-    result = materialize(resources)
+    result = materialize(resources, {"concept_fallback": True})
     assert result.success
     table = read_parquet(tmp_paths.table("generated_prompts")).set_index("segment_id")
     ids = segments_frame()["segment_id"].tolist()
@@ -159,7 +161,7 @@ def test_a_segment_left_without_a_question_gets_its_concept_in_a_general_form_ma
 
 def test_without_client_questions_retrieval_is_skipped_with_a_message(tmp_paths, resources):
     write_inputs(tmp_paths, conversations=False)
-    result = materialize(resources, {"concept_fallback": False})
+    result = materialize(resources)
     metadata = result.asset_materializations_for_node("generated_prompts")[0].metadata
     assert "retrieval: no client questions" in metadata["skipped_generators"].value
     table = read_parquet(tmp_paths.table("generated_prompts"))

@@ -60,7 +60,7 @@ class GeneratedPromptsConfig(dg.Config):
     llm_device: str = ""
     opening_words: int = 60
     opening_floor: float = 0.62
-    concept_fallback: bool = True
+    concept_fallback: bool = False
     cross_encoder_model: str = ""
     min_words: int = 6
     max_words: int = 60
