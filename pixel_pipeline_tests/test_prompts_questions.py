@@ -102,7 +102,7 @@ def test_the_talk_generator_proposes_the_posed_questions_of_the_fixture():
 
 def test_the_field_vocabulary_is_a_well_formed_data_file(tmp_path):
     vocabulary = load_vocabulary()
-    assert len(vocabulary) > 200 and set(vocabulary.values()) == {"struggle", "practice", "topic"}
+    assert len(vocabulary) > 200 and set(vocabulary.values()) == {"struggle", "practice", "topic", "person"}
     bad = tmp_path / "vocabulary.tsv"
     bad.write_text("shame\tfeeling\n", encoding="utf-8")
     with pytest.raises(ValueError, match="vocabulary.tsv:1"):
@@ -153,11 +153,21 @@ def test_forms_agree_with_the_concepts_number():
 def test_every_form_filled_with_a_plain_concept_passes_the_prompt_rules():
     rules = PromptRules()
     plain = {"struggle": Concept("shame", "struggle", 3), "practice": Concept("boundaries", "practice", 3),
-             "topic": Concept("attachment styles", "topic", 3)}
+             "topic": Concept("attachment styles", "topic", 3), "person": Concept("narcissist", "person", 3, "a narcissist")}
     for kind, _intent, form in all_forms():
         question, _ = fill(form, plain[kind])
         assert rules.violations(question) == [], question
     assert all(len(FORMS[k][i]) >= 2 for k in FORMS for i in FORMS[k])
+
+
+def test_a_person_is_never_called_it_and_forms_agree_with_the_concepts_number():
+    for concept in (Concept("narcissist", "person", 3, "a narcissist"), Concept("narcissists", "person", 3)):
+        for intent in FORMS["person"]:
+            for question, _ in concept_forms(concept, intent, 10, random.Random(1)):
+                assert " it " not in f" {question.lower().rstrip('?')} ", question
+    assert "why they matter?" in " ".join(q for q, _ in concept_forms(Concept("boundaries", "topic", 3), "general", 10, random.Random(1)))
+    origin = " ".join(q for q, _ in concept_forms(Concept("boundaries", "topic", 3), "origin", 10, random.Random(1)))
+    assert "how does they" not in origin and "how do they develop" in origin
 
 
 def test_one_concept_per_form_seeded_by_the_segment():

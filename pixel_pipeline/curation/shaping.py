@@ -40,8 +40,14 @@ VIDEO_TALK_RE = re.compile(
     r"leave a comment|comments? (section|below)|link (is )?(in|below|down)|(click|tap) (the|this|on)|"
     r"i'?ll put (a|the) link|check out my|on (my|our) website|"
     # what the viewer sees: a response cannot point at a picture
-    r"(this|the|that|my) (diagram|chart|graph|whiteboard)s?\b|on (the|your|my) screen|"
-    r"(as )?you can see (here|on|in this))",
+    r"(a|this|the|that|my) (diagram|chart|graph|whiteboard)s?\b|on (the|your|my) (screen|board)\b|"
+    r"(as )?you can see (here|on|in this)|"
+    # the talk's own schedule and sign-offs: a response is not one evening of a series
+    r"\b(last|next) (week|time|friday|sunday|session)('s)? (we|i)\b|(see|talk to) you (all )?next (week|friday|sunday|session)|"
+    r"\b(in|for) (the|this) (next|last|final) (part|session|episode)\b|\b(a|this|our|the) (new )?series\b|"
+    r"\b(today|tonight),? (we're|we are|i'm|i am|i want|we want|i'd like) (going )?to (talk|be talking|look|start|continue|finish)|"
+    r"thanks? (you )?(to |for )?(all|everybody|everyone) (who|for) (came|joined|joining|coming|being here)|"
+    r"\bjoined us (online|tonight|today))",
     re.IGNORECASE,
 )
 FOREIGN_SCRIPT_RE = filters.FOREIGN_SCRIPT_RE
@@ -108,9 +114,15 @@ LEANING_OPENER_PAIRS = frozenset(("for example", "for instance", "all of", "both
 MAX_LEANING_OPENERS = 3
 
 
+MAX_STRAY_WORDS = 4  # "Do you see that." "It is." "Fixed." at the cut: the tail of a thought, not an opening
+
+
 def leans_on_before(sentence: str) -> bool:
     first_two = [re.sub(r"[^\w']", "", w.lower()) for w in sentence.split()[:2]]
-    return bool(first_two) and (first_two[0] in LEANING_OPENERS or " ".join(first_two) in LEANING_OPENER_PAIRS)
+    if not first_two:
+        return False
+    return (first_two[0] in LEANING_OPENERS or " ".join(first_two) in LEANING_OPENER_PAIRS
+            or len(sentence.split()) <= MAX_STRAY_WORDS)
 
 
 def starts_mid_thought(sentence: str) -> bool:

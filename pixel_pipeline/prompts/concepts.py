@@ -18,7 +18,7 @@ from pathlib import Path
 from pixel_pipeline.prompts.text import normalise_quotes
 
 VOCABULARY_PATH = Path(__file__).parent / "data" / "field_vocabulary.tsv"
-KINDS = ("struggle", "practice", "topic")
+KINDS = ("struggle", "practice", "topic", "person")
 _MASS_ENDINGS = ("ss", "ness", "sis", "ics")
 _PLURAL_WITHOUT_S = ("people", "children")
 

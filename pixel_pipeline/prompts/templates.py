@@ -131,22 +131,51 @@ FORMS: dict[str, dict[str, list[str]]] = {
             "What {does} {a} do to someone's relationships?",
         ],
         "origin": [
-            "Where {does} {a} come from, and how does {it_s} develop?",
+            "Where {does} {a} come from, and how {does} {it_s} develop?",
             "How {does} {a} develop over someone's life?",
             "What shapes {a} early in a person's life?",
         ],
         GENERAL: [
             "Can you explain {a} in a way that makes sense?",
             "What should a person understand about {a}?",
-            "Can you talk about {a} and why {it_s} {does} matter?",
+            "Can you talk about {a} and why {it_s} {matters}?",
             "I keep hearing about {a}. What should I know about {it}?",
+        ],
+    },
+    "person": {  # someone the client deals with: no form refers back to them as "it"
+        "steps": [
+            "How do I deal with {a} without losing myself?",
+            "How do I protect myself from {a}?",
+            "What can I do when I have to deal with {a} every day?",
+        ],
+        "healing": [
+            "How do I heal after years of dealing with {a}?",
+            "What does recovery look like after growing up with {a}?",
+        ],
+        "definition": [
+            "How would I recognise {a} in my own family?",
+            "What are the signs that I'm dealing with {a}?",
+        ],
+        "effects": [
+            "What does growing up with {a} do to a person?",
+            "How {does} {a} affect the people closest to them?",
+        ],
+        "origin": [
+            "Why {does} {a} behave this way?",
+            "What is really going on underneath the behaviour of {a}?",
+        ],
+        GENERAL: [
+            "What should I know before I confront {a} in my life?",
+            "Why {is} {a} so hard to deal with?",
+            "How do I deal with {a} without losing myself?",
+            "What is really going on with {a}?",
         ],
     },
 }
 
 _AGREEMENT = {
-    False: {"is": "is", "does": "does", "has": "has", "it": "it", "it_s": "it"},
-    True: {"is": "are", "does": "do", "has": "have", "it": "them", "it_s": "they"},
+    False: {"is": "is", "does": "does", "has": "has", "it": "it", "it_s": "it", "matters": "matters"},
+    True: {"is": "are", "does": "do", "has": "have", "it": "them", "it_s": "they", "matters": "matter"},
 }
 
 
