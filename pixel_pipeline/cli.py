@@ -1,6 +1,6 @@
 """`python -m pixel_pipeline.cli run|ui`: the Quickstart entry points.
 
-`run` materializes every asset with the real Dagster CLI (the same command as in ../shared/DESIGN.md), against
+`run` materializes every asset with the real Dagster CLI (the same command as in docs/CONTRACTS.md), against
 PIXEL_DATA_DIR / PIXEL_OUTPUT_DIR, then prints where each output landed. Run history is kept in DAGSTER_HOME
 (default .dagster_home/), so `ui` shows the runs afterwards.
 """

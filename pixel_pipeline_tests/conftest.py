@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own data and output folders through the env vars of DESIGN.md."""
+"""Shared fixtures: every test gets its own data and output folders through the env vars of docs/CONTRACTS.md."""
 
 from __future__ import annotations
 

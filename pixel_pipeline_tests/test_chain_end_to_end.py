@@ -1,6 +1,6 @@
 """The whole asset chain on the embedded sample data: what `make run` does, as a specification.
 
-One materialization of every asset (the implicit global job), then the contracts of ../shared/DESIGN.md are checked
+One materialization of every asset (the implicit global job), then the contracts of docs/CONTRACTS.md are checked
 from the files alone: the exports, `rejected.jsonl`, the per-dataset accounting against an independent count of the
 input files, and adapters that load back into PEFT.
 """
@@ -89,7 +89,7 @@ def test_exports_follow_the_shared_message_format(chain_run):
 
 
 def test_rows_in_equal_rows_exported_plus_rows_rejected(chain_run):
-    """DESIGN.md accounting, for every dataset, against counts taken from the input files themselves."""
+    """docs/CONTRACTS.md accounting, for every dataset, against counts taken from the input files themselves."""
     _, data, out = chain_run
     import pandas as pd
 

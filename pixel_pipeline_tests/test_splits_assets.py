@@ -146,7 +146,7 @@ def test_push_to_hub_is_configured_by_env_var_and_redacted(paths, monkeypatch):
 
 
 def test_missing_upstream_table_is_a_clear_error(paths):
-    with pytest.raises(Exception, match="deduplicated_pairs"):
+    with pytest.raises(FileNotFoundError, match="materialize `deduplicated_pairs` first"):
         _run([splits])
 
 

@@ -104,7 +104,7 @@ def test_mixed_strategy_trains_the_plan_in_stage1_and_later_stages_carry_its_ada
 
 
 def test_missing_exports_fail_with_a_clear_error(tmp_paths):
-    with pytest.raises(Exception, match="fine_tuning_exports"):
+    with pytest.raises(FileNotFoundError, match="materialize fine_tuning_exports first"):
         dg.materialize([lora_stage1_counseling], resources=resources(),
                        run_config={"ops": {"lora_stage1_counseling": {"config": TINY}}})
 

@@ -1,4 +1,4 @@
-"""Stable ids (../shared/DESIGN.md, "Identity").
+"""Stable ids (docs/CONTRACTS.md, "The shared contract": identity).
 
 - segment_id: first 16 hex digits of SHA-256 of the segment's `text` exactly as read (UTF-8).
 - record_id: the same digest of the canonical JSON of the conversation turns, i.e.

@@ -1,7 +1,7 @@
 """Names shared by every table: datasets, id columns, styles/experts, and the reject schema.
 
 Tables that mix datasets carry both `segment_id` (set for dataset "segments") and `record_id` (set for
-"counseling" and "cot"); exactly one is non-null per row, mirroring `rejected.jsonl` in ../shared/DESIGN.md.
+"counseling" and "cot"); exactly one is non-null per row, mirroring `rejected.jsonl` in docs/CONTRACTS.md.
 """
 
 from __future__ import annotations

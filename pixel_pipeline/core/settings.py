@@ -1,4 +1,4 @@
-"""Where inputs are read and outputs written (see ../shared/DESIGN.md).
+"""Where inputs are read and outputs written (see docs/CONTRACTS.md).
 
 Resolved at call time, not import time, so tests and the sensor can point the same code at another corpus.
 """

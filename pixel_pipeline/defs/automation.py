@@ -1,7 +1,7 @@
 """Automation: new input files are processed alone, the corpus-wide chain follows; nightly and weekly refreshes.
 
 Two Definitions live here, because `dagster asset materialize -m pixel_pipeline.definitions --select '*'` (the
-main command of DESIGN.md) refuses any selection that contains a partitioned asset without `--partition`:
+main command of docs/CONTRACTS.md) refuses any selection that contains a partitioned asset without `--partition`:
 
 - `defs` (merged into the main code location `pixel_pipeline`): the `data_chain` and `training_refresh` jobs, the
   `nightly_data_chain` and `weekly_training_refresh` schedules, and the `data_chain_after_input_files` sensor, which

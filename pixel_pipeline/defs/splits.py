@@ -184,7 +184,7 @@ class ExportsConfig(dg.Config):
     conversation_turns: str = Field(
         formats.DEFAULT_CONVERSATION_TURNS,
         description="all: every turn of multi-turn conversations (a trainer learns every therapist turn); pair: first "
-                    "question + final answer (DESIGN.md).",
+                    "question + final answer (docs/CONTRACTS.md).",
     )
     mixed_weights: dict[str, float] = Field(
         default_factory=lambda: dict(plans.DEFAULT_MIXED_WEIGHTS),
@@ -219,7 +219,7 @@ class ExportsConfig(dg.Config):
                 "stages, experts, plans, manifest, card, token statistics and rejected.jsonl.",
     check_specs=[
         dg.AssetCheckSpec("design_accounting", asset="fine_tuning_exports", blocking=True,
-                          description="Per dataset: input rows = exported pairs + rejected records (DESIGN.md)."),
+                          description="Per dataset: input rows = exported pairs + rejected records (docs/CONTRACTS.md)."),
         dg.AssetCheckSpec("pairs_within_max_length", asset="fine_tuning_exports",
                           description="Share of pairs longer than max_seq_length tokens (the trainer will cut them)."),
         dg.AssetCheckSpec("training_data_sizes", asset="fine_tuning_exports", blocking=True,

@@ -1,4 +1,4 @@
-"""Counseling and chain-of-thought conversations -> the standard conversation format (../shared/DESIGN.md).
+"""Counseling and chain-of-thought conversations -> the standard conversation format (docs/CONTRACTS.md).
 
 Counseling (`Context`, `Response`): from the Hugging Face Hub through `datasets.load_dataset` when
 `counseling_hub_id` is set and reachable, else from `counseling/*.{csv,json,jsonl,parquet}`. Falling back is logged

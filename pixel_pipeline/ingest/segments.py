@@ -457,7 +457,7 @@ def split_exact_repeats(
     rows: pd.DataFrame, dataset: str, stage: str, id_column: str, text_column: str, what: str, file_column: str | None = None
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Keep the first row of each id (sorted file order, then row order); every later exact repeat shares that id
-    (DESIGN.md) and becomes a `duplicate` reject naming the row that was kept."""
+    (docs/CONTRACTS.md) and becomes a `duplicate` reject naming the row that was kept."""
     dup_mask = rows[id_column].duplicated(keep="first")
     if not dup_mask.any():
         return rows, []

@@ -1,4 +1,4 @@
-"""`exports/rejected.jsonl` from every stage's rejects, and the whole-chain accounting of ../shared/DESIGN.md.
+"""`exports/rejected.jsonl` from every stage's rejects, and the whole-chain accounting of docs/CONTRACTS.md.
 
 For every dataset: rows in = rows exported + rows rejected, where
 - rows in = the ingestion tables (raw_segments, counseling_conversations, cot_conversations) plus the rows their

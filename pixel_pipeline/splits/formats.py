@@ -1,6 +1,6 @@
 """One `splits` row -> the record each trainer's format expects.
 
-- messages (TRL / OpenAI chat): `{"messages": [system?, user, assistant, ...], "metadata": {...}}` (DESIGN.md);
+- messages (TRL / OpenAI chat): `{"messages": [system?, user, assistant, ...], "metadata": {...}}` (docs/CONTRACTS.md);
   multi-turn conversations keep every turn (`DEFAULT_CONVERSATION_TURNS`), so a trainer learns every therapist turn.
 - LitGPT JSON: `{"instruction", "input", "output"}` — `litgpt finetune --data JSON --data.json_path DIR` reads
   `DIR/train.json` and `DIR/val.json`, each a JSON list of such dicts ('instruction' and 'output' required).
@@ -54,7 +54,7 @@ def _float_or_none(value: Any) -> float | None:
 
 
 def pair_metadata(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The metadata DESIGN.md fixes for every exported pair (plus split and augmentation)."""
+    """The metadata docs/CONTRACTS.md fixes for every exported pair (plus split and augmentation)."""
     dataset = row["dataset"]
     key = id_column(dataset)
     flags = clean(row.get("crisis_flags"))
@@ -82,7 +82,7 @@ def pair_metadata(row: Mapping[str, Any]) -> dict[str, Any]:
 
 CONVERSATION_TURNS = ("pair", "all")
 # Multi-turn conversations keep every turn by default: a (first question, final answer) pair can answer a later client
-# turn that is not in the prompt. "pair" remains for trainers or studies that want DESIGN.md's single pair.
+# turn that is not in the prompt. "pair" remains for trainers or studies that want docs/CONTRACTS.md's single pair.
 DEFAULT_CONVERSATION_TURNS = "all"
 _CHAT_ROLE = {"client": "user", "therapist": "assistant"}
 
