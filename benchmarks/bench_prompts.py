@@ -36,7 +36,7 @@ from pixel_pipeline.core.ids import content_id  # noqa: E402
 from pixel_pipeline.prompts.pipeline import PromptSettings, generate_prompts  # noqa: E402
 from pixel_pipeline.prompts.report import prompt_metrics  # noqa: E402
 from pixel_pipeline.prompts.specificity import BM25Index  # noqa: E402
-from pixel_pipeline.prompts.synthetic import synthetic_corpus  # noqa: E402
+from pixel_pipeline.testing.prompts_corpus import synthetic_corpus  # noqa: E402
 from pixel_pipeline.prompts.text import words  # noqa: E402
 
 # ---- the naive baseline of issue 3: style templates filled with one topic word ---------------------------------
@@ -115,7 +115,7 @@ def main() -> None:
     if args.synthetic or not (data_dir / "training_segments").is_dir():
         n = args.synthetic or 1000
         segments, conversations = synthetic_corpus(n)
-        origin = f"generated corpus ({n} segments, pixel_pipeline.prompts.synthetic)"
+        origin = f"generated corpus ({n} segments, pixel_pipeline.testing.prompts_corpus)"
     else:
         segments, conversations, how = load_corpus(data_dir)
         origin = f"{data_dir} ({how})"

@@ -205,7 +205,7 @@ def main(argv=None) -> int:
     import torch
 
     from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL
-    from pixel_pipeline.training.synthetic import write_synthetic_exports
+    from pixel_pipeline.testing.training_exports import write_synthetic_exports
 
     work = Path(tempfile.mkdtemp(prefix="bench_trainer."))
     models_dir = str(work / "models")

@@ -10,7 +10,7 @@ import pytest
 from pixel_pipeline.core.io import read_jsonl, read_parquet
 from pixel_pipeline.defs.resources import PixelStorage
 from pixel_pipeline.defs.splits import fine_tuning_exports, splits
-from pixel_pipeline.splits.synthetic import build_corpus
+from pixel_pipeline.testing.splits_corpus import build_corpus
 from pixel_pipeline.training.base_model import embedded_model_dir, ensure_embedded_model
 
 

@@ -14,7 +14,7 @@ from pixel_pipeline.splits.assign import (
     ratio_report,
     validation_coverage,
 )
-from pixel_pipeline.splits.synthetic import OTHER_SOURCE, VOICE_SOURCE, add_augmented_copies, build_corpus
+from pixel_pipeline.testing.splits_corpus import OTHER_SOURCE, VOICE_SOURCE, add_augmented_copies, build_corpus
 
 
 def _split_by_row(table: pd.DataFrame) -> dict[tuple[str, str, str], str]:

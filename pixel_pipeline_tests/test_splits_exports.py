@@ -13,7 +13,7 @@ from pixel_pipeline.core.records import STYLES, rejects_frame
 from pixel_pipeline.splits import accounting as acct
 from pixel_pipeline.splits.assign import assign_splits
 from pixel_pipeline.splits.exports import push_dataset_to_hub, write_exports
-from pixel_pipeline.splits.synthetic import VOICE_SOURCE, add_augmented_copies, build_corpus
+from pixel_pipeline.testing.splits_corpus import VOICE_SOURCE, add_augmented_copies, build_corpus
 from pixel_pipeline.splits.system_prompts import SYSTEM_PROMPTS
 from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL, load_tokenizer
 

@@ -11,7 +11,7 @@ from pixel_pipeline.defs.resources import PixelStorage, default_resources
 from pixel_pipeline.defs.splits import fine_tuning_exports, splits
 from pixel_pipeline.defs.training import LoraTraining, lora_stage1_counseling
 from pixel_pipeline.splits import sizes
-from pixel_pipeline.splits.synthetic import build_corpus
+from pixel_pipeline.testing.splits_corpus import build_corpus
 from pixel_pipeline.training.base_model import embedded_model_dir, ensure_embedded_model
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pixel_pipeline.splits.trainer_configs import CONFIG_DIR, STAGE_RUNS, write_trainer_configs
-from pixel_pipeline.training.synthetic import write_synthetic_exports
+from pixel_pipeline.testing.training_exports import write_synthetic_exports
 
 
 @pytest.fixture(scope="module")

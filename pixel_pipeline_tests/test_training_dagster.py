@@ -22,7 +22,7 @@ from pixel_pipeline.defs.training import (
     trainer_pod_spec,
 )
 from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL, load_base_model
-from pixel_pipeline.training.synthetic import write_synthetic_exports
+from pixel_pipeline.testing.training_exports import write_synthetic_exports
 from pixel_pipeline.training.trainer import TrainingConfig, train
 
 TINY = {"epochs": 1, "learning_rate": 1e-3, "lora_r": 4, "lora_alpha": 8, "max_seq_length": 256,

@@ -21,7 +21,7 @@ from pixel_pipeline.defs.training import (
     training_evaluation,
 )
 from pixel_pipeline.training import evaluation as ev
-from pixel_pipeline.training.synthetic import write_synthetic_exports
+from pixel_pipeline.testing.training_exports import write_synthetic_exports
 
 TINY = {"epochs": 2, "learning_rate": 3e-3, "lora_r": 4, "lora_alpha": 8, "max_seq_length": 256,
         "micro_batch_size": 2, "checkpoint_every_steps": 50}

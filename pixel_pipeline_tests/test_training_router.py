@@ -14,7 +14,7 @@ from pixel_pipeline.defs.training import expert_router
 from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL, load_base_model
 from pixel_pipeline.training.inference import ExpertAssistant
 from pixel_pipeline.training.router import Router, train_router
-from pixel_pipeline.training.synthetic import write_synthetic_exports
+from pixel_pipeline.testing.training_exports import write_synthetic_exports
 
 
 @pytest.fixture(scope="module")

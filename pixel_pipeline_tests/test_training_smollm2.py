@@ -18,7 +18,7 @@ from pixel_pipeline.training.base_model import (
     resolve_base_model,
 )
 from pixel_pipeline.training.data import IGNORE_INDEX, tokenize_conversation
-from pixel_pipeline.training.synthetic import write_synthetic_exports
+from pixel_pipeline.testing.training_exports import write_synthetic_exports
 from pixel_pipeline.training.trainer import TrainingConfig, train
 
 pytestmark = [

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from pixel_pipeline.training.synthetic import write_synthetic_exports
+from pixel_pipeline.testing.training_exports import write_synthetic_exports
 from pixel_pipeline.training.trainer import (
     SimulatedInterruption,
     TrainingConfig,

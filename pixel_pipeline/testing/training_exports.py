@@ -11,9 +11,10 @@ import random
 from pathlib import Path
 
 from pixel_pipeline.core.records import STYLES
+from pixel_pipeline.splits.assign import STAGE_NAMES, STAGE_VOICE
 from pixel_pipeline.splits.system_prompts import system_prompt
 
-STAGES = ("stage1_counseling", "stage2_reasoning", "stage3_voice")
+STAGES = tuple(STAGE_NAMES.values())
 
 _TOPICS = ["anxiety at work", "grief after losing my father", "setting boundaries with my mother", "panic attacks",
            "feeling numb", "people-pleasing", "arguing with my partner", "burnout", "loneliness", "shame about my past",
@@ -60,10 +61,10 @@ def write_synthetic_exports(exports_dir: str | Path, n_train: int = 24, n_valida
     """stages/, experts/ and plans/ with `n_train` / `n_validation` pairs per file."""
     exports = Path(exports_dir)
     rng = random.Random(seed)
-    datasets = {"stage1_counseling": "counseling", "stage2_reasoning": "cot", "stage3_voice": "segments"}
+    datasets = dict(zip(STAGES, ("counseling", "cot", "segments")))
     for stage in STAGES:
         for split, n in (("train", n_train), ("validation", n_validation)):
-            style = None if stage != "stage3_voice" else "therapeutic"
+            style = None if stage != STAGE_NAMES[STAGE_VOICE] else "therapeutic"
             _write(exports / "stages" / stage / f"{split}.jsonl",
                    [_record(style, rng, datasets[stage], stage, max_repeats) for _ in range(n)])
     for style in STYLES:
