@@ -29,7 +29,7 @@ from pixel_pipeline.training.reporting import (
     CHECK_STARTS_FROM_PREVIOUS,
     CHECK_VALIDATION_LOSS,
 )
-from pixel_pipeline.training.trainer import DEFAULT_TARGET_MODULES
+from pixel_pipeline.training.trainer import DEFAULT_TARGET_MODULES, TrainingConfig
 
 GROUP = "training"
 STRATEGIES = ("staged", "mixed", "curriculum")
@@ -87,37 +87,40 @@ class LoraTraining(dg.ConfigurableResource):
         return configured_base_model(self.base_model)
 
 
-class LoraRunConfig(dg.Config):
-    """Per-asset hyper-parameters; names equal pixel_pipeline.training.trainer.TrainingConfig fields."""
+_TRAINING = TrainingConfig  # defaults of the trainer's dataclass fields, read as class attributes
 
-    epochs: int = 2
-    learning_rate: float = 1e-4
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
+
+class LoraRunConfig(dg.Config):
+    """Per-asset hyper-parameters: TrainingConfig's fields, with its defaults (written once, in the trainer); each
+    stage's Config below overrides what differs for that stage."""
+
+    epochs: int = _TRAINING.epochs
+    learning_rate: float = _TRAINING.learning_rate
+    lora_r: int = _TRAINING.lora_r
+    lora_alpha: int = _TRAINING.lora_alpha
+    lora_dropout: float = _TRAINING.lora_dropout
     lora_target_modules: list[str] = list(DEFAULT_TARGET_MODULES)
-    warmup_ratio: float = 0.1
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    micro_batch_size: int = 2
-    gradient_accumulation_steps: int = 1
-    max_steps: int = -1
-    gradient_checkpointing: bool = False
-    max_seq_length: int = 1024
-    overlong: str = "truncate"
-    packing: bool = True
-    seed: int = 42
-    checkpoint_every_steps: int = 25
-    keep_checkpoints: int = 2
-    resume: bool = True
-    eval_every_steps: int = 0
-    stop_after_steps: int = 0
+    warmup_ratio: float = _TRAINING.warmup_ratio
+    min_lr_ratio: float = _TRAINING.min_lr_ratio
+    weight_decay: float = _TRAINING.weight_decay
+    max_grad_norm: float = _TRAINING.max_grad_norm
+    micro_batch_size: int = _TRAINING.micro_batch_size
+    gradient_accumulation_steps: int = _TRAINING.gradient_accumulation_steps
+    max_steps: int = _TRAINING.max_steps
+    gradient_checkpointing: bool = _TRAINING.gradient_checkpointing
+    max_seq_length: int = _TRAINING.max_seq_length
+    overlong: str = _TRAINING.overlong
+    packing: bool = _TRAINING.packing
+    seed: int = _TRAINING.seed
+    checkpoint_every_steps: int = _TRAINING.checkpoint_every_steps
+    keep_checkpoints: int = _TRAINING.keep_checkpoints
+    resume: bool = _TRAINING.resume
+    eval_every_steps: int = _TRAINING.eval_every_steps
+    stop_after_steps: int = _TRAINING.stop_after_steps
 
 
 class Stage1Config(LoraRunConfig):
-    epochs: int = 3
-    learning_rate: float = 2e-4
+    """Stage 1 (counseling) trains with the trainer's defaults (3 epochs at 2e-4)."""
 
 
 class Stage2Config(LoraRunConfig):
