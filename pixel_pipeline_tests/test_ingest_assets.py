@@ -180,4 +180,4 @@ def test_audited_schema_needs_its_upstream_tables(tmp_paths, shared_embedding_ca
     result = materialize(tmp_paths, shared_embedding_cache, [audited_schema])
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "materialize raw_segments before audited_schema" in str(failure.event_specific_data.error.message)
+    assert "materialize `raw_segments` first" in failure.event_specific_data.error.to_string()

@@ -21,26 +21,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pixel_pipeline.ingest.inputs import is_temporary_name
+
 CURSOR_VERSION = 1
 # Folder under PIXEL_DATA_DIR -> the file pattern its loader reads (pixel_pipeline.ingest.segments).
 WATCHED_PATTERNS: dict[str, str] = {"training_segments": "*.json", "transcripts": "*.txt"}
-TEMPORARY_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".swp", ".swo", ".swx", ".crdownload", ".download", ".filepart", "~")
 DEFAULT_SETTLE_SECONDS = 60.0
 PARTITION_KEY_SEPARATOR = "@"
 HASH_DIGITS_IN_KEY = 16
 READ_CHUNK_BYTES = 1 << 20
-
-
-def is_temporary_name(name: str) -> bool:
-    """Names that editors, downloaders and copy tools use while a file is incomplete (or that are hidden)."""
-    base = name.rsplit("/", 1)[-1]
-    lowered = base.lower()
-    return (
-        not base
-        or base.startswith((".", "~"))  # hidden, Office lock files
-        or (base.startswith("#") and base.endswith("#"))  # Emacs autosave
-        or lowered.endswith(TEMPORARY_SUFFIXES)
-    )
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,15 @@ class PipelinePaths:
         """Parquet file of an asset's main table: output/tables/<asset>.parquet."""
         return self.output_dir / "tables" / f"{name}.parquet"
 
+    def read_table(self, name: str):
+        """The upstream table `name` as a DataFrame; a clear error naming the asset to materialize when missing."""
+        from pixel_pipeline.core.io import read_parquet
+
+        path = self.table(name)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: materialize `{name}` first")
+        return read_parquet(path)
+
     def rejects(self, stage: str) -> Path:
         """Parquet file of rows dropped at one stage: output/rejects/<stage>.parquet (schema in core.rejects)."""
         return self.output_dir / "rejects" / f"{stage}.parquet"

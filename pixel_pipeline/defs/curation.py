@@ -28,13 +28,6 @@ RULE_CACHE_NAMESPACE = "curation-rules"
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
-def _read_table(paths: PipelinePaths, name: str) -> pd.DataFrame:
-    path = paths.table(name)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: materialize `{name}` first")
-    return read_parquet(path)
-
-
 def _read_rejects(paths: PipelinePaths, stage: str) -> pd.DataFrame:
     path = paths.rejects(stage)
     return read_parquet(path) if path.exists() else pd.DataFrame(columns=["dataset", "segment_id", "record_id"])
@@ -153,7 +146,7 @@ class CuratedSegmentsConfig(CurationRulesConfig):
 def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsConfig, storage: PixelStorage,
                      embedding_model: EmbeddingModel) -> dg.MaterializeResult:
     paths = storage.paths
-    raw = _read_table(paths, "raw_segments")
+    raw = paths.read_table("raw_segments")
     settings = _settings_from(config, CurationSettings)
     voice_sources = read_voice_choice(paths.voice_choice_file).sources  # resolved once, by raw_segments
     settings = replace(settings, domain_reference_sources=tuple(config.domain_reference_sources) or voice_sources)
@@ -235,7 +228,7 @@ class CuratedConversationsConfig(CurationRulesConfig):
 def curated_conversations(context: dg.AssetExecutionContext, config: CuratedConversationsConfig,
                           storage: PixelStorage) -> dg.MaterializeResult:
     paths = storage.paths
-    frames = [_read_table(paths, "counseling_conversations"), _read_table(paths, "cot_conversations")]
+    frames = [paths.read_table("counseling_conversations"), paths.read_table("cot_conversations")]
     conv = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else frames[0]
     settings = _settings_from(config, CurationSettings)
     out = curate_conversations(conv, settings, language_cache=_language_cache(paths), rule_cache=_rule_cache(paths))
@@ -312,9 +305,9 @@ class DeduplicatedPairsConfig(dg.Config):
 def deduplicated_pairs(context: dg.AssetExecutionContext, config: DeduplicatedPairsConfig, storage: PixelStorage,
                        embedding_model: EmbeddingModel) -> dg.MaterializeResult:
     paths = storage.paths
-    segs = _read_table(paths, "curated_segments")
-    prompts = _read_table(paths, "generated_prompts")
-    convs = _read_table(paths, "curated_conversations")
+    segs = paths.read_table("curated_segments")
+    prompts = paths.read_table("generated_prompts")
+    convs = paths.read_table("curated_conversations")
     prompt_rejects = _read_rejects(paths, "generated_prompts")
     settings = _settings_from(config, DedupSettings)
     embedder = embedding_model.embedder(storage) if config.semantic_dedup else None
@@ -419,7 +412,7 @@ def _rejected_segments_for_review(paths: PipelinePaths) -> pd.DataFrame:
 )
 def review_sample(config: ReviewSampleConfig, storage: PixelStorage) -> dg.MaterializeResult:
     paths = storage.paths
-    pairs = _read_table(paths, "deduplicated_pairs")
+    pairs = paths.read_table("deduplicated_pairs")
     curated = read_parquet(paths.table("curated_segments")) if paths.table("curated_segments").exists() else None
     if curated is not None and len(pairs):  # show the filters' scores to reviewers
         scores = curated[["segment_id", *[c for c in curated.columns if c.startswith("score_")]]].drop_duplicates("segment_id")

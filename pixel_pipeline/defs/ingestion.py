@@ -457,13 +457,6 @@ class AuditedSchemaConfig(dg.Config):
     max_examples: int = 5
 
 
-def _read_table(paths: PipelinePaths, name: str) -> pd.DataFrame:
-    path = paths.table(name)
-    if not path.exists():
-        raise dg.Failure(f"{path} is missing: materialize {name} before audited_schema", metadata={"missing": dg.MetadataValue.path(str(path))})
-    return read_parquet(path)
-
-
 def _read_rejects(paths: PipelinePaths, name: str) -> pd.DataFrame:
     path = paths.rejects(name)
     return read_parquet(path) if path.exists() else rejects_frame([])
@@ -489,9 +482,9 @@ def _read_rejects(paths: PipelinePaths, name: str) -> pd.DataFrame:
 def audited_schema(context: dg.AssetExecutionContext, config: AuditedSchemaConfig, storage: PixelStorage) -> dg.MaterializeResult:
     paths = storage.paths
     settings = audit_lib.AuditSettings(**config.model_dump())
-    segments = _read_table(paths, "raw_segments")
-    counseling = _read_table(paths, "counseling_conversations")
-    cot = _read_table(paths, "cot_conversations")
+    segments = paths.read_table("raw_segments")
+    counseling = paths.read_table("counseling_conversations")
+    cot = paths.read_table("cot_conversations")
     seg_dir = paths.input_dir(SEGMENTS_DIR)
     segment_files, _ = scan_input_folder(seg_dir, paths.data_dir, (".json",))
     input_files = {

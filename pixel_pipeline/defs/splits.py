@@ -68,10 +68,7 @@ class SplitsConfig(dg.Config):
 )
 def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: PixelStorage) -> dg.MaterializeResult:
     paths = storage.paths
-    pairs_path = paths.table("deduplicated_pairs")
-    if not pairs_path.exists():
-        raise FileNotFoundError(f"{pairs_path} is missing: materialize `deduplicated_pairs` first")
-    pairs = read_parquet(pairs_path)
+    pairs = paths.read_table("deduplicated_pairs")
     verdicts_path = paths.table("review_verdicts")
     verdicts = read_parquet(verdicts_path) if verdicts_path.exists() else None
 

@@ -20,9 +20,16 @@ def outside_data_dir_allowed() -> bool:
     return os.environ.get(ALLOW_OUTSIDE_ENV_VAR, "").strip().lower() in ("1", "true", "yes")
 
 
+# Suffixes editors, downloaders and copy tools give a file while it is incomplete.
+TEMPORARY_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".swp", ".swo", ".swx", ".crdownload", ".download", ".filepart", "~")
+
+
 def is_temporary_name(name: str) -> bool:
-    """Hidden, editor-backup or partial-download names (`.x.json.tmp`, `~x.txt`, `x.txt.part`) are not inputs yet."""
-    return name.startswith((".", "~")) or name.endswith(("~", ".tmp", ".part", ".partial", ".swp"))
+    """Hidden, lock, autosave, editor-backup or partial-download names (`.x.json`, `~$x.txt`, `#x#`, `x.txt.part`)
+    are not inputs yet: the loaders skip them and the sensor does not see them."""
+    base = name.rsplit("/", 1)[-1]
+    return (not base or base.startswith((".", "~")) or (base.startswith("#") and base.endswith("#"))
+            or base.lower().endswith(TEMPORARY_SUFFIXES))
 
 
 def scan_input_folder(
