@@ -103,6 +103,20 @@ def test_a_list_item_or_example_cut_from_its_list_is_dropped_at_the_start():
     assert not leans_on_before("So why do we keep going back to the same people?")  # a talk's own question stays
 
 
+def test_a_first_sentence_pointing_back_with_a_demonstrative_is_dropped_but_not_a_question_or_a_generic_those():
+    for opener in ("If you relate to that, you will know the feeling.", "Over time, this creates a quiet shift.",
+                   "If a lot of this sounds familiar, there is a reason."):
+        assert shape(opener + " " + GOOD).text.startswith("Shame tells you"), opener
+    assert not leans_on_before("So why do we keep doing this?")
+    assert not leans_on_before("Those who grew up in chaos learn to scan every room.")
+    assert not leans_on_before("Shame is a feeling that tells you that you are bad.")  # relative and complement "that"
+
+
+def test_a_talks_schedule_and_sign_off_are_channel_talk():
+    result = shape(GOOD + "Next week we will finish the series on shame. Thanks to everybody who came tonight.")
+    assert result.text == GOOD.strip() and result.channel_talk_sentences == 2
+
+
 def test_a_sentence_that_points_at_a_picture_is_channel_talk():
     result = shape(GOOD + " If you look at the diagram, the arrows go both ways.")
     assert result.text == GOOD.strip() and result.channel_talk_sentences == 1

@@ -43,7 +43,7 @@ VIDEO_TALK_RE = re.compile(
     r"(a|this|the|that|my) (diagram|chart|graph|whiteboard)s?\b|on (the|your|my) (screen|board)\b|"
     r"(as )?you can see (here|on|in this)|"
     # the talk's own schedule and sign-offs: a response is not one evening of a series
-    r"\b(last|next) (week|time|friday|sunday|session)('s)? (we|i)\b|(see|talk to) you (all )?next (week|friday|sunday|session)|"
+    r"\b(last|next) (week|time|friday|sunday|session)('s)? (we|i|and the)\b|(see|talk to) you (all )?next (week|friday|sunday|session)|"
     r"\b(in|for) (the|this) (next|last|final) (part|session|episode)\b|\b(a|this|our|the) (new )?series\b|"
     r"\b(today|tonight),? (we're|we are|i'm|i am|i want|we want|i'd like) (going )?to (talk|be talking|look|start|continue|finish)|"
     r"thanks? (you )?(to |for )?(all|everybody|everyone) (who|for) (came|joined|joining|coming|being here)|"
@@ -115,14 +115,20 @@ MAX_LEANING_OPENERS = 3
 
 
 MAX_STRAY_WORDS = 4  # "Do you see that." "It is." "Fixed." at the cut: the tail of a thought, not an opening
+# A demonstrative in the first words points at what came before the cut ("If you relate to that, ...", "Over time,
+# this creates ...", "If a lot of this sounds familiar ..."); not "those who ..." (generic), and not in a question
+# (a talk's own question may say "So why do we do this?" and the prompt stage needs it).
+POINTS_BACK_RE = re.compile(r"^(?:\S+\s+){0,7}?(?:this|these|those)\b(?!\s+(?:who|which|that)\b)|"
+                            r"^(?:\S+\s+){0,7}?that\s*[,.;:!]", re.IGNORECASE)
 
 
 def leans_on_before(sentence: str) -> bool:
     first_two = [re.sub(r"[^\w']", "", w.lower()) for w in sentence.split()[:2]]
-    if not first_two:
+    if not first_two or " ".join(first_two) in ("those who", "these who"):  # generic: "Those who grew up ..."
         return False
     return (first_two[0] in LEANING_OPENERS or " ".join(first_two) in LEANING_OPENER_PAIRS
-            or len(sentence.split()) <= MAX_STRAY_WORDS)
+            or len(sentence.split()) <= MAX_STRAY_WORDS
+            or (not sentence.rstrip().endswith("?") and bool(POINTS_BACK_RE.search(sentence))))
 
 
 def starts_mid_thought(sentence: str) -> bool:
