@@ -104,13 +104,17 @@ class ShapeResult:
 # middle of a thought even with a capital: up to MAX_LEANING_OPENERS such sentences are dropped at the segment's start.
 # "So" stays out: it opens most of a talk's own questions ("So why do we keep going back?").
 LEANING_OPENERS = frozenset("""and but or because which that that's then also same plus whereas although though
-it it's its they they're them their he she him her his these those this another others again instead otherwise
-however therefore thus hence likewise similarly moreover furthermore besides meanwhile secondly thirdly lastly
-finally""".split())
+it it's its they they're them their he she him her his these those""".split())
+# Openers that refer to an earlier item ("Another one is ...", "For example, ...", "All of those ..."), and a
+# demonstrative pointing back: dropped only in a short sentence (<= MAX_REFERRING_WORDS), since a long first
+# sentence that starts this way usually carries its own content ("This one came in last night: someone wrote ...").
+REFERRING_OPENERS = frozenset("""this another others again instead otherwise however therefore thus hence likewise
+similarly moreover furthermore besides meanwhile secondly thirdly lastly finally""".split())
 LEANING_OPENER_PAIRS = frozenset(("for example", "for instance", "all of", "both of", "each of", "none of",
                                   "like i", "as i", "the other", "the second", "the third", "the fourth", "the last",
                                   "the next", "the same", "in addition", "on top", "after that", "in that", "at that",
                                   "number two", "number three", "number four", "number five"))
+MAX_REFERRING_WORDS = 20
 MAX_LEANING_OPENERS = 3
 
 
@@ -126,8 +130,12 @@ def leans_on_before(sentence: str) -> bool:
     first_two = [re.sub(r"[^\w']", "", w.lower()) for w in sentence.split()[:2]]
     if not first_two or " ".join(first_two) in ("those who", "these who"):  # generic: "Those who grew up ..."
         return False
-    return (first_two[0] in LEANING_OPENERS or " ".join(first_two) in LEANING_OPENER_PAIRS
-            or len(sentence.split()) <= MAX_STRAY_WORDS
+    n_words = len(sentence.split())
+    if first_two[0] in LEANING_OPENERS or n_words <= MAX_STRAY_WORDS:
+        return True
+    if n_words > MAX_REFERRING_WORDS:
+        return False
+    return (first_two[0] in REFERRING_OPENERS or " ".join(first_two) in LEANING_OPENER_PAIRS
             or (not sentence.rstrip().endswith("?") and bool(POINTS_BACK_RE.search(sentence))))
 
 
