@@ -68,6 +68,11 @@ def reject_row(
     }
 
 
+def reason_key(reason: Any) -> str:
+    """The rule key of a reject reason: reasons are written `<rule>: <why, with figures>` (or just `<rule>`)."""
+    return str(reason).split(":", 1)[0].strip()
+
+
 def rejects_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """A DataFrame with exactly REJECT_COLUMNS (empty frames keep the schema)."""
     df = pd.DataFrame(list(rows), columns=REJECT_COLUMNS)

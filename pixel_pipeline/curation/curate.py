@@ -25,6 +25,7 @@ import pandas as pd
 from pixel_pipeline.core.records import (
     DATASET_SEGMENTS,
     STYLES,
+    reason_key,
     reject_row,
     rejects_frame,
 )
@@ -243,7 +244,7 @@ def _reject_details(rules: dict[str, pd.DataFrame], i: int, fired: list[str], or
 def _report(df: pd.DataFrame, rules: dict[str, pd.DataFrame], rejected: np.ndarray, reasons: list[list[str]],
             id_col: str, pii_counts: Counter, crisis: list[list[str]], extra: dict) -> dict:
     per_rule = {r: int(f["fired"].sum()) for r, f in rules.items()}
-    only_rule = Counter(rs[0].split(":")[0] for rs in reasons if len(rs) == 1)
+    only_rule = Counter(reason_key(rs[0]) for rs in reasons if len(rs) == 1)
     examples = {}
     for r, f in rules.items():
         idx = np.flatnonzero(f["fired"].to_numpy(dtype=bool))[:3]

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pixel_pipeline.core.records import DATASET_SEGMENTS, STYLES, reject_row, rejects_frame
+from pixel_pipeline.core.records import DATASET_SEGMENTS, STYLES, reason_key, reject_row, rejects_frame
 from pixel_pipeline.ingest.cache import FileCache, FileResult
 from pixel_pipeline.ingest.inputs import scan_input_folder
 from pixel_pipeline.ingest.rows import BrokenRecord, decode_text, json_list_records
@@ -497,7 +497,7 @@ def reject_reason_counts(rejects: pd.DataFrame) -> dict[str, int]:
     counts: dict[str, int] = {}
     for reasons in rejects["reasons"] if len(rejects) else []:
         for reason in reasons:
-            rule = str(reason).split(":", 1)[0]
+            rule = reason_key(reason)
             counts[rule] = counts.get(rule, 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 

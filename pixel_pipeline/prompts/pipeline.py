@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pixel_pipeline.core.records import DATASET_SEGMENTS, EXPERT_INDEX, reject_row
+from pixel_pipeline.core.records import DATASET_SEGMENTS, EXPERT_INDEX, reason_key, reject_row
 from pixel_pipeline.prompts.cache import CandidateCache, generate_cached
 from pixel_pipeline.prompts.generators import (
     CONCEPTS,
@@ -413,7 +413,7 @@ def _fallback_rows(rejects: list[dict], inputs: list[SegmentInput], texts: list[
     must pass the prompt rules and the alignment floor and be unused; the rest stay rejected with their reason."""
     gen = ConceptFallbackGenerator(settings.template_candidates, settings.seed)
     index = {inp.segment_id: i for i, inp in enumerate(inputs)}
-    todo = [index[r["segment_id"]] for r in rejects if r["reasons"][0].split(":")[0] in FALLBACK_REASONS]
+    todo = [index[r["segment_id"]] for r in rejects if reason_key(r["reasons"][0]) in FALLBACK_REASONS]
     if not todo:
         return [], rejects, gen
     found = gen.generate([inputs[i] for i in todo])

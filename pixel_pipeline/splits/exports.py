@@ -22,7 +22,7 @@ import pandas as pd
 
 from pixel_pipeline.core.io import swap_in_dir, write_json, write_jsonl, write_text
 from pixel_pipeline.core.markdown import markdown_table
-from pixel_pipeline.core.records import DATASET_SEGMENTS, STYLES
+from pixel_pipeline.core.records import DATASET_SEGMENTS, STYLES, reason_key
 from pixel_pipeline.splits import formats, plans, tokens, trainer_configs
 from pixel_pipeline.splits.assign import SPLITS, STAGE_NAMES, augmented_mask
 from pixel_pipeline.splits.system_prompts import SYSTEM_PROMPTS
@@ -253,7 +253,7 @@ def _build(
         "rejected": len(rejected),
         "rejected_by_stage": dict(Counter(str(line["stage"]) for line in rejected)),
         "rejected_by_reason": dict(
-            Counter(str(reason).split(":")[0] for line in rejected for reason in line["reasons"]).most_common()
+            Counter(reason_key(reason) for line in rejected for reason in line["reasons"]).most_common()
         ),
         "segment_curation": segment_curation_counts(counted),
     }

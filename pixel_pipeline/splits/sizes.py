@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pixel_pipeline.core.records import DATASET_COT, DATASET_COUNSELING, DATASET_SEGMENTS
+from pixel_pipeline.core.records import DATASET_COT, DATASET_COUNSELING, DATASET_SEGMENTS, reason_key
 from pixel_pipeline.splits.assign import STAGE_COUNSELING, STAGE_NAMES, STAGE_REASONING, STAGE_VOICE
 
 STAGE_DATASETS = {STAGE_NAMES[STAGE_COUNSELING]: DATASET_COUNSELING, STAGE_NAMES[STAGE_REASONING]: DATASET_COT,
@@ -42,7 +42,7 @@ def rejection_cause(lines: Sequence[Mapping[str, Any]], dataset: str, rows_in: i
     """`<dataset>: N rows in, M rejected (rule: n, ...)` over rejected.jsonl lines, optionally for some sources only;
     exact repeats say how many distinct records they repeat."""
     picked = [l for l in lines if l.get("dataset") == dataset and (sources is None or l.get("source") in sources)]
-    rules = Counter(str(r).split(":", 1)[0] for l in picked for r in l.get("reasons", [])[:1])
+    rules = Counter(reason_key(r) for l in picked for r in l.get("reasons", [])[:1])
     parts = []
     for rule, n in rules.most_common(4):
         if rule == "duplicate":
