@@ -122,8 +122,9 @@ def test_a_sentence_that_points_at_a_picture_is_channel_talk():
     assert result.text == GOOD.strip() and result.channel_talk_sentences == 1
 
 
-def test_at_most_three_leaning_sentences_are_dropped():
-    leaning = "And it goes on. And it goes further. And it goes deeper. And it keeps going for years. "
+def test_at_most_five_leaning_sentences_are_dropped():
+    leaning = ("And it goes on. And it goes further. And it goes deeper. And it goes on and on. "
+               "And it goes round again. And it keeps going for years. ")
     assert shape(leaning + GOOD).text.startswith("And it keeps going for years.")
 
 

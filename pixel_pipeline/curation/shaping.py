@@ -115,7 +115,7 @@ LEANING_OPENER_PAIRS = frozenset(("for example", "for instance", "all of", "both
                                   "the next", "the same", "in addition", "on top", "after that", "in that", "at that",
                                   "number two", "number three", "number four", "number five"))
 MAX_REFERRING_WORDS = 20
-MAX_LEANING_OPENERS = 3
+MAX_LEANING_OPENERS = 5  # a cut can fall before several short sentences of the previous thought
 
 
 MAX_STRAY_WORDS = 4  # "Do you see that." "It is." "Fixed." at the cut: the tail of a thought, not an opening
