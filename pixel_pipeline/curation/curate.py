@@ -3,9 +3,10 @@
 Order per text (so that every rule sees what training would see):
 1. housekeeping is scored on the text as read; below its threshold, the promo / logistics sentences are stripped
    (`strip_housekeeping`), above it the whole text is rejected;
-2. PII is redacted (typed placeholders);
-3. garbled, language, repetition, length, off_domain (segments only), harmful and the per-expert quality floor are
-   scored on the result; a row is rejected when any rule fires, with every fired rule's reason and all scores;
+2. garbled, language, repetition and harmful judge that text as a reader would; a segment's response is then shaped
+   (curation.shaping) and PII is redacted (typed placeholders);
+3. length, off_domain (segments only) and the per-expert quality floor are scored on the result (what training
+   sees); a row is rejected when any rule fires, with every fired rule's reason and all scores;
 4. crisis content is flagged (kept) and carried on the row.
 """
 
@@ -166,8 +167,8 @@ def _strip_shape_and_redact(
     originals: Sequence[str], hk: pd.DataFrame, settings: CurationSettings, scores: RuleScores
 ) -> tuple[list[str], list[str], list[int], list[Counter], list[shaping.ShapeResult]]:
     """Housekeeping sentences stripped (when scored but under the threshold): the segment as read, which the
-    garbled, language and repetition rules judge as a reader would; then the response shaped (curation.shaping) and
-    PII redacted: the text length, off_domain, harmful and training see."""
+    garbled, language, repetition and harmful rules judge as a reader would; then the response shaped
+    (curation.shaping) and PII redacted: the text length, off_domain and training see."""
     to_strip = [bool(settings.strip_housekeeping and not fired and score > 0) for fired, score in zip(hk["fired"], hk["score"])]
     stripped = scores.each("strip_housekeeping", [t for t, s in zip(originals, to_strip) if s],
                            lambda t: list(filters.strip_housekeeping(t)))
@@ -356,7 +357,9 @@ def segment_evidence(
     rules["off_domain"] = off_domain
     rules["housekeeping"] = hk
     rules["length"] = length
-    rules["harmful"] = scores.rule("harmful", redacted, safety.harmful)
+    # harmful judges the segment as read: advice to stop medication or contempt anywhere in it disqualifies the
+    # speaker's segment, even where shaping happened to cut that sentence from the response
+    rules["harmful"] = scores.rule("harmful", as_read, safety.harmful)
     rules["expert_quality"] = _expert_quality(df, settings)
     rules = {r: f.reset_index(drop=True) for r, f in rules.items()}
     stats = {"off_domain": off_domain_note, "rule_cache": dict(scores.stats) if rule_cache else None,

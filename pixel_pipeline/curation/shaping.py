@@ -122,7 +122,8 @@ MAX_STRAY_WORDS = 4  # "Do you see that." "It is." "Fixed." at the cut: the tail
 # A demonstrative in the first words points at what came before the cut ("If you relate to that, ...", "Over time,
 # this creates ...", "If a lot of this sounds familiar ..."); not "those who ..." (generic), and not in a question
 # (a talk's own question may say "So why do we do this?" and the prompt stage needs it).
-POINTS_BACK_RE = re.compile(r"^(?:\S+\s+){0,7}?(?:this|these|those)\b(?!\s+(?:who|which|that)\b)|"
+POINTS_BACK_RE = re.compile(r"^(?:\S+\s+){0,7}?(?:this|these|those)\b(?!\s+(?:who|which|that|week|weekend|year|month|"
+                            r"morning|afternoon|evening|night|time|moment|day|days|season)\b)|"
                             r"^(?:\S+\s+){0,7}?that\s*[,.;:!]", re.IGNORECASE)
 
 
