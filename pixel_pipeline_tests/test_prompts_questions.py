@@ -166,6 +166,8 @@ def test_a_person_is_never_called_it_and_forms_agree_with_the_concepts_number():
             for question, _ in concept_forms(concept, intent, 10, random.Random(1)):
                 assert " it " not in f" {question.lower().rstrip('?')} ", question
     assert "why they matter?" in " ".join(q for q, _ in concept_forms(Concept("boundaries", "topic", 3), "general", 10, random.Random(1)))
+    general = " ".join(q for q, _ in concept_forms(Concept("fears", "struggle", 3), "general", 10, random.Random(1)))
+    assert "what is they" not in general and "what are they really about" in general
     origin = " ".join(q for q, _ in concept_forms(Concept("boundaries", "topic", 3), "origin", 10, random.Random(1)))
     assert "how does they" not in origin and "how do they develop" in origin
 

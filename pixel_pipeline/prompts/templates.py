@@ -72,7 +72,7 @@ FORMS: dict[str, dict[str, list[str]]] = {
             "Can you talk about {a} and what {it_s} really {does} to people?",
             "What {does} {a} do to a person over time?",
             "Could you help me understand {a} and how {it_s} {does} damage?",
-            "Why {does} {a} affect people so much, and what is {it_s} really about?",
+            "Why {does} {a} affect people so much, and what {is} {it_s} really about?",
         ],
     },
     "practice": {
