@@ -10,8 +10,10 @@ and they tend to hide, ...") or ends in speech-recognition noise. Shaping, per t
 2. collapse phrase loops inside a sentence to one occurrence;
 3. drop channel talk and repeats; garbled and caption sentences *split* the text into passages, and the longest
    passage is kept (a garbled tail or a caption run is cut off, not glued across);
-4. drop a first sentence that starts mid-thought (lower case or punctuation) and a last one with no sentence end,
-   capitalise the first letter.
+4. drop a first sentence that starts mid-thought (lower case or punctuation), then up to MAX_LEANING_OPENERS
+   opening sentences that lean on the cut (a conjunction or pronoun first, a referring opener or a demonstrative
+   in a short sentence, a stray tail, a verbless fragment), and a last sentence with no sentence end; capitalise
+   the first letter.
 
 What was done is returned as measures (`ShapeResult`), kept as the `shaping` column and in the reject reasons, so a
 reader sees why a response is shorter than its segment. Pure functions, linear in text length.
@@ -130,7 +132,7 @@ POINTS_BACK_RE = re.compile(r"^(?:\S+\s+){0,7}?(?:this|these|those)\b(?!\s+(?:wh
 def is_fragment(sentence: str) -> bool:
     """A first sentence with no verb that can carry a clause (tagger) is a title or the tail of the previous thought
     ("The different types of boundaries."); a question is left to the prompt stage."""
-    from pixel_pipeline.core.tagger import has_clause_verb
+    from pixel_pipeline.core.tagger import has_clause_verb  # spaCy loads only where a text is shaped
 
     return len(sentence.split()) > MAX_STRAY_WORDS and not sentence.rstrip().endswith("?") and not has_clause_verb(sentence)
 
