@@ -73,9 +73,11 @@ def transformer_folder(model_path: str) -> str:
 
 
 def _fingerprint(model_path: str, pca_dims: int, sif_coefficient: float) -> str:
+    """Recipe, settings and the transformer's weights and vocabulary (the files distill() reads)."""
     digest = hashlib.sha256(f"{STATIC_RECIPE_VERSION}|{pca_dims}|{sif_coefficient}".encode())
+    folder = Path(transformer_folder(model_path))
     for name in ("model.safetensors", "pytorch_model.bin", "tokenizer.json", "vocab.txt"):
-        p = Path(model_path) / name
+        p = folder / name
         if p.exists():
             digest.update(name.encode())
             digest.update(str(p.stat().st_size).encode())
@@ -100,6 +102,7 @@ def ensure_static_model(model_path: str, root: str | os.PathLike | None = None, 
     def write(tmp: Path) -> None:
         from model2vec import StaticModel
 
+        log.info("distilling a static embedding model from %s into %s (once per machine)", model_path, final)
         vectors, tokenizer = distill(model_path, pca_dims, sif_coefficient)
         StaticModel(vectors, tokenizer, normalize=True, base_model_name=str(model_path)).save_pretrained(tmp)
         (tmp / "distilled_from.json").write_text(json.dumps(
