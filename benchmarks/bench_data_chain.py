@@ -40,6 +40,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # per-as
 STYLES = ("therapeutic", "educational", "empathetic", "practical")
 STYLE_SHARES = (0.55, 0.10, 0.15, 0.20)  # unbalanced like real corpora
 SOURCES = ["Healing Minds with Dr. Lena Hart"] + [f"channel_{i:02d}" for i in range(60)]
+EDUCATOR_SHARE = 0.3  # the main educator leads, as in real corpora, so raw_segments detects the voice source
 
 
 # ------------------------------------------------------------------------------------------ corpus generation
@@ -72,7 +73,7 @@ def generate_corpus(root: Path, n_segments: int, seed: int = 0, sample_dir: Path
         files[f"{style}_{quality}_quality.json"].append({
             "text": text, "style": style, "confidence": round(rng.uniform(0, 9.9), 2),
             "quality": round(rng.uniform(0.5, 1.0) if quality == "high" else rng.uniform(0.2, 0.8), 2),
-            "source": rng.choice(SOURCES), "file": f"talk_{rng.randrange(max(1, n_segments // 8))}.txt",
+            "source": SOURCES[0] if rng.random() < EDUCATOR_SHARE else rng.choice(SOURCES[1:]), "file": f"talk_{rng.randrange(max(1, n_segments // 8))}.txt",
         })
     for name, rows in files.items():
         (seg_dir / name).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")

@@ -298,11 +298,13 @@ class SegmentEvidence:
     removed: list[int]
     pii_counts: list[Counter]
     stats: dict
+    windows: list[dict] | None = None  # quality.window_measures per text as read (None: computed on demand)
 
     def hand_features(self) -> list[dict[str, float]]:
         rule_scores = [{r: self.rules[r].at[i, "score"] for r in quality.RULE_SCORES if r in self.rules}
                        for i in range(len(self.df))]
-        return [quality.hand_features(o, sh, sc) for o, sh, sc in zip(self.original, self.shaped, rule_scores)]
+        windows = self.windows or [None] * len(self.df)
+        return [quality.hand_features(o, sh, sc, w) for o, sh, sc, w in zip(self.original, self.shaped, rule_scores, windows)]
 
 
 def segment_evidence(
@@ -362,9 +364,12 @@ def segment_evidence(
     rules["harmful"] = scores.rule("harmful", as_read, safety.harmful)
     rules["expert_quality"] = _expert_quality(df, settings)
     rules = {r: f.reset_index(drop=True) for r, f in rules.items()}
+    # the classifier's worst-window measures depend on the text alone: cached per text like the rules (keyed by the
+    # quality module's code), so a re-run after one new transcript measures only its segments
+    windows = scores.each("window_measures", original, quality.window_measures, code=quality.code_version())
     stats = {"off_domain": off_domain_note, "rule_cache": dict(scores.stats) if rule_cache else None,
              "crisis": scores.each("crisis_flags", redacted, safety.crisis_flags)}
-    return SegmentEvidence(df, original, redacted, shaped, rules, vectors, removed, counts, stats)
+    return SegmentEvidence(df, original, redacted, shaped, rules, vectors, removed, counts, stats, windows)
 
 
 def _not_scored(n: int) -> pd.DataFrame:

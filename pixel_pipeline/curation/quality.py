@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import functools
 import json
+import inspect
 import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pixel_pipeline.core.ids import sha256_hex
 from pixel_pipeline.curation import filters
 from pixel_pipeline.curation.shaping import ShapeResult
 from pixel_pipeline.curation.text import english_vocabulary, sentences, words
@@ -80,8 +83,16 @@ def window_measures(text: str) -> dict[str, float]:
     return worst
 
 
-def hand_features(original: str, shaped: ShapeResult, rule_scores: Mapping[str, float]) -> dict[str, float]:
-    """Every number the classifier reads besides the embedding, by name (the names are stored with the model)."""
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of this module's source: a cached window measure is stale once the measures' code changes."""
+    return sha256_hex(inspect.getsource(sys.modules[__name__]))[:12]
+
+
+def hand_features(original: str, shaped: ShapeResult, rule_scores: Mapping[str, float],
+                  window: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Every number the classifier reads besides the embedding, by name (the names are stored with the model).
+    `window`: window_measures(original) when the caller has it already (curation caches it per text)."""
     sents = sentences(original)
     n_words = max(1, len(original.split()))
     lens = [len(s.split()) for s in sents] or [0]
@@ -90,7 +101,7 @@ def hand_features(original: str, shaped: ShapeResult, rule_scores: Mapping[str, 
         v = rule_scores.get(r)
         v = 0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
         f[f"rule_{r}"] = v
-    for k, v in window_measures(original).items():
+    for k, v in (window if window is not None else window_measures(original)).items():
         f[k] = _log1p(v) if k in ("win_foreign_letters", "win_loop_repeats") else v
     for k in SHAPING_MEASURES:
         f[f"shaping_{k}"] = _log1p(getattr(shaped, k))
