@@ -378,7 +378,7 @@ def generate_prompts(
             }
         )
     if settings.concept_fallback:
-        found, rejects, stats = _fallback_rows(rejects, inputs, texts, segments, embedder, settings, uses, bm25)
+        found, rejects, stats = _fallback_rows(rejects, inputs, texts, segments, embedder, settings, uses, bm25, cache)
         rows.extend(found)
         generators = [*generators, stats]
     table = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
@@ -407,8 +407,8 @@ FALLBACK_REASONS = (NO_ACCEPTABLE_QUESTION, NO_VALID_PROMPT)
 
 
 def _fallback_rows(rejects: list[dict], inputs: list[SegmentInput], texts: list[str], segments: pd.DataFrame,
-                   embedder, settings: PromptSettings, uses: Counter, bm25: BM25Index | None
-                   ) -> tuple[list[dict], list[dict], "ConceptFallbackGenerator"]:
+                   embedder, settings: PromptSettings, uses: Counter, bm25: BM25Index | None,
+                   cache: CandidateCache | None = None) -> tuple[list[dict], list[dict], "ConceptFallbackGenerator"]:
     """Concept-form questions for the segments no generator found a question for (ConceptFallbackGenerator): each
     must pass the prompt rules and the alignment floor and be unused; the rest stay rejected with their reason."""
     gen = ConceptFallbackGenerator(settings.template_candidates, settings.seed)
@@ -416,7 +416,7 @@ def _fallback_rows(rejects: list[dict], inputs: list[SegmentInput], texts: list[
     todo = [index[r["segment_id"]] for r in rejects if reason_key(r["reasons"][0]) in FALLBACK_REASONS]
     if not todo:
         return [], rejects, gen
-    found = gen.generate([inputs[i] for i in todo])
+    found, _ = generate_cached(gen, [inputs[i] for i in todo], cache)  # per segment, like the other generators
     rules = settings.rules
     flat = [(i, c) for i, cands in zip(todo, found) for c in cands
             if not rules.violations(c.prompt, response=texts[i])]
