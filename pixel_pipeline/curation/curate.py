@@ -365,8 +365,10 @@ def segment_evidence(
     rules["expert_quality"] = _expert_quality(df, settings)
     rules = {r: f.reset_index(drop=True) for r, f in rules.items()}
     # the classifier's worst-window measures depend on the text alone: cached per text like the rules (keyed by the
-    # quality module's code), so a re-run after one new transcript measures only its segments
-    windows = scores.each("window_measures", original, quality.window_measures, code=quality.code_version())
+    # quality module's code), so a re-run after one new transcript measures only its segments; not measured at all
+    # when the classifier is off (SegmentEvidence.hand_features computes them on demand for the training script)
+    windows = (scores.each("window_measures", original, quality.window_measures, code=quality.code_version())
+               if settings.quality_classifier else None)
     stats = {"off_domain": off_domain_note, "rule_cache": dict(scores.stats) if rule_cache else None,
              "crisis": scores.each("crisis_flags", redacted, safety.crisis_flags)}
     return SegmentEvidence(df, original, redacted, shaped, rules, vectors, removed, counts, stats, windows)
