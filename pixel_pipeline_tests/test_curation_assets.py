@@ -103,6 +103,9 @@ def test_curation_chain_writes_tables_rejects_and_passes_its_checks(tmp_paths, r
                  "review_sample_coverage"):
         assert checks[name].passed, (name, checks[name].description)
     assert checks["curated_segments_accounting"].description.startswith(f"{len(segments)} rows in")
+    for run, asset in ((first, "curated_segments"), (first, "curated_conversations"), (result, "deduplicated_pairs")):
+        metadata = run.asset_materializations_for_node(asset)[0].metadata
+        assert metadata["path"].value == str(tmp_paths.table(asset)), asset  # the table the asset wrote
 
     curated_rejects = pd.read_parquet(tmp_paths.rejects("curated_segments"))
     assert list(curated_rejects.columns) == REJECT_COLUMNS and (curated_rejects["stage"] == "curated_segments").all()

@@ -36,6 +36,15 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     return df.apply(lambda col: col.map(escape_formula) if col.dtype == object or pd.api.types.is_string_dtype(col) else col)
 
 
+def with_filter_scores(pairs: pd.DataFrame, curated_segments: pd.DataFrame | None) -> pd.DataFrame:
+    """The pairs with the curated segments' `score_<rule>` columns, so reviewers see what the filters measured."""
+    if curated_segments is None or not len(pairs):
+        return pairs
+    score_cols = [c for c in curated_segments.columns if c.startswith("score_")]
+    scores = curated_segments[["segment_id", *score_cols]].drop_duplicates("segment_id")
+    return pairs.merge(scores, on="segment_id", how="left")
+
+
 def _stratified(df: pd.DataFrame, k: int, strata: list[str], seed: int) -> pd.DataFrame:
     """Up to k rows, taking one row per stratum in turn (random order inside each stratum, seeded)."""
     if len(df) <= k:
