@@ -1,13 +1,16 @@
-"""The prompt rules, the specificity metric and the model-free parts of the generators (no embedding model here;
-the POS tagger runs where a test says so). Talk questions, concepts and forms: test_prompts_questions.py."""
+"""The prompt rules, the specificity metric, the model-free parts of the generators and generate_prompts' candidate
+steps (no embedding model here; the POS tagger runs where a test says so). Talk questions, concepts and forms:
+test_prompts_questions.py."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from pixel_pipeline.prompts.generators import adapt_client_question, clean_generated_question
+from pixel_pipeline.prompts.generators import Candidate, adapt_client_question, clean_generated_question
 from pixel_pipeline.prompts.rules import (
     BARE_KEYWORD,
     COPIED_NGRAM,
@@ -18,6 +21,15 @@ from pixel_pipeline.prompts.rules import (
     PromptRules,
     has_copied_ngram,
 )
+from pixel_pipeline.prompts.scoring import (
+    OPENING_NOT_ABOUT_IT,
+    CandidatePool,
+    count_rule_failures,
+    flatten_candidates,
+    gate_on_opening,
+)
+from pixel_pipeline.prompts.selection import acceptable, rank_candidates, reject_reason
+from pixel_pipeline.prompts.settings import PromptSettings
 from pixel_pipeline.prompts.specificity import BM25Index, bm25_tokens, recall_at_1
 from pixel_pipeline.prompts.text import distinct_n, distinct_ratio, words
 
@@ -132,3 +144,58 @@ def test_a_response_may_restate_its_own_question_but_a_prompt_may_not_copy_its_a
     assert COPIED_NGRAM not in rules.violations(restated, response)
     assert COPIED_NGRAM in rules.violations(copying, response)
     assert has_copied_ngram([restated, copying], [response, response]) == [1]
+
+
+# ---- the candidate steps of generate_prompts (scoring.py, selection.py), on hand-made candidates and scores
+
+
+def pool_of(flat, alignment, score, violations=None):
+    n = len(flat)
+    return CandidatePool(
+        flat=flat, violations=violations or [[] for _ in flat], prompts=[c.prompt for _, c in flat],
+        alignment=np.asarray(alignment, dtype=np.float64), opening=np.full(n, 0.7), ranks=np.ones(n, dtype=np.int64),
+        cross=None, score=np.asarray(score, dtype=np.float64), bm25=None,
+    )
+
+
+def test_a_prompt_is_kept_once_per_segment_case_and_punctuation_ignored():
+    ask, again, other = Candidate("Why do I freeze?", "talk"), Candidate("why do i freeze", "concepts"), Candidate("How do I heal?", "talk")
+    assert flatten_candidates([[ask, again, other], [again]]) == [(0, ask), (0, other), (1, again)]
+
+
+def test_a_candidate_the_opening_is_not_about_breaks_a_rule_counted_after_the_prompt_rules():
+    flat = [(0, Candidate("Why?", "talk")), (0, Candidate("How do I stop freezing when people shout at me?", "concepts"))]
+    pool = pool_of(flat, [0.5, 0.5], [0.5, 0.5], violations=[[TOO_SHORT], []])
+    pool.opening[:] = [0.1, 0.9]
+    failures = count_rule_failures(flat, pool.violations)
+    gate_on_opening(pool, failures, opening_floor=0.62)
+    assert pool.violations == [[TOO_SHORT, OPENING_NOT_ABOUT_IT], []]
+    assert {g: dict(c) for g, c in failures.items()} == {"talk": {TOO_SHORT: 1, OPENING_NOT_ABOUT_IT: 1}}
+
+
+def test_the_talks_own_question_outranks_a_better_scored_concept_form_and_a_used_prompt_pays_the_penalty():
+    flat = [(0, Candidate("What does grief mean for someone who lost a parent?", "concepts")),
+            (0, Candidate("Why does grief come back on birthdays?", "talk"))]
+    ranked, adjusted = rank_candidates(pool_of(flat, [0.8, 0.5], [0.9, 0.6]), [0, 1], Counter(), reuse_penalty=0.15)
+    assert ranked == [1, 0]
+    _, adjusted = rank_candidates(pool_of(flat, [0.8, 0.5], [0.9, 0.6]), [0, 1], Counter({"why does grief come back on birthdays": 2}), 0.15)
+    assert round(adjusted[1], 4) == 0.3
+
+
+def test_a_segment_without_a_question_is_rejected_with_the_reason_that_applies():
+    settings = PromptSettings()
+    flat = [(0, Candidate("Why does grief come back on birthdays?", "talk"))]
+    pool = pool_of(flat, [0.2], [0.4])
+    above, taken = acceptable(pool, [0], Counter(), settings)
+    assert above == [] and not taken
+    reason, details = reject_reason(pool, [0], [0], {0: 0.4}, taken, settings, ["talk"], {})
+    assert reason.startswith("alignment_below_floor") and details["best"]["alignment"] == 0.2
+    used = Counter({"why does grief come back on birthdays": 1})
+    above, taken = acceptable(pool_of(flat, [0.9], [0.9]), [0], used, settings)
+    assert above == [] and taken
+    assert reject_reason(pool_of(flat, [0.9], [0.9]), [0], [0], {}, True, settings, [], {})[0].startswith("prompt_already_used")
+    assert reject_reason(pool_of([], [], []), [], [], {}, False, settings, ["talk"], {})[0].startswith("no_acceptable_question")
+    broken = pool_of(flat, [0.9], [0.9], violations=[[TOO_SHORT]])
+    reason, details = reject_reason(broken, [0], [], {}, False, settings, ["talk"], {})
+    assert reason.startswith("no_valid_prompt") and details["rule_failures"] == {TOO_SHORT: 1}
+
