@@ -10,23 +10,22 @@ import time
 from dataclasses import fields
 
 import dagster as dg
+import pandas as pd
 
-from pixel_pipeline.core import plots
 from pixel_pipeline.core.io import read_parquet, write_json, write_parquet
 from pixel_pipeline.core.records import rejects_frame
+from pixel_pipeline.core.settings import PipelinePaths
+from pixel_pipeline.defs.metadata import materialize_result
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
-from pixel_pipeline.prompts.generators import GENERATOR_NAMES
-from pixel_pipeline.prompts.pipeline import (
-    ALIGNMENT_BELOW_FLOOR,
-    NO_ACCEPTABLE_QUESTION,
-    PROMPT_ALREADY_USED,
-    STAGE,
-    PromptSettings,
-    generate_prompts,
+from pixel_pipeline.prompts.checks import (
+    PromptThresholds,
+    prompt_figures,
+    prompt_verdicts,
+    prompts_metadata,
+    prompts_report,
 )
-from pixel_pipeline.core.markdown import markdown_table
-from pixel_pipeline.prompts.report import generator_distribution, prompt_metrics, sample_pairs_markdown
-from pixel_pipeline.prompts.rules import has_copied_ngram
+from pixel_pipeline.prompts.generators import GENERATOR_NAMES
+from pixel_pipeline.prompts.pipeline import STAGE, PromptSettings, StageProgress, generate_prompts
 
 ASSET = "generated_prompts"
 UPSTREAM_SEGMENTS = "curated_segments"
@@ -77,6 +76,9 @@ class GeneratedPromptsConfig(dg.Config):
         values["llm_model"] = self.llm_model or os.environ.get("PIXEL_PROMPT_LLM", "")
         values["cross_encoder_model"] = self.cross_encoder_model or os.environ.get("PIXEL_PROMPT_CROSS_ENCODER", "")
         return PromptSettings(**values)
+
+    def thresholds(self) -> PromptThresholds:
+        return PromptThresholds(**{f.name: getattr(self, f.name) for f in fields(PromptThresholds)})
 
 
 CHECKS = [
@@ -152,6 +154,30 @@ def generated_prompts(
     embedding_model: EmbeddingModel,
 ) -> dg.MaterializeResult:
     paths = storage.paths
+    segments, conversations = read_upstream(paths, context.log)
+    settings = config.settings()
+    started = time.perf_counter()
+    run = generate_prompts(segments, conversations, embedding_model.embedder(storage), settings,
+                           cache_dir=paths.cache_dir, progress=throttled_progress(context.log))
+    elapsed = time.perf_counter() - started
+    for message in run.skipped.values():
+        context.log.warning(message)
+
+    figures = prompt_figures(run.table, segments)
+    report = prompts_report(run, figures, settings, elapsed)
+    written = {
+        "path": write_parquet(run.table, paths.table(ASSET)),
+        "rejects_path": write_parquet(rejects_frame(run.rejects), paths.rejects(STAGE)),
+        "report_path": write_json(report, paths.report_dir(ASSET) / "summary.json"),
+    }
+    return materialize_result(
+        prompts_metadata(run, figures, settings, written, elapsed, config.sample_pairs_per_style),
+        prompt_verdicts(run, figures, segments, settings, config.thresholds()),
+    )
+
+
+def read_upstream(paths: PipelinePaths, log) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """curated_segments (required, with segment_id and text) and curated_conversations (optional)."""
     segments_path = paths.table(UPSTREAM_SEGMENTS)
     if not segments_path.exists():
         raise dg.Failure(
@@ -165,221 +191,21 @@ def generated_prompts(
     conversations_path = paths.table(UPSTREAM_CONVERSATIONS)
     conversations = read_parquet(conversations_path) if conversations_path.exists() else None
     if conversations is None:
-        context.log.warning(f"{conversations_path} does not exist: the retrieval generator has no client questions.")
+        log.warning(f"{conversations_path} does not exist: the retrieval generator has no client questions.")
+    return segments, conversations
 
-    settings = config.settings()
+
+def throttled_progress(log) -> StageProgress:
+    """Logs each stage's progress at most every 10 % (and at its end)."""
     last_logged: dict[str, float] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
         share = done / max(total, 1)
         if done == total or share - last_logged.get(stage, -1.0) >= 0.1:
             last_logged[stage] = share
-            context.log.info(f"{stage}: {done}/{total}")
+            log.info(f"{stage}: {done}/{total}")
 
-    started = time.perf_counter()
-    run = generate_prompts(
-        segments,
-        conversations,
-        embedding_model.embedder(storage),
-        settings,
-        cache_dir=paths.cache_dir,
-        progress=progress,
-    )
-    elapsed = time.perf_counter() - started
-    for name, message in run.skipped.items():
-        context.log.warning(message)
-
-    table = run.table
-    rejects = rejects_frame(run.rejects)
-    table_path = write_parquet(table, paths.table(ASSET))
-    rejects_path = write_parquet(rejects, paths.rejects(STAGE))
-
-    responses = dict(zip(segments["segment_id"].astype(str), segments["text"].fillna("").astype(str)))
-    kept_responses = [responses[s] for s in table["segment_id"]]
-    metrics = prompt_metrics(table["prompt"].tolist(), kept_responses, table["alignment"].tolist())
-    distribution = generator_distribution(table)
-    report = {
-        "rows_in": run.rows_in,
-        "kept": len(table),
-        "rejected": len(rejects),
-        **metrics,
-        "skipped_generators": run.skipped,
-        "cache": run.cache_stats,
-        "seconds": {**run.seconds, "total": round(elapsed, 2)},
-        "candidates_per_generator": run.candidates_per_generator,
-        "rule_failures_per_generator": run.rule_failures,
-        "generator_stats": run.generator_stats,
-        "concept_slot_violations": run.concept_slot_violations,
-        "winners_per_style": distribution.to_dict(orient="index") if not distribution.empty else {},
-        "settings": settings.__dict__,
-    }
-    report_path = write_json(report, paths.report_dir(ASSET) / "summary.json")
-
-    checks = _check_results(config, settings, run, table, kept_responses, metrics, distribution, segments)
-    alignment_md = (
-        plots.histogram_markdown(
-            {str(style): group.tolist() for style, group in table.groupby(table["style"].fillna("unknown"))["alignment"]},
-            f"prompt-response alignment by style (floor {settings.alignment_floor})",
-            "alignment (cosine)",
-            bins=30,
-        )
-        if len(table)
-        else "_(no pairs)_"
-    )
-    skipped_md = "\n".join(f"- **{k}**: {v}" for k, v in run.skipped.items()) or "none"
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(table),
-            "table_path": dg.MetadataValue.path(str(table_path)),
-            "rejects_path": dg.MetadataValue.path(str(rejects_path)),
-            "report_path": dg.MetadataValue.path(str(report_path)),
-            "rows_in": run.rows_in,
-            "rejected": len(rejects),
-            "specificity_bm25_recall_at_1": metrics["specificity_bm25_recall_at_1"],
-            "distinct_prompts": metrics["distinct_prompts"],
-            "distinct_2": metrics["distinct_2"],
-            "alignment_mean": metrics.get("alignment_mean", 0.0),
-            "alignment_histogram": dg.MetadataValue.md(alignment_md),
-            "sample_pairs": dg.MetadataValue.md(
-                sample_pairs_markdown(table, responses, per_style=config.sample_pairs_per_style, seed=config.seed)
-            ),
-            "generators_per_style": dg.MetadataValue.md(markdown_table(distribution, index=True)),
-            "skipped_generators": dg.MetadataValue.md(skipped_md),
-            "candidate_cache": dg.MetadataValue.json(run.cache_stats),
-            "rule_failures_per_generator": dg.MetadataValue.json(run.rule_failures),
-            "generator_stats": dg.MetadataValue.json(run.generator_stats),
-            "valid_candidates_per_generator": dg.MetadataValue.json(run.valid_candidates_per_generator),
-            "seconds": dg.MetadataValue.json(report["seconds"]),
-            "segments_per_second": round(run.rows_in / elapsed, 2) if elapsed > 0 else 0.0,
-        },
-        check_results=checks,
-    )
-
-
-def _check_results(config, settings, run, table, kept_responses, metrics, distribution, segments) -> list[dg.AssetCheckResult]:
-    n_in, n_kept, n_rejected = run.rows_in, len(table), len(run.rejects)
-    rejected_ids = [r["segment_id"] for r in run.rejects]
-    out_ids = table["segment_id"].astype(str).tolist() + rejected_ids
-    input_ids = set(segments["segment_id"].astype(str))
-    accounted = n_in == n_kept + n_rejected and len(set(out_ids)) == len(out_ids) and set(out_ids) == input_ids
-    results = [
-        dg.AssetCheckResult(
-            check_name="prompt_accounting",
-            passed=bool(accounted),
-            metadata={
-                "rows_in": n_in,
-                "kept": n_kept,
-                "rejected": n_rejected,
-                "duplicate_ids": len(out_ids) - len(set(out_ids)),
-                "unaccounted_ids": len(input_ids - set(out_ids)),
-            },
-            description=f"{n_in} in = {n_kept} kept + {n_rejected} rejected" if accounted else "rows do not reconcile",
-        )
-    ]
-    below = sum(1 for r in run.rejects if r["reasons"][0].startswith(ALIGNMENT_BELOW_FLOOR))
-    no_question = sum(1 for r in run.rejects if r["reasons"][0].startswith((NO_ACCEPTABLE_QUESTION, PROMPT_ALREADY_USED)))
-    no_valid = n_rejected - below - no_question
-    with_question = n_kept + below  # segments with a question passing the rules: did it also meet the floor?
-    share = n_kept / with_question if with_question else 1.0
-    results.append(
-        dg.AssetCheckResult(
-            check_name="alignment_floor_share",
-            passed=bool(share >= config.min_alignment_share),
-            metadata={
-                "share_meeting_floor": round(share, 4),
-                "alignment_floor": settings.alignment_floor,
-                "min_alignment_share": config.min_alignment_share,
-                "rejected_below_floor": below,
-                "rejected_no_valid_prompt": no_valid,
-            },
-            description=f"{share:.1%} of segments with a candidate question have one with alignment >= "
-            f"{settings.alignment_floor}",
-        )
-    )
-    yield_share = n_kept / n_in if n_in else 1.0
-    results.append(
-        dg.AssetCheckResult(
-            check_name="prompt_yield",
-            passed=bool(yield_share >= config.min_prompt_yield),
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "kept_share": round(yield_share, 4),
-                "min_prompt_yield": config.min_prompt_yield,
-                "rejected_no_acceptable_question": no_question,
-                "rejected_no_valid_prompt": no_valid,
-                "generator_stats": dg.MetadataValue.json(run.generator_stats),
-            },
-            description=f"{yield_share:.1%} of segments got a question a person would ask ({no_question} had none, "
-            f"{no_valid} had only candidates breaking the prompt rules)",
-        )
-    )
-    results.append(
-        dg.AssetCheckResult(
-            check_name="concept_slots",
-            passed=run.concept_slot_violations == 0,
-            metadata={
-                "concept_prompts": int((table["generator"] == "concepts").sum()) if n_kept else 0,
-                "slot_violations": run.concept_slot_violations,
-            },
-            description=f"{run.concept_slot_violations} concept prompts whose concept the tagger reads as a verb, "
-            "adjective or name",
-        )
-    )
-    copied = has_copied_ngram(table["prompt"].tolist(), kept_responses, settings.copied_ngram_words)
-    results.append(
-        dg.AssetCheckResult(
-            check_name="no_copied_ngrams",
-            passed=not copied,
-            metadata={
-                "pairs_with_copied_run": len(copied),
-                "examples": dg.MetadataValue.json([table["segment_id"].iloc[i] for i in copied[:10]]),
-            },
-            description=f"{len(copied)} prompts copy a {settings.copied_ngram_words}-word run from their response",
-        )
-    )
-    distinct = metrics["distinct_prompts"]
-    results.append(
-        dg.AssetCheckResult(
-            check_name="distinct_prompts",
-            passed=bool(n_kept == 0 or distinct >= config.min_distinct_prompts),
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"distinct_prompts": distinct, "min_distinct_prompts": config.min_distinct_prompts, "distinct_2": metrics["distinct_2"]},
-            description=f"{distinct:.1%} of {n_kept} prompts are distinct",
-        )
-    )
-    spec = metrics["specificity_bm25_recall_at_1"]
-    results.append(
-        dg.AssetCheckResult(
-            check_name="specificity",
-            passed=bool(n_kept == 0 or spec >= config.min_specificity),
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"bm25_recall_at_1": spec, "min_specificity": config.min_specificity, "pairs": n_kept},
-            description=f"the prompt retrieves its own response first for {spec:.1%} of pairs",
-        )
-    )
-    ran = [g for g in settings.generators if g not in run.skipped]
-    silent = [g for g in ran if n_in and not run.valid_candidates_per_generator.get(g, 0)]
-    styles_in = set(segments["style"].dropna().astype(str)) if "style" in segments else set()
-    styles_out = set(table["style"].dropna().astype(str))
-    empty_styles = sorted(styles_in - styles_out)
-    results.append(
-        dg.AssetCheckResult(
-            check_name="generator_distribution",
-            passed=not silent and not empty_styles,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "winners_per_style": dg.MetadataValue.md(markdown_table(distribution, index=True)),
-                "generators_run": dg.MetadataValue.json(ran),
-                "generators_skipped": dg.MetadataValue.json(run.skipped),
-                "generators_without_valid_candidates": dg.MetadataValue.json(silent),
-                "styles_without_pairs": dg.MetadataValue.json(empty_styles),
-            },
-            description="every style has pairs and every generator that ran proposed usable candidates"
-            if not silent and not empty_styles
-            else f"styles without pairs: {empty_styles}; generators with no usable candidate: {silent}",
-        )
-    )
-    return results
+    return progress
 
 
 defs = dg.Definitions(assets=[generated_prompts])
