@@ -64,7 +64,7 @@ def test_fixture_corpus_materializes_with_every_check_green(fixture_corpus, shar
 
     meta = metadata(result, "raw_segments")
     assert meta["dagster/row_count"] == 12 and meta["rows_in"] == 12
-    assert Path(meta["table_path"]).exists() and Path(meta["rejects_path"]).exists()
+    assert Path(meta["path"]).exists() and Path(meta["rejects_path"]).exists()
     assert "| **empathetic** |" in meta["style_confusion"]
 
     counseling = pd.read_parquet(paths.table("counseling_conversations"))
@@ -132,7 +132,7 @@ def test_bad_input_battery_end_to_end(tmp_paths, shared_embedding_cache):
     )
     meta = metadata(result, "raw_segments")
     assert "training_segments/object.json" in meta["invalid_files"] and "expected a JSON list" in meta["invalid_files"]
-    assert meta["rows_in"] == 14 and meta["quarantined"] == 12
+    assert meta["rows_in"] == 14 and meta["rejected"] == 12
 
 
 def test_empty_data_folder_gives_empty_tables_not_a_crash(tmp_paths, shared_embedding_cache):

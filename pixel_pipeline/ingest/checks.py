@@ -1,0 +1,395 @@
+"""Ingestion's asset checks and metadata as plain data (`core.verdicts`), built without Dagster.
+
+Every ingestion asset shares four checks (`schema`, `record_accounting`, `not_empty`, `invalid_files`) over an
+`Ingested` outcome; raw_segments adds the rejected share, style agreement and the given-confidence scale,
+counseling_conversations the hub fallback, audited_schema the anomaly shares. `defs/ingestion.py` reads, calls
+these and writes; tests call them directly with tiny frames.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pixel_pipeline.core.records import STYLES, VoiceChoice
+from pixel_pipeline.core.verdicts import WARN, Verdict, json_value, md, path, table
+from pixel_pipeline.ingest.audit import AuditSettings
+from pixel_pipeline.ingest.cache import FileResult
+from pixel_pipeline.ingest.conversations import repeated_questions
+from pixel_pipeline.ingest.segments import accounting, reject_reason_counts
+from pixel_pipeline.ingest.style import confusion_markdown
+from pixel_pipeline.ingest.text import count_invisible
+
+SEGMENTS_PREVIEW = ["segment_id", "origin", "source", "style_given", "style_predicted", "style_confidence", "word_count", "text"]
+CONVERSATIONS_PREVIEW = ["record_id", "source", "n_turns", "prompt", "response"]
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """One ingestion asset's outcome: its per-file results, accepted rows, rejects, input count and skip notes."""
+
+    asset: str
+    results: Sequence[FileResult]
+    rows: pd.DataFrame
+    rejects: pd.DataFrame
+    n_inputs: int
+    notes: Sequence[str] = ()
+
+    @cached_property
+    def accounting(self) -> dict[str, Any]:
+        """rows in (counted while parsing) vs accepted + rejected, overall and per file (`segments.accounting`)."""
+        return accounting(self.results, self.rows, self.rejects)
+
+    @cached_property
+    def invalid_files(self) -> list[dict[str, str]]:
+        return [{"file": r.input_file, "reason": r.file_error} for r in self.results if r.file_error]
+
+    @cached_property
+    def reject_reasons(self) -> dict[str, int]:
+        return reject_reason_counts(self.rejects)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# small tables
+
+
+def counts_table(counts: Mapping[str, int], key: str = "value") -> dict[str, Any]:
+    return table([{key: k, "count": v} for k, v in counts.items()], [key, "count"])
+
+
+def preview(df: pd.DataFrame, columns: Sequence[str], n: int = 5, width: int = 80) -> dict[str, Any]:
+    """The first rows as a markdown table, long strings cut to `width` characters."""
+    if df.empty:
+        return md("_empty_")
+    head = df[list(columns)].head(n).to_dict("records")
+    cut = [{k: (str(v)[:width] + "…" if isinstance(v, str) and len(v) > width else v) for k, v in r.items()} for r in head]
+    return table(cut, list(columns))
+
+
+def skipped_inputs(notes: Sequence[str]) -> dict[str, Any]:
+    """Entries skipped at the data-directory boundary (dangling links, directories, links outside), or _none_."""
+    skipped = [n.removeprefix("skipped ") for n in notes if n.startswith("skipped ")]
+    return md("\n".join(f"- {n}" for n in skipped) or "_none_")
+
+
+def _bullets(items: Sequence[str]) -> str:
+    return "\n".join(f"- {i}" for i in items)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the four checks of every ingestion asset
+
+
+def schema_verdict(problems: Sequence[str], n_rows: int) -> Verdict:
+    return Verdict(
+        "schema",
+        passed=not problems,
+        description=problems[0] if problems else "columns, dtypes, ids and value ranges match docs/CONTRACTS.md",
+        metadata={"problems": md(_bullets(problems) or "_none_"), "rows": n_rows},
+    )
+
+
+def record_accounting_verdict(acc: Mapping[str, Any]) -> Verdict:
+    """rows in = accepted + rejected, per input file and overall (see `segments.accounting`)."""
+    per_file = [{"file": k, **v} for k, v in acc["per_file"].items()][:50]
+    description = f"rows in {acc['rows_in']} = accepted {acc['accepted']} + quarantined {acc['quarantined']}"
+    if not acc["balanced"]:
+        description += f"; mismatch in {list(acc['mismatched_files']) + acc['unknown_files']}"
+    return Verdict(
+        "record_accounting",
+        passed=acc["balanced"],
+        description=description,
+        metadata={
+            "rows_in": acc["rows_in"],
+            "accepted": acc["accepted"],
+            "rejected": acc["quarantined"],
+            "mismatched_files": json_value(acc["mismatched_files"]),
+            "per_file": table(per_file, ["file", "rows_in", "accepted", "quarantined"]),
+        },
+    )
+
+
+def not_empty_verdict(asset: str, n_inputs: int, n_rows: int, n_rejects: int, rows_in: int) -> Verdict:
+    """An empty table is fine only when there was nothing to read."""
+    if n_inputs == 0:
+        description = "no input files: an empty table is expected"
+    elif n_rows:
+        description = f"{n_rows} rows accepted from {n_inputs} input files"
+    elif rows_in == 0:
+        description = f"{n_inputs} input files but they hold no rows"
+    else:
+        description = f"{n_inputs} input files but every row was quarantined; see rejects/{asset}.parquet"
+    return Verdict(
+        "not_empty",
+        passed=n_inputs == 0 or n_rows > 0,
+        description=description,
+        metadata={"input_files": n_inputs, "rows": n_rows, "rejected": n_rejects},
+    )
+
+
+def invalid_files_verdict(invalid: Sequence[Mapping[str, str]]) -> Verdict:
+    description = "every input file was readable"
+    if invalid:
+        description = f"{len(invalid)} unreadable input files (each has one reject row): " + "; ".join(
+            f"{i['file']}: {i['reason']}" for i in invalid[:3]
+        )
+    return Verdict(
+        "invalid_files",
+        passed=not invalid,
+        severity=WARN,
+        description=description,
+        metadata={"invalid_files": table(invalid, ["file", "reason"]), "count": len(invalid)},
+    )
+
+
+def common_verdicts(ingested: Ingested, schema_problems: Sequence[str]) -> list[Verdict]:
+    acc = ingested.accounting
+    return [
+        schema_verdict(schema_problems, len(ingested.rows)),
+        record_accounting_verdict(acc),
+        not_empty_verdict(ingested.asset, ingested.n_inputs, len(ingested.rows), len(ingested.rejects), acc["rows_in"]),
+        invalid_files_verdict(ingested.invalid_files),
+    ]
+
+
+def accounting_metadata(ingested: Ingested) -> dict[str, Any]:
+    """The counts and reasons every ingestion asset shows."""
+    acc = ingested.accounting
+    return {
+        "rows_in": acc["rows_in"],
+        "accepted": acc["accepted"],
+        "rejected": acc["quarantined"],
+        "input_files": ingested.n_inputs,
+        "invalid_files": table(ingested.invalid_files, ["file", "reason"]),
+        "reject_reasons": counts_table(ingested.reject_reasons, "reason"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# raw_segments
+
+
+def rejected_share_verdict(rows_in: int, rejected: int, reasons: Mapping[str, int], max_share: float) -> Verdict:
+    """More than `max_share` of input rows rejected usually means a format change, not bad rows."""
+    share = rejected / rows_in if rows_in else 0.0
+    return Verdict(
+        "quarantine_share",
+        passed=share <= max_share,
+        severity=WARN,
+        description=f"{share:.1%} of {rows_in} input rows quarantined (limit {max_share:.0%})",
+        metadata={"rejected_share": round(share, 4), "max_rejected_share": max_share, "reasons": counts_table(reasons, "reason")},
+    )
+
+
+def style_agreement_verdict(agreement: Mapping[str, Any], min_kappa: float) -> Verdict:
+    """Given labels and predictions agree beyond chance; no labelled rows passes (nothing to compare)."""
+    kappa = agreement.get("kappa")
+    description = "no labelled segments" if kappa is None else (
+        f"given vs predicted style agree on {agreement['agreement']:.0%} (chance {agreement['chance_agreement']:.0%}, "
+        f"kappa {kappa:.2f}, limit {min_kappa})"
+    )
+    return Verdict(
+        "style_agreement",
+        passed=kappa is None or kappa >= min_kappa,
+        severity=WARN,
+        description=description,
+        metadata={
+            "labelled_rows": agreement["n_labelled"],
+            "agreement": agreement.get("agreement"),
+            "chance_agreement": agreement.get("chance_agreement"),
+            "kappa": kappa,
+            "min_style_kappa": min_kappa,
+            "confusion": md(confusion_markdown(dict(agreement))),
+        },
+    )
+
+
+def given_confidence_verdict(confidence_given: pd.Series) -> Verdict:
+    """Any given confidence outside [0, 1] means the field is an unscaled score, not a probability."""
+    conf = confidence_given.dropna()
+    outside = int(((conf < 0) | (conf > 1)).sum())
+    return Verdict(
+        "given_confidence_is_probability",
+        passed=outside == 0,
+        severity=WARN,
+        description=f"{outside} of {len(conf)} given confidence values lie outside [0, 1]"
+        + (": treat confidence_given as an unscaled score" if outside else ""),
+        metadata={
+            "outside_unit_interval": outside,
+            "share": round(outside / len(conf), 4) if len(conf) else 0.0,
+            "max_confidence_given": float(conf.max()) if len(conf) else None,
+        },
+    )
+
+
+def raw_segments_verdicts(
+    ingested: Ingested, schema_problems: Sequence[str], agreement: Mapping[str, Any], max_rejected_share: float, min_style_kappa: float
+) -> list[Verdict]:
+    acc = ingested.accounting
+    return [
+        *common_verdicts(ingested, schema_problems),
+        rejected_share_verdict(acc["rows_in"], acc["quarantined"], ingested.reject_reasons, max_rejected_share),
+        style_agreement_verdict(agreement, min_style_kappa),
+        given_confidence_verdict(ingested.rows["confidence_given"]),
+    ]
+
+
+def style_metadata(rows: pd.DataFrame, agreement: Mapping[str, Any], expert_style_from: str) -> dict[str, Any]:
+    """Given, predicted and expert style per style, and how well given and predicted agree."""
+    per_style = [
+        {
+            "style": s,
+            "given": int((rows["style_given"] == s).sum()),
+            "predicted": int((rows["style_predicted"] == s).sum()),
+            "expert style": int((rows["style"] == s).sum()),
+        }
+        for s in STYLES
+    ]
+    from_prediction = round(float((rows["style"] == rows["style_predicted"]).mean()), 4) if len(rows) else None
+    return {
+        "per_style": table(per_style, ["style", "given", "predicted", "expert style"]),
+        "style_agreement": agreement.get("agreement"),
+        "style_kappa": agreement.get("kappa"),
+        "style_confusion": md(confusion_markdown(dict(agreement))),
+        "style_per_label": json_value(agreement.get("per_style", {})),
+        "expert_style_from": expert_style_from,
+        "style_from_prediction_share": from_prediction,
+    }
+
+
+def voice_metadata(rows: pd.DataFrame, voice: VoiceChoice, choice_file: str | Path | None = None) -> dict[str, Any]:
+    """The voice sources chosen, how, and their share of the segments (`choice_file`: where the choice was written)."""
+    metadata = {
+        "sources": int(rows["source"].nunique()),
+        "voice_sources": json_value(list(voice.sources)),
+        "voice_choice": voice.describe(),
+        "voice_candidates": table(voice.candidates, ["source", "segments"]),
+        "voice_share": round(float(rows["source"].isin(list(voice.sources)).mean()), 4) if len(rows) else None,
+    }
+    if choice_file is not None:
+        metadata["voice_choice_file"] = path(choice_file)
+    return metadata
+
+
+def raw_segments_metadata(
+    ingested: Ingested,
+    agreement: Mapping[str, Any],
+    voice: VoiceChoice,
+    expert_style_from: str,
+    outputs: Mapping[str, Any],
+    classifier: Mapping[str, Any],
+    voice_choice_file: str | Path | None = None,
+) -> dict[str, Any]:
+    """What the UI shows for raw_segments. `outputs`: the files written (as `path`s), shown first; `classifier`: the
+    style encoder, its fingerprint and the cache statistics of this run."""
+    rows = ingested.rows
+    by_origin = rows["origin"].value_counts().to_dict()
+    metadata = {
+        "dagster/row_count": len(rows),
+        **outputs,
+        **accounting_metadata(ingested),
+        "by_origin": json_value({str(k): int(v) for k, v in by_origin.items()}),
+        **style_metadata(rows, agreement, expert_style_from),
+        **classifier,
+        "file_paths_sanitised": sum(int(r.notes.get("file_paths_sanitised", 0)) for r in ingested.results),
+        **voice_metadata(rows, voice, voice_choice_file),
+        "texts_with_invisible_characters": int(rows["text"].map(count_invisible).gt(0).sum()) if len(rows) else 0,
+        "skipped_inputs": skipped_inputs(ingested.notes),
+        "preview": preview(rows, SEGMENTS_PREVIEW),
+    }
+    if ingested.notes:
+        metadata["notes"] = md(_bullets(ingested.notes))
+    return metadata
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# counseling_conversations and cot_conversations
+
+
+def hub_reachable_verdict(hub_id: str, origin: str) -> Verdict:
+    """With a hub id configured the rows must come from the Hub; a fallback to local files warns with the reason."""
+    return Verdict(
+        "hub_reachable",
+        passed=not hub_id or origin.startswith("hub "),
+        severity=WARN,
+        description=origin if hub_id else "no hub id configured: local files by design",
+        metadata={"counseling_origin": origin, "counseling_hub_id": hub_id or "(none)"},
+    )
+
+
+def conversation_metadata(ingested: Ingested, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    rows = ingested.rows
+    return {
+        "dagster/row_count": len(rows),
+        **outputs,
+        **accounting_metadata(ingested),
+        "per_source": json_value({str(k): int(v) for k, v in rows["source"].value_counts().head(20).items()}),
+        "repeated_questions": json_value(repeated_questions(rows)),
+        "n_turns": json_value({str(k): int(v) for k, v in rows["n_turns"].value_counts().sort_index().items()}),
+        "preview": preview(rows, CONVERSATIONS_PREVIEW),
+        "skipped_inputs": skipped_inputs(ingested.notes),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# audited_schema
+
+
+def _plain_anomalies(anomalies: Mapping[str, Any]) -> dict[str, Any]:
+    return json_value(json.loads(json.dumps(anomalies, default=str)))
+
+
+def anomaly_shares(anomalies: Mapping[str, Any], settings: AuditSettings) -> dict[str, tuple[float, float]]:
+    """{anomaly: (share, limit)} for the three anomalies with a configured limit (a missing share counts as 0)."""
+    return {
+        "non_latin_script_runs": (anomalies["non_latin_script_runs"]["share"] or 0.0, settings.max_non_latin_share),
+        "extreme_lengths": (anomalies["extreme_lengths"]["share"] or 0.0, settings.max_extreme_length_share),
+        "near_duplicates": (anomalies["duplicate_texts"]["near_duplicate_share"] or 0.0, settings.max_near_duplicate_share),
+    }
+
+
+def anomalies_verdict(anomalies: Mapping[str, Any], shares: Mapping[str, tuple[float, float]]) -> Verdict:
+    over = {k: v for k, v in shares.items() if v[0] > v[1]}
+    rows = [{"anomaly": k, "share": f"{s:.1%}", "limit": f"{lim:.0%}"} for k, (s, lim) in shares.items()]
+    description = "anomaly shares under their limits" if not over else "over the limit: " + ", ".join(
+        f"{k} {s:.1%} > {lim:.0%}" for k, (s, lim) in over.items()
+    )
+    return Verdict(
+        "anomalies",
+        passed=not over,
+        severity=WARN,
+        description=description,
+        metadata={"shares": table(rows, ["anomaly", "share", "limit"]), "anomalies": _plain_anomalies(anomalies)},
+    )
+
+
+def audited_schema_metadata(
+    report: Mapping[str, Any], counts: Mapping[str, int], input_files: Mapping[str, int], outputs: Mapping[str, Any], images: Mapping[str, str]
+) -> dict[str, Any]:
+    """`counts`: rows audited per dataset (segments, counseling, cot); `images`: plot title -> markdown image."""
+    seg = report["segments"]
+    fields = [
+        {"field": f, "types": json.dumps(v["types"]), "missing_rate": v["missing_rate"], "null_rate": v["null_rate"]}
+        for f, v in seg["raw_fields"]["fields"].items()
+    ]
+    by_style = [{"style": s, **d} for s, d in seg["word_count_by_style"].items()]
+    return {
+        "dagster/row_count": sum(counts.values()),
+        **outputs,
+        **counts,
+        "input_files": json_value(dict(input_files)),
+        "segment_fields": table(fields, ["field", "types", "missing_rate", "null_rate"]),
+        "per_source": counts_table(dict(list(seg["per_source"].items())[:15]), "source"),
+        "word_count_by_style": table(by_style, ["style", "count", "min", "median", "mean", "p95", "max"]),
+        "confidence_given": json_value(seg["confidence_given"]),
+        "quality": json_value(seg["quality"]),
+        "anomalies": _plain_anomalies(seg["anomalies"]),
+        **{title: md(image) for title, image in images.items()},
+    }
+
