@@ -6,14 +6,8 @@ import pandas as pd
 import pytest
 
 from pixel_pipeline.core.records import STYLES
-from pixel_pipeline.splits.assign import (
-    REVIEWER_REJECTED,
-    assign_splits,
-    leakage_report,
-    previous_assignments_from,
-    ratio_report,
-    validation_coverage,
-)
+from pixel_pipeline.splits.assign import REVIEWER_REJECTED, assign_splits, previous_assignments_from
+from pixel_pipeline.splits.reports import leakage_report, ratio_report, validation_coverage
 from pixel_pipeline.testing.splits_corpus import OTHER_SOURCE, VOICE_SOURCE, add_augmented_copies, build_corpus
 
 

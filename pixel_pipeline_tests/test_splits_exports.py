@@ -12,7 +12,8 @@ from pixel_pipeline.core.io import read_jsonl
 from pixel_pipeline.core.records import STYLES, rejects_frame
 from pixel_pipeline.splits import accounting as acct
 from pixel_pipeline.splits.assign import assign_splits
-from pixel_pipeline.splits.exports import push_dataset_to_hub, write_exports
+from pixel_pipeline.splits.exports import write_exports
+from pixel_pipeline.splits.hub import push_dataset_to_hub
 from pixel_pipeline.testing.splits_corpus import VOICE_SOURCE, add_augmented_copies, build_corpus
 from pixel_pipeline.splits.system_prompts import SYSTEM_PROMPTS
 from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL, load_tokenizer
@@ -317,7 +318,7 @@ def test_all_conversation_turns_option_keeps_multi_turn_chats(tmp_path, tokenize
 
 
 def test_the_card_counts_what_curation_did_to_the_segment_responses():
-    from pixel_pipeline.splits.exports import segment_curation_counts
+    from pixel_pipeline.splits.card import segment_curation_counts
 
     meta = lambda **m: {"metadata": {"dataset": "segments", "scores": {"quality_classifier": m.pop("p")}, **m}}
     counted = [meta(p=0.1, generator="talk", shaping="1 phrase loop(s) collapsed"), meta(p=0.3, generator="concept_fallback"),

@@ -156,3 +156,26 @@ def accounting(
             "examples": mismatched[:max_examples],
         }
     return report
+
+
+def chain_accounting(
+    ingestion_tables: Mapping[str, pd.DataFrame | None],
+    rejects: pd.DataFrame,
+    ingestion_stages: Iterable[str],
+    message_files: Iterable[Path],
+    rejected: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The whole chain per dataset: rows in (ingestion tables + the rejects of `ingestion_stages`) against rows
+    exported (`message_files`) + rows rejected (rejected.jsonl lines)."""
+    ingestion_rejects = rejects[rejects["stage"].isin(list(ingestion_stages))]
+    return accounting(
+        input_counts(ingestion_tables, ingestion_rejects), exported_counts(message_files), rejected_counts(rejected)
+    )
+
+
+ACCOUNTING_COLUMNS = ("rows_in", "exported", "rejected", "lost", "unexplained")
+
+
+def accounting_rows(report: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per dataset of the accounting report, for the metadata tables."""
+    return [{"dataset": d, **{k: r[k] for k in ACCOUNTING_COLUMNS}} for d, r in report.items()]

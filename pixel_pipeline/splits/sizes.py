@@ -74,3 +74,25 @@ def size_problems(
             why = f": {causes[name]}" if causes.get(name) else ""
             problems.append(f"{kind}{name}: {_pairs(train)} in train, {val} in validation (needs >= {min_train} / >= {min_val}){why}")
     return problems
+
+
+def shortfall_causes(
+    counts: Mapping[str, Any], rejected: Sequence[Mapping[str, Any]], accounting: Mapping[str, Mapping[str, Any]],
+    voice_sources: Sequence[str],
+) -> dict[str, str]:
+    """Stage or expert -> where its rows went: the rejections of its dataset (stage 3: of the voice sources only)
+    and, for an expert, its share of the exported segment pairs. `counts`: the exports' counts."""
+    causes = {
+        stage: rejection_cause(rejected, dataset, accounting.get(dataset, {}).get("rows_in", 0))
+        for stage, dataset in STAGE_DATASETS.items() if dataset != DATASET_SEGMENTS
+    }
+    voice_rejected = sum(1 for line in rejected if line.get("dataset") == DATASET_SEGMENTS and line.get("source") in voice_sources)
+    exported_voice = sum(n for src, n in counts["by_source"].items() if src in voice_sources)
+    causes[STAGE_NAMES[STAGE_VOICE]] = (
+        "no voice source (see raw_segments' voice_choice)" if not voice_sources else
+        rejection_cause(rejected, DATASET_SEGMENTS, exported_voice + voice_rejected, list(voice_sources))
+    )
+    total_segments = sum(sum(c.values()) for c in counts["by_expert"].values())
+    for style, c in counts["by_expert"].items():
+        causes[style] = f"{sum(c.values())} of {total_segments} exported segment pairs have this style"
+    return causes
