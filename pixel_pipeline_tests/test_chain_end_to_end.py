@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from pixel_pipeline_tests.conftest import SAMPLE_DATA_DIR
 
 pytestmark = pytest.mark.slow
 
+METADATA_SNAPSHOT = Path(__file__).parent / "snapshots" / "metadata_keys.json"
 TRAINING_ASSETS = ("lora_stage1_counseling", "lora_stage2_reasoning", "lora_stage3_voice")
 
 
@@ -134,3 +136,19 @@ def test_stage_adapters_load_back_into_peft(chain_run):
         assert (adapter_path / "adapter_model.safetensors").exists()
         assert PeftConfig.from_pretrained(str(adapter_path)).peft_type.value == "LORA"
         assert meta["base_model"].value
+
+
+def test_materialization_metadata_keys_match_the_snapshot(chain_run):
+    """The metadata keys each asset and each check reports are part of what users read in the UI: renaming one is a
+    deliberate change (PIXEL_UPDATE_SNAPSHOT=1 rewrites pixel_pipeline_tests/snapshots/metadata_keys.json)."""
+    result, _, _ = chain_run
+    current: dict[str, list[str]] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        current[materialization.asset_key.to_user_string()] = sorted(materialization.metadata)
+    for evaluation in result.get_asset_check_evaluations():
+        current[f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"] = sorted(evaluation.metadata)
+    current = dict(sorted(current.items()))
+    if os.environ.get("PIXEL_UPDATE_SNAPSHOT") == "1":
+        METADATA_SNAPSHOT.write_text(json.dumps(current, indent=1) + "\n", encoding="utf-8")
+    assert current == json.loads(METADATA_SNAPSHOT.read_text(encoding="utf-8"))
