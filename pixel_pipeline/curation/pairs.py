@@ -21,6 +21,8 @@ from pixel_pipeline.core.records import DATASET_COT, DATASET_SEGMENTS, reject_ro
 from pixel_pipeline.curation import balance, dedup, pii
 from pixel_pipeline.curation.text import snippet
 
+Embed = Callable[[Sequence[str]], np.ndarray]
+
 PAIR_COLUMNS = ["dataset", "segment_id", "record_id", "prompt", "response", "conversation", "style", "expert", "source",
                 "file", "group_key", "quality", "alignment", "generator", "quality_classifier", "shaping", "crisis_flags",
                 "pii_counts", "dup_cluster", "augmented"]
@@ -57,30 +59,25 @@ def _merge_counts(a: str | None, b: Counter) -> str:
     return pii.counts_json(base)
 
 
-def assemble(curated_segments: pd.DataFrame, generated_prompts: pd.DataFrame, curated_conversations: pd.DataFrame,
-             prompt_rejected_ids: set[str], keep_crisis_lines: bool = True, stage: str = "deduplicated_pairs"
-             ) -> tuple[pd.DataFrame, list[dict], dict]:
-    """Candidate pairs (PAIR_COLUMNS minus dup_cluster) + reject rows for segments that have no prompt."""
-    rejects: list[dict] = []
-    gp = generated_prompts.copy()
-    extra_prompt_rows = 0
-    if len(gp):
-        gp = gp.sort_values("alignment", ascending=False, kind="stable")
-        extra_prompt_rows = int(gp.duplicated("segment_id").sum())
-        gp = gp.drop_duplicates("segment_id")
-    prompt_cols = ["segment_id", "prompt", "alignment", "generator"]
-    seg = curated_segments.merge(gp.reindex(columns=prompt_cols) if len(gp) else pd.DataFrame(columns=prompt_cols),
-                                 on="segment_id", how="left")
-    has_prompt = seg["prompt"].notna()
-    upstream = ~has_prompt & seg["segment_id"].isin(prompt_rejected_ids)
-    missing = ~has_prompt & ~upstream
-    for _, r in seg[missing].iterrows():
-        rejects.append(reject_row(DATASET_SEGMENTS, r["segment_id"], stage,
-                                  ["missing_prompt: curated segment has no row in generated_prompts nor in its rejects"],
-                                  {"snippet": snippet(r["text"])}, r["source"], r["file"]))
-    seg = seg[has_prompt].reset_index(drop=True)
+def _best_prompts(generated_prompts: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One prompt per segment (the best aligned) and how many extra rows were ignored."""
+    if not len(generated_prompts):
+        return generated_prompts.copy(), 0
+    gp = generated_prompts.sort_values("alignment", ascending=False, kind="stable")
+    return gp.drop_duplicates("segment_id"), int(gp.duplicated("segment_id").sum())
+
+
+def _missing_prompt_rejects(segments: pd.DataFrame, stage: str) -> list[dict]:
+    return [reject_row(DATASET_SEGMENTS, r["segment_id"], stage,
+                       ["missing_prompt: curated segment has no row in generated_prompts nor in its rejects"],
+                       {"snippet": snippet(r["text"])}, r["source"], r["file"])
+            for _, r in segments.iterrows()]
+
+
+def _segment_pairs(seg: pd.DataFrame, keep_crisis_lines: bool) -> pd.DataFrame:
+    """Pairs from curated segments joined with their prompt (the prompt's PII redacted here)."""
     prompts, counts = pii.redact_many(seg["prompt"].astype(str), keep_crisis_lines)
-    seg_pairs = pd.DataFrame({
+    return pd.DataFrame({
         "dataset": DATASET_SEGMENTS,
         "segment_id": seg["segment_id"],
         "record_id": None,
@@ -101,8 +98,11 @@ def assemble(curated_segments: pd.DataFrame, generated_prompts: pd.DataFrame, cu
         "crisis_flags": seg["crisis_flags"],
         "pii_counts": [_merge_counts(a, b) for a, b in zip(seg["pii_counts"], counts)],
     })
-    conv = curated_conversations
-    conv_pairs = pd.DataFrame({
+
+
+def _conversation_pairs(conv: pd.DataFrame) -> pd.DataFrame:
+    """Pairs from curated conversations; a counseling question groups its answers, a cot record stands alone."""
+    return pd.DataFrame({
         "dataset": conv["dataset"],
         "segment_id": None,
         "record_id": conv["record_id"],
@@ -122,7 +122,22 @@ def assemble(curated_segments: pd.DataFrame, generated_prompts: pd.DataFrame, cu
         "crisis_flags": conv["crisis_flags"] if "crisis_flags" in conv else [[] for _ in range(len(conv))],
         "pii_counts": conv["pii_counts"] if "pii_counts" in conv else "{}",
     })
-    frames = [f for f in (seg_pairs, conv_pairs) if len(f)]
+
+
+def assemble(curated_segments: pd.DataFrame, generated_prompts: pd.DataFrame, curated_conversations: pd.DataFrame,
+             prompt_rejected_ids: set[str], keep_crisis_lines: bool = True, stage: str = "deduplicated_pairs"
+             ) -> tuple[pd.DataFrame, list[dict], dict]:
+    """Candidate pairs (PAIR_COLUMNS minus dup_cluster) + reject rows for segments that have no prompt."""
+    gp, extra_prompt_rows = _best_prompts(generated_prompts)
+    prompt_cols = ["segment_id", "prompt", "alignment", "generator"]
+    seg = curated_segments.merge(gp.reindex(columns=prompt_cols) if len(gp) else pd.DataFrame(columns=prompt_cols),
+                                 on="segment_id", how="left")
+    has_prompt = seg["prompt"].notna()
+    upstream = ~has_prompt & seg["segment_id"].isin(prompt_rejected_ids)
+    missing = ~has_prompt & ~upstream
+    rejects = _missing_prompt_rejects(seg[missing], stage)
+    seg_pairs = _segment_pairs(seg[has_prompt].reset_index(drop=True), keep_crisis_lines)
+    frames = [f for f in (seg_pairs, _conversation_pairs(curated_conversations)) if len(f)]
     pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PAIR_COLUMNS[:-2])
     accounting = {
         "curated_segments_in": int(len(curated_segments)),
@@ -144,82 +159,105 @@ def pair_ids(pairs: pd.DataFrame) -> list[str]:
     return [s if isinstance(s, str) else r for s, r in zip(pairs["segment_id"], pairs["record_id"])]
 
 
-def deduplicate_pairs(
-    curated_segments: pd.DataFrame,
-    generated_prompts: pd.DataFrame,
-    curated_conversations: pd.DataFrame,
-    prompt_rejected_ids: set[str] = frozenset(),
-    settings: DedupSettings = DedupSettings(),
-    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
-    stage: str = "deduplicated_pairs",
-) -> PairsOutcome:
-    pairs, reject_rows, accounting = assemble(curated_segments, generated_prompts, curated_conversations,
-                                              set(prompt_rejected_ids), settings.keep_crisis_lines, stage)
-    n = len(pairs)
-    responses = pairs["response"].fillna("").astype(str).tolist() if n else []
+def _response_edges(responses: list[str], settings: DedupSettings, embed: Embed | None
+                    ) -> tuple[list[pd.DataFrame], dict, str]:
+    """Exact, near (MinHash + LSH) and, with an embedder, semantic duplicate edges among the responses."""
     edges = [dedup.exact_pairs(responses)]
-    shingles = dedup.shingle_sets(responses, settings.shingle_words)
-    near, lsh_stats = dedup.near_pairs(shingles, settings.near())
+    near, lsh_stats = dedup.near_pairs(dedup.shingle_sets(responses, settings.shingle_words), settings.near())
     edges.append(near)
     semantic_note = "off"
-    if settings.semantic_dedup and embed is not None and n:
+    if settings.semantic_dedup and embed is not None and responses:
         vectors = np.asarray(embed(responses), dtype=np.float32)
         edges.append(dedup.semantic_pairs(vectors, settings.semantic_threshold))
         semantic_note = f"cosine >= {settings.semantic_threshold}"
     elif settings.semantic_dedup:
         semantic_note = "skipped: no embedding model"
-    # prompts: exact / near duplicates among generated prompts (segments) - reported, clustered when dedup_prompts
-    prompt_report = {}
-    if n:
-        seg_idx = np.flatnonzero((pairs["dataset"] == DATASET_SEGMENTS).to_numpy())
-        seg_prompts = pairs["prompt"].iloc[seg_idx].fillna("").astype(str).tolist()
-        pe = dedup.exact_pairs(seg_prompts)
-        pn, _ = dedup.near_pairs(dedup.shingle_sets(seg_prompts, settings.shingle_words), settings.near())
-        pedges = pd.concat([pe, pn], ignore_index=True)
-        involved = set(pedges["i"]) | set(pedges["j"])
-        prompt_report = {"segment_prompts": len(seg_prompts), "exact_duplicate_prompt_pairs": int(len(pe)),
-                         "near_duplicate_prompt_pairs": int(len(pn)),
-                         "prompts_with_a_duplicate": len(involved), "dedup_prompts": settings.dedup_prompts}
-        if settings.dedup_prompts and len(pedges):
-            pedges = pedges.assign(i=seg_idx[pedges["i"].to_numpy(int)], j=seg_idx[pedges["j"].to_numpy(int)],
-                                   kind="prompt")
-            edges.append(pedges)
-    all_edges = pd.concat([e for e in edges if len(e)], ignore_index=True) if any(len(e) for e in edges) \
-        else pd.DataFrame(columns=dedup.EDGE_COLUMNS)
-    ids = pair_ids(pairs) if n else []
-    scores = member_score(pairs) if n else pd.Series(dtype=float)
-    clusters = dedup.resolve_clusters(n, all_edges, scores.to_numpy(), ids)
-    pairs["dup_cluster"] = clusters["dup_cluster"].to_numpy() if n else []
-    dropped = ~clusters["keep"].to_numpy() if n else np.zeros(0, bool)
-    kind_counts = Counter()
+    return edges, lsh_stats, semantic_note
+
+
+def _prompt_duplicates(pairs: pd.DataFrame, settings: DedupSettings) -> tuple[dict, list[pd.DataFrame]]:
+    """Exact / near duplicates among the segment pairs' generated prompts: reported; edges only when dedup_prompts."""
+    if not len(pairs):
+        return {}, []
+    seg_idx = np.flatnonzero((pairs["dataset"] == DATASET_SEGMENTS).to_numpy())
+    seg_prompts = pairs["prompt"].iloc[seg_idx].fillna("").astype(str).tolist()
+    pe = dedup.exact_pairs(seg_prompts)
+    pn, _ = dedup.near_pairs(dedup.shingle_sets(seg_prompts, settings.shingle_words), settings.near())
+    pedges = pd.concat([pe, pn], ignore_index=True)
+    involved = set(pedges["i"]) | set(pedges["j"])
+    report = {"segment_prompts": len(seg_prompts), "exact_duplicate_prompt_pairs": int(len(pe)),
+              "near_duplicate_prompt_pairs": int(len(pn)),
+              "prompts_with_a_duplicate": len(involved), "dedup_prompts": settings.dedup_prompts}
+    if not (settings.dedup_prompts and len(pedges)):
+        return report, []
+    # prompt edges index the segment prompts: map them back to rows of `pairs`
+    return report, [pedges.assign(i=seg_idx[pedges["i"].to_numpy(int)], j=seg_idx[pedges["j"].to_numpy(int)],
+                                  kind="prompt")]
+
+
+def _duplicate_rejects(pairs: pd.DataFrame, clusters: pd.DataFrame, dropped: np.ndarray, ids: list[str],
+                       scores: pd.Series, stage: str) -> tuple[list[dict], Counter]:
+    """A reject row per dropped duplicate, naming the kept member, and the count per duplicate kind."""
+    rows, kind_counts = [], Counter()
     for i in np.flatnonzero(dropped):
         kept_i = int(clusters.at[i, "kept_index"])
         kind = clusters.at[i, "kind"] or "near"
         kind_counts[kind] += 1
         sim = clusters.at[i, "similarity"]
         r = pairs.iloc[i]
-        reject_rows.append(reject_row(
+        rows.append(reject_row(
             r["dataset"], ids[i], stage,
             [f"duplicate_{kind}: duplicate of {ids[kept_i]} (similarity {sim:.3f})"],
             {"dup_cluster": clusters.at[i, "dup_cluster"], "kept_id": ids[kept_i], "kind": kind,
              "similarity": None if pd.isna(sim) else float(sim), "member_score": float(scores.iat[i]),
              "kept_member_score": float(scores.iat[kept_i]), "snippet": snippet(r["response"])},
             r["source"], r["file"]))
-    kept = pairs.loc[~dropped].reset_index(drop=True) if n else pairs.assign(dup_cluster=None)
-    kept["augmented"] = False
+    return rows, kind_counts
+
+
+def _apply_balance(kept: pd.DataFrame, settings: DedupSettings, stage: str
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[dict]]:
+    """The balance policy over the kept pairs: (pairs, capped rows, summary, a reject row per capped row)."""
     kept_scores = member_score(kept) if len(kept) else pd.Series(dtype=float)
-    balanced, capped, balance_summary = balance.rebalance(kept, kept_scores, settings.balance_policy,
-                                                          settings.target_expert_ratio)
-    for _, r in capped.iterrows():
-        reject_rows.append(reject_row(
-            r["dataset"], r["segment_id"], stage,
-            [f"expert_balance_cap: {r['style']} expert capped at {balance_summary.get('cap_per_expert')} pairs "
-             f"(balance_policy=cap, target_expert_ratio={settings.target_expert_ratio})"],
-            {"member_score": float(member_score(pd.DataFrame([r])).iat[0]), "style": r["style"]},
-            r["source"], r["file"]))
+    balanced, capped, summary = balance.rebalance(kept, kept_scores, settings.balance_policy,
+                                                  settings.target_expert_ratio)
+    rejects = [reject_row(
+        r["dataset"], r["segment_id"], stage,
+        [f"expert_balance_cap: {r['style']} expert capped at {summary.get('cap_per_expert')} pairs "
+         f"(balance_policy=cap, target_expert_ratio={settings.target_expert_ratio})"],
+        {"member_score": float(member_score(pd.DataFrame([r])).iat[0]), "style": r["style"]},
+        r["source"], r["file"]) for _, r in capped.iterrows()]
     balanced = balanced.reindex(columns=PAIR_COLUMNS)
     balanced["expert"] = balanced["expert"].astype("Int64")
-    rejects = rejects_frame(reject_rows)
+    return balanced, capped, summary, rejects
+
+
+def deduplicate_pairs(
+    curated_segments: pd.DataFrame,
+    generated_prompts: pd.DataFrame,
+    curated_conversations: pd.DataFrame,
+    prompt_rejected_ids: set[str] = frozenset(),
+    settings: DedupSettings = DedupSettings(),
+    embed: Embed | None = None,
+    stage: str = "deduplicated_pairs",
+) -> PairsOutcome:
+    pairs, reject_rows, accounting = assemble(curated_segments, generated_prompts, curated_conversations,
+                                              set(prompt_rejected_ids), settings.keep_crisis_lines, stage)
+    n = len(pairs)
+    edges, lsh_stats, semantic_note = _response_edges(
+        pairs["response"].fillna("").astype(str).tolist() if n else [], settings, embed)
+    prompt_report, prompt_edges = _prompt_duplicates(pairs, settings)
+    edges = [e for e in (*edges, *prompt_edges) if len(e)]
+    all_edges = pd.concat(edges, ignore_index=True) if edges else pd.DataFrame(columns=dedup.EDGE_COLUMNS)
+    ids = pair_ids(pairs) if n else []
+    scores = member_score(pairs) if n else pd.Series(dtype=float)
+    clusters = dedup.resolve_clusters(n, all_edges, scores.to_numpy(), ids)
+    pairs["dup_cluster"] = clusters["dup_cluster"].to_numpy() if n else []
+    dropped = ~clusters["keep"].to_numpy() if n else np.zeros(0, bool)
+    duplicate_rejects, kind_counts = _duplicate_rejects(pairs, clusters, dropped, ids, scores, stage)
+    kept = pairs.loc[~dropped].reset_index(drop=True) if n else pairs.assign(dup_cluster=None)
+    kept["augmented"] = False
+    balanced, capped, balance_summary, cap_rejects = _apply_balance(kept, settings, stage)
     report = {
         "accounting": {**accounting, "pair_candidates": n, "kept": int((~balanced["augmented"].astype(bool)).sum()),
                        "augmented_copies": int(balanced["augmented"].astype(bool).sum()),
@@ -233,4 +271,4 @@ def deduplicate_pairs(
         "balance": balance_summary,
         "by_dataset": balanced.groupby("dataset").size().to_dict() if len(balanced) else {},
     }
-    return PairsOutcome(balanced, rejects, report)
+    return PairsOutcome(balanced, rejects_frame([*reject_rows, *duplicate_rejects, *cap_rejects]), report)

@@ -61,6 +61,51 @@ def _quality_band(q: pd.Series) -> pd.Series:
                   labels=["<0.5", "0.5-0.7", "0.7-0.85", ">=0.85"]).astype(str)
 
 
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame | None:
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def _kept_sample(pairs: pd.DataFrame, per_style: int, per_conversation_dataset: int, seed: int) -> pd.DataFrame:
+    """Kept pairs: per style over source x quality band, then per conversation dataset over sources."""
+    seg = pairs[pairs["dataset"] == DATASET_SEGMENTS].assign(_band=lambda d: _quality_band(d["quality"]))
+    parts = [_stratified(seg[seg["style"] == style], per_style, ["source", "_band"], seed + i)
+             for i, style in enumerate(STYLES)]
+    for j, ds in enumerate(d for d in DATASETS if d != DATASET_SEGMENTS):
+        parts.append(_stratified(pairs[pairs["dataset"] == ds], per_conversation_dataset, ["source"], seed + 10 + j))
+    sample = _concat(parts)
+    sample = pairs.iloc[0:0] if sample is None else sample
+    return sample.drop(columns=[c for c in ("_band",) if c in sample])
+
+
+def _scores_json(sample: pd.DataFrame) -> list[str]:
+    """Per row: quality, alignment and every `score_<rule>` the filters measured, as JSON for the sheet."""
+    score_cols = [c for c in sample.columns if c.startswith("score_")]
+    return [
+        json.dumps({"quality": _num(r.get("quality")), "alignment": _num(r.get("alignment")),
+                    **{c.removeprefix("score_"): _num(r.get(c)) for c in score_cols if _num(r.get(c)) is not None}})
+        for r in sample.to_dict("records")
+    ]
+
+
+def _rejected_sheet(rejected_segments: pd.DataFrame, rejected_per_style: int, seed: int) -> pd.DataFrame | None:
+    """Filter-rejected segments per style over sources, as sheet rows without a prompt (None when there are none)."""
+    if not len(rejected_segments) or rejected_per_style <= 0:
+        return None
+    rej = _concat([_stratified(rejected_segments[rejected_segments["style"] == style], rejected_per_style,
+                               ["source"], seed + 20 + i) for i, style in enumerate(STYLES)])
+    if rej is None:
+        return None
+    return pd.DataFrame({
+        "dataset": DATASET_SEGMENTS, "segment_id": rej["segment_id"], "record_id": None, "style": rej["style"],
+        "source": rej["source"], "file": rej["file"], "prompt": "", "response": rej["text"],
+        "quality": rej.get("quality"), "alignment": np.nan,
+        "scores": [json.dumps(json.loads(d).get("scores", {})) if isinstance(d, str) else "{}" for d in rej["details"]],
+        "crisis_flags": [json.loads(d).get("crisis_flags", []) if isinstance(d, str) else [] for d in rej["details"]],
+        "pii_counts": "{}",
+    })
+
+
 def build_sample(pairs: pd.DataFrame, rejected_segments: pd.DataFrame, per_style: int = 50,
                  per_conversation_dataset: int = 25, rejected_per_style: int = 5, seed: int = 0) -> pd.DataFrame:
     """The review sheet (REVIEW_COLUMNS), verdict / reviewer / note empty. `score_<rule>` columns on `pairs`, when
@@ -68,37 +113,12 @@ def build_sample(pairs: pd.DataFrame, rejected_segments: pd.DataFrame, per_style
 
     `rejected_segments`: rejected segment rows with columns segment_id, style, source, file, text, reasons, details.
     """
-    parts = []
     pairs = pairs[~pairs.get("augmented", pd.Series(False, index=pairs.index)).astype(bool)]
-    seg = pairs[pairs["dataset"] == DATASET_SEGMENTS].assign(_band=lambda d: _quality_band(d["quality"]))
-    for i, style in enumerate(STYLES):
-        parts.append(_stratified(seg[seg["style"] == style], per_style, ["source", "_band"], seed + i))
-    for j, ds in enumerate(d for d in DATASETS if d != DATASET_SEGMENTS):
-        parts.append(_stratified(pairs[pairs["dataset"] == ds], per_conversation_dataset, ["source"], seed + 10 + j))
-    sample = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else pairs.iloc[0:0]
-    sample = sample.drop(columns=[c for c in ("_band",) if c in sample])
-    score_cols = [c for c in sample.columns if c.startswith("score_")]
-    sample["scores"] = [
-        json.dumps({"quality": _num(r.get("quality")), "alignment": _num(r.get("alignment")),
-                    **{c.removeprefix("score_"): _num(r.get(c)) for c in score_cols if _num(r.get(c)) is not None}})
-        for r in sample.to_dict("records")
-    ]
-    rej_parts = []
-    if len(rejected_segments) and rejected_per_style > 0:
-        for i, style in enumerate(STYLES):
-            rej_parts.append(_stratified(rejected_segments[rejected_segments["style"] == style], rejected_per_style,
-                                         ["source"], seed + 20 + i))
-    rej = pd.concat([p for p in rej_parts if len(p)], ignore_index=True) if any(len(p) for p in rej_parts) else None
-    if rej is not None:
-        rej_sheet = pd.DataFrame({
-            "dataset": DATASET_SEGMENTS, "segment_id": rej["segment_id"], "record_id": None, "style": rej["style"],
-            "source": rej["source"], "file": rej["file"], "prompt": "", "response": rej["text"],
-            "quality": rej.get("quality"), "alignment": np.nan,
-            "scores": [json.dumps(json.loads(d).get("scores", {})) if isinstance(d, str) else "{}" for d in rej["details"]],
-            "crisis_flags": [json.loads(d).get("crisis_flags", []) if isinstance(d, str) else [] for d in rej["details"]],
-            "pii_counts": "{}",
-        })
-        sample = pd.concat([sample, rej_sheet], ignore_index=True)
+    sample = _kept_sample(pairs, per_style, per_conversation_dataset, seed)
+    sample["scores"] = _scores_json(sample)
+    rejected = _rejected_sheet(rejected_segments, rejected_per_style, seed)
+    if rejected is not None:
+        sample = pd.concat([sample, rejected], ignore_index=True)
     sample["crisis_flags"] = [", ".join(list(f)) if isinstance(f, (list, tuple, np.ndarray)) else (f or "")
                               for f in sample.get("crisis_flags", pd.Series([], dtype=object))]
     for col in ("verdict", "reviewer", "note"):
