@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from datasketch import MinHash
 
+from pixel_pipeline.core.records import reason_key
 from pixel_pipeline.curation import balance, dedup
 from pixel_pipeline.curation.pairs import DedupSettings, deduplicate_pairs
 from pixel_pipeline_tests.test_curation_samples import CLEAN, conversations_frame, segments_frame
@@ -98,8 +99,8 @@ def test_deduplicate_pairs_drops_copies_keeps_the_better_one_and_accounts_for_al
     assert acc["pair_candidates"] == acc["kept"] + acc["rejected_duplicates"]
     reasons = dict(zip(out.rejects["segment_id"].fillna(out.rejects["record_id"]), out.rejects["reasons"]))
     assert reasons[segs["segment_id"].iat[1]][0].startswith(f"duplicate_near: duplicate of {segs['segment_id'].iat[0]}")
-    assert reasons[segs["segment_id"].iat[-1]][0].startswith("missing_prompt")
-    assert any(r[0].startswith("duplicate_exact") for r in reasons.values())  # the two counseling answers are identical
+    assert reason_key(reasons[segs["segment_id"].iat[-1]][0]) == "missing_prompt"
+    assert any(reason_key(r[0]) == "duplicate_exact" for r in reasons.values())  # the two counseling answers are identical
     kept = out.pairs
     assert segs["segment_id"].iat[0] in set(kept["segment_id"]) and kept["dup_cluster"].notna().sum() == 2
     assert list(kept.columns) == ["dataset", "segment_id", "record_id", "prompt", "response", "conversation", "style",
@@ -144,7 +145,7 @@ def test_semantic_level_and_prompt_dedup_are_wired_into_the_pairs():
 
     out = deduplicate_pairs(segs, prompts, empty, set(), DedupSettings(), embed=embed)
     reasons = [r[0] for r in out.rejects["reasons"]]
-    assert len(reasons) == 1 and reasons[0].startswith("duplicate_semantic:")
+    assert len(reasons) == 1 and reason_key(reasons[0]) == "duplicate_semantic"
     assert out.report["prompts"]["exact_duplicate_prompt_pairs"] == 1  # reported, not dropped by default
     out = deduplicate_pairs(segs, prompts, empty, set(), DedupSettings(dedup_prompts=True), embed=embed)
-    assert sorted(r[0].split(":")[0] for r in out.rejects["reasons"]) == ["duplicate_prompt", "duplicate_semantic"]
+    assert sorted(reason_key(r[0]) for r in out.rejects["reasons"]) == ["duplicate_prompt", "duplicate_semantic"]

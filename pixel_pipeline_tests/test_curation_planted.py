@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from pixel_pipeline.core.embeddings import Embedder
+from pixel_pipeline.core.records import reason_key
 from pixel_pipeline.curation.shaping import shape
 from pixel_pipeline.curation.curate import CurationSettings, curate_conversations, curate_segments
 from pixel_pipeline.curation.pairs import DedupSettings, deduplicate_pairs
@@ -87,7 +88,7 @@ def _check_defects(defects, id_col, rejects: pd.DataFrame, kept: pd.DataFrame, p
         kind, _, arg = expected.partition(":")
         if kind == "rejected":
             got = reasons.get(item, [])
-            if not any(r.startswith(f"{arg}:") for r in got):
+            if not any(reason_key(r) == arg for r in got):
                 problems.append(f"{item} ({d['defect']}): expected rejected by {arg}, got {got or 'kept'}")
         elif kind == "redacted":
             if item not in kept.index:
@@ -150,7 +151,8 @@ def test_the_quality_classifier_keeps_nine_in_ten_clean_segments_and_says_why_it
     rejects = corpus["segs"].rejects
     dropped = rejects[rejects["segment_id"].isin(clean)]
     assert len(dropped) <= 0.1 * len(clean), dict(zip(dropped["segment_id"], dropped["reasons"]))
-    assert all(rs == [r for r in rs if r.startswith("quality_classifier: P(reader rejects)=")] for rs in dropped["reasons"])
+    assert all(json.loads(d)["rules"] == ["quality_classifier"] for d in dropped["details"])
+    assert all("P(reader rejects)=" in rs[0] for rs in dropped["reasons"])
 
 
 def test_every_planted_conversation_defect_is_caught_and_clean_records_survive(corpus):

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from pixel_pipeline.core.embeddings import Embedder
+from pixel_pipeline.core.records import reason_key
 from pixel_pipeline.curation import domain, filters, pii, safety
 from pixel_pipeline.curation.cache import ScoreCache
 from pixel_pipeline.curation.curate import CurationSettings, curate_conversations, curate_segments
@@ -194,7 +195,7 @@ def test_curate_segments_explains_every_reject_and_keeps_every_clean_text(embedd
                 "harmful_contempt": "harmful", "harmful_self_harm": "harmful", "low_quality": "expert_quality"}
     assert set(by_name) == set(expected)
     for name, rule in expected.items():
-        assert any(r.startswith(rule + ":") for r in by_name[name]), (name, by_name[name])
+        assert rule in [reason_key(r) for r in by_name[name]], (name, by_name[name])
     details = json.loads(out.rejects["details"].iat[0])
     assert set(details["scores"]) >= {"garbled", "language", "repetition", "off_domain", "harmful"} and details["snippet"]
     kept = out.kept.set_index("file")
@@ -218,7 +219,7 @@ def test_the_quality_classifier_only_adds_rejects_each_with_its_probability(embe
     assert both.kept["score_quality_classifier"].between(0, 1).all()
     added = both.rejects[~both.rejects["segment_id"].isin(rules.rejects["segment_id"])]
     for reasons in added["reasons"]:
-        assert reasons and all(r.startswith("quality_classifier: P(reader rejects)=") for r in reasons)
+        assert [reason_key(r) for r in reasons] == ["quality_classifier"] and "P(reader rejects)=" in reasons[0]
     strict = curate_segments(raw, CurationSettings(quality_threshold=0.0), embed=embedder.encode)
     assert len(strict.kept) == 0  # the threshold is the setting it says it is
 
@@ -233,8 +234,8 @@ def test_curate_conversations_redacts_flags_and_rejects_harmful_answers():
     out = curate_conversations(conv, CurationSettings())
     assert len(out.kept) + len(out.rejects) == 4
     reasons = dict(zip(out.rejects["record_id"], out.rejects["reasons"]))
-    assert any(r.startswith("harmful:") for r in reasons[conv.at[2, "record_id"]])
-    assert any(r.startswith("length:") for r in reasons[conv.at[3, "record_id"]])
+    assert "harmful" in [reason_key(r) for r in reasons[conv.at[2, "record_id"]]]
+    assert "length" in [reason_key(r) for r in reasons[conv.at[3, "record_id"]]]
     kept = out.kept.set_index("record_id")
     first = kept.loc[conv.at[0, "record_id"]]
     assert "[NAME]" in first["prompt"] and "[PHONE]" in first["response"] and "Dana" not in first["conversation"]
@@ -255,3 +256,89 @@ def test_whole_text_prechecks_never_hide_a_sentence_level_match():
         if any(rx.search(sent) for rx in safety._HARMFUL_RES.values()):
             assert safety._HARMFUL_ANY.search(text), sent
     assert safety.harmful_hits("I hear you. Stop taking your meds tomorrow.") != []
+
+
+# ---- the rule shape: one judgement per item, one ordered list, every fired rule recorded ----------------------------
+def test_every_rule_is_listed_once_and_conversations_use_the_same_order():
+    from pixel_pipeline.curation import curate, ruleset
+
+    names = [r.name for r in ruleset.RULES]
+    assert len(set(names)) == len(names) and curate.SEGMENT_RULES == tuple(names)
+    assert list(curate.CONVERSATION_RULES) == [n for n in names if n in curate.CONVERSATION_RULES]
+    assert [r.name for r in ruleset.rules_for(CurationSettings(), ruleset.RuleContext(segments=False))] == list(
+        curate.CONVERSATION_RULES)
+
+
+def test_a_reject_lists_every_rule_that_fired_in_rule_order():
+    advice = "Just stop taking the pills this week, you don't need them."  # harmful and too short
+    out = curate_segments(segments_frame({"advice": advice}, quality=0.1), CurationSettings(quality_classifier=False))
+    reasons = out.rejects["reasons"].iat[0]
+    assert [reason_key(r) for r in reasons] == ["length", "harmful", "expert_quality"]
+    assert json.loads(out.rejects["details"].iat[0])["rules"] == ["length", "harmful", "expert_quality"]
+    assert out.report["rejected_by_this_rule_only"] == {}  # three rules fired: none is the only reason
+
+
+def test_judge_all_runs_item_rules_before_batch_rules_and_keeps_a_rule_judged_while_preparing():
+    from dataclasses import dataclass, field
+
+    from pixel_pipeline.curation.rules import ItemRule, Judgement, Rule, RuleScores, judge_all, judgements_frame
+
+    class Short(ItemRule):
+        name = "short"
+
+        def judge(self, text):
+            return Judgement(keep=len(text) > 3, reason=None if len(text) > 3 else "short: under 4 letters",
+                             score=float(len(text)))
+
+    class Prepared(Short):
+        name = "prepared"
+
+        def judge(self, text):
+            raise AssertionError("judged while preparing: must not run again")
+
+    class SeesShort(Rule):  # a batch rule listed first still reads the item rule's judgement
+        name = "sees_short"
+
+        def judge_batch(self, batch, scores):
+            fired = batch.rules["short"]["fired"].tolist()
+            return judgements_frame(Judgement(keep=not f, reason="sees_short: a short text" if f else None) for f in fired)
+
+    @dataclass
+    class Batch:
+        as_read: list
+        rules: dict = field(default_factory=dict)
+
+    batch = Batch(["ok text", "no"], rules={"prepared": judgements_frame([Judgement(keep=True)] * 2)})
+    judged = judge_all([SeesShort(), Prepared(), Short()], batch, RuleScores(None))
+    assert list(judged) == ["sees_short", "prepared", "short"]
+    assert judged["sees_short"]["fired"].tolist() == [False, True] == judged["short"]["fired"].tolist()
+
+
+def test_an_item_rule_reads_the_same_through_the_cache_and_a_new_threshold_is_a_new_key(tmp_path):
+    from pixel_pipeline.curation.rules import RuleScores
+    from pixel_pipeline.curation.ruleset import GarbledRule, RuleContext
+
+    texts = [DEFECTS["garbled"], CLEAN["grief"], CLEAN["grief"]]
+    rule = GarbledRule(CurationSettings(), RuleContext())
+    uncached = rule.judge_many(texts, RuleScores(None))
+    scores = RuleScores(ScoreCache(tmp_path / "scores.sqlite", "rules"))
+    for _ in range(2):
+        cached = rule.judge_many(texts, scores)
+        pd.testing.assert_frame_equal(cached, uncached)
+    assert scores.stats == {"hits": 3, "computed": 2}  # duplicates computed once, the second pass all hits
+    strict = GarbledRule(CurationSettings(max_non_word_share=0.01), RuleContext())
+    strict.judge_many(texts, scores)
+    assert scores.stats["computed"] == 4
+
+
+def test_a_rule_judges_one_text_as_its_batch_form_judges_it():
+    from pixel_pipeline.curation.rules import Judgement, judgements_frame
+    from pixel_pipeline.curation.ruleset import RULES, ItemRule, RuleContext
+
+    texts = [DEFECTS["harmful_contempt"], DEFECTS["garbled"], DEFECTS["too_short"], CLEAN["grief"]]
+    for rule in (r(CurationSettings(), RuleContext()) for r in RULES):
+        if isinstance(rule, ItemRule) and rule.reads == "as_read":
+            one_by_one = judgements_frame(rule.judge(t) for t in texts)
+            pd.testing.assert_frame_equal(one_by_one, rule.judge_texts(texts), obj=rule.name)
+    kept = Judgement(keep=True, score=0.5, measures={"x": 1})
+    assert Judgement.from_row(kept.row()) == kept and kept.row()["fired"] is False

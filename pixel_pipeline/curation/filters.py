@@ -1,8 +1,9 @@
 """Quality rules: each is small, named, explainable, with configurable thresholds, and keeps its score.
 
-Every rule maps a list of texts to a DataFrame with one row per text and the columns
-`score` (float, kept as `score_<rule>` on the curated tables), `fired` (bool), `reason` (one readable line when fired)
-and `measures` (dict of the numbers behind the decision, kept in the rejects' `details`).
+Every rule judges one text: `judge_<rule>(text, thresholds)` returns a `rules.Judgement` (keep, or reject with one
+readable reason line; the score, kept as `score_<rule>` on the curated tables; the measures behind the decision, kept
+in the rejects' `details`). `<rule>(texts, thresholds)` runs it over a list of texts (a rule frame, rules.RULE_COLUMNS);
+curation runs them through curation.ruleset.
 
 Score conventions (docs/curation.md has the table):
 - garbled, repetition, housekeeping: *severity* = max over the rule's measures of measure / threshold; >= 1 fires.
@@ -23,13 +24,9 @@ import numpy as np
 import pandas as pd
 import regex
 
+# RULE_COLUMNS is re-exported: domain.py and safety.py build their rule frames with it
+from pixel_pipeline.curation.rules import RULE_COLUMNS, Judgement, judgements_frame  # noqa: F401
 from pixel_pipeline.curation.text import english_vocabulary, ngram_hashes, sentences, word_hashes, words
-
-RULE_COLUMNS = ["score", "fired", "reason", "measures"]
-
-
-def _frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=RULE_COLUMNS)
 
 
 def _severity(measures: dict[str, float], limits: dict[str, float]) -> tuple[float, str | None]:
@@ -63,40 +60,41 @@ class GarbledThresholds:
     max_broken_punctuation_per_100_words: float = 3.0
 
 
-def garbled(texts: Sequence[str], t: GarbledThresholds = GarbledThresholds()) -> pd.DataFrame:
+def judge_garbled(text: str, t: GarbledThresholds = GarbledThresholds()) -> Judgement:
+    """Other-script runs, non-words and broken punctuation; score = worst measure / its limit (>= 1 rejects)."""
     vocab = english_vocabulary()
-    rows = []
-    for text in texts:
-        runs = FOREIGN_SCRIPT_RE.findall(text)
-        run_letters = [len(LETTER_RE.findall(r)) for r in runs]
-        letters = max(1, len(LETTER_RE.findall(text)))
-        toks = words(text)
-        latin = [w for w in toks if w.isascii()]
-        non_word = (sum(1 for w in latin if w not in vocab) / len(latin)) if len(latin) >= 20 else 0.0
-        n_words = max(1, len(text.split()))
-        broken = len(BROKEN_PUNCTUATION_RE.findall(text)) * 100.0 / n_words
-        measures = {
-            "foreign_script_runs": len(runs),
-            "foreign_run_letters": max(run_letters, default=0),
-            "foreign_letter_share": round(sum(run_letters) / letters, 4),
-            "non_word_share": round(non_word, 4),
-            "broken_punctuation_per_100_words": round(broken, 3),
-        }
-        limits = {
-            "foreign_script_runs": t.max_foreign_script_runs,
-            "foreign_run_letters": t.max_foreign_run_letters,
-            "foreign_letter_share": t.max_foreign_letter_share,
-            "non_word_share": t.max_non_word_share,
-            "broken_punctuation_per_100_words": t.max_broken_punctuation_per_100_words,
-        }
-        score, worst = _severity(measures, limits)
-        fired = score >= 1.0
-        reason = None
-        if fired:
-            example = f" e.g. {runs[0][:30]!r}" if runs and worst.startswith("foreign") else ""
-            reason = f"garbled: {worst}={measures[worst]} (max {limits[worst]}){example}"
-        rows.append({"score": score, "fired": fired, "reason": reason, "measures": measures})
-    return _frame(rows)
+    runs = FOREIGN_SCRIPT_RE.findall(text)
+    run_letters = [len(LETTER_RE.findall(r)) for r in runs]
+    letters = max(1, len(LETTER_RE.findall(text)))
+    toks = words(text)
+    latin = [w for w in toks if w.isascii()]
+    non_word = (sum(1 for w in latin if w not in vocab) / len(latin)) if len(latin) >= 20 else 0.0
+    n_words = max(1, len(text.split()))
+    broken = len(BROKEN_PUNCTUATION_RE.findall(text)) * 100.0 / n_words
+    measures = {
+        "foreign_script_runs": len(runs),
+        "foreign_run_letters": max(run_letters, default=0),
+        "foreign_letter_share": round(sum(run_letters) / letters, 4),
+        "non_word_share": round(non_word, 4),
+        "broken_punctuation_per_100_words": round(broken, 3),
+    }
+    limits = {
+        "foreign_script_runs": t.max_foreign_script_runs,
+        "foreign_run_letters": t.max_foreign_run_letters,
+        "foreign_letter_share": t.max_foreign_letter_share,
+        "non_word_share": t.max_non_word_share,
+        "broken_punctuation_per_100_words": t.max_broken_punctuation_per_100_words,
+    }
+    score, worst = _severity(measures, limits)
+    if score < 1.0:
+        return Judgement(keep=True, measures=measures, score=score)
+    example = f" e.g. {runs[0][:30]!r}" if runs and worst.startswith("foreign") else ""
+    return Judgement(keep=False, reason=f"garbled: {worst}={measures[worst]} (max {limits[worst]}){example}",
+                     measures=measures, score=score)
+
+
+def garbled(texts: Sequence[str], t: GarbledThresholds = GarbledThresholds()) -> pd.DataFrame:
+    return judgements_frame(judge_garbled(text, t) for text in texts)
 
 
 # ---- language -------------------------------------------------------------------------------------------------
@@ -131,13 +129,17 @@ def language(
     """`detections` are precomputed (P(en), language) pairs, e.g. read from the score cache."""
     if detections is None:
         detections = [detect_language(t) for t in texts]
-    rows = []
-    for text, (p_en, lang) in zip(texts, detections):
-        fired = p_en < min_english_probability
-        reason = f"language: detected {lang!r}, P(en)={p_en:.2f} (min {min_english_probability})" if fired else None
-        rows.append({"score": round(p_en, 4), "fired": fired, "reason": reason,
-                     "measures": {"english_probability": round(p_en, 4), "detected_language": lang}})
-    return _frame(rows)
+    return judgements_frame(judge_language(d, min_english_probability) for _, d in zip(texts, detections))
+
+
+def judge_language(detection: tuple[float, str], min_english_probability: float = 0.5) -> Judgement:
+    """Judges a text by its detection (detect_language, cached apart: it does not depend on the threshold)."""
+    p_en, lang = detection
+    measures = {"english_probability": round(p_en, 4), "detected_language": lang}
+    if p_en >= min_english_probability:
+        return Judgement(keep=True, measures=measures, score=round(p_en, 4))
+    return Judgement(keep=False, reason=f"language: detected {lang!r}, P(en)={p_en:.2f} (min {min_english_probability})",
+                     measures=measures, score=round(p_en, 4))
 
 
 # ---- repetition (Gopher, Rae et al. 2021, plus a loop detector for stuck captions) ----------------------------
@@ -196,42 +198,43 @@ def _longest_loop(hashes: np.ndarray, max_period: int = 8) -> tuple[int, int, in
     return best
 
 
+def judge_repetition(text: str, t: RepetitionThresholds = RepetitionThresholds()) -> Judgement:
+    """Gopher's n-gram shares, repeated sentences and phrase loops; score = worst measure / its limit."""
+    toks = words(text)
+    hashes = word_hashes(toks)
+    word_lens = np.fromiter((len(w) for w in toks), dtype=np.int64, count=len(toks))
+    total = int(word_lens.sum())
+    measures: dict[str, float] = {}
+    limits: dict[str, float] = {}
+    loops, period, start = _longest_loop(hashes)
+    measures["consecutive_repeats"] = loops
+    limits["consecutive_repeats"] = t.max_consecutive_repeats + 0.5  # > max fires
+    if len(toks) >= t.min_words:
+        for n, limit in t.max_top_ngram_char_share.items():
+            key = f"top_{n}gram_char_share"
+            measures[key] = round(_char_share(ngram_hashes(hashes, n), word_lens, n, total, True), 4)
+            limits[key] = limit
+        for n, limit in t.max_duplicate_ngram_char_share.items():
+            key = f"duplicate_{n}gram_char_share"
+            measures[key] = round(_char_share(ngram_hashes(hashes, n), word_lens, n, total, False), 4)
+            limits[key] = limit
+        sents = [s.lower() for s in sentences(text)]
+        if len(sents) >= 4:
+            measures["duplicate_sentence_share"] = round(1 - len(set(sents)) / len(sents), 4)
+            limits["duplicate_sentence_share"] = t.max_duplicate_sentence_share
+    score, worst = _severity(measures, limits)
+    if score < 1.0:
+        return Judgement(keep=True, measures=measures, score=score)
+    if worst == "consecutive_repeats":
+        phrase = " ".join(toks[start : start + period])
+        reason = f"repetition: {phrase!r} repeated {loops}x in a row (max {t.max_consecutive_repeats})"
+    else:
+        reason = f"repetition: {worst}={measures[worst]} (max {limits[worst]})"
+    return Judgement(keep=False, reason=reason, measures=measures, score=score)
+
+
 def repetition(texts: Sequence[str], t: RepetitionThresholds = RepetitionThresholds()) -> pd.DataFrame:
-    rows = []
-    for text in texts:
-        toks = words(text)
-        hashes = word_hashes(toks)
-        word_lens = np.fromiter((len(w) for w in toks), dtype=np.int64, count=len(toks))
-        total = int(word_lens.sum())
-        measures: dict[str, float] = {}
-        limits: dict[str, float] = {}
-        loops, period, start = _longest_loop(hashes)
-        measures["consecutive_repeats"] = loops
-        limits["consecutive_repeats"] = t.max_consecutive_repeats + 0.5  # > max fires
-        if len(toks) >= t.min_words:
-            for n, limit in t.max_top_ngram_char_share.items():
-                key = f"top_{n}gram_char_share"
-                measures[key] = round(_char_share(ngram_hashes(hashes, n), word_lens, n, total, True), 4)
-                limits[key] = limit
-            for n, limit in t.max_duplicate_ngram_char_share.items():
-                key = f"duplicate_{n}gram_char_share"
-                measures[key] = round(_char_share(ngram_hashes(hashes, n), word_lens, n, total, False), 4)
-                limits[key] = limit
-            sents = [s.lower() for s in sentences(text)]
-            if len(sents) >= 4:
-                measures["duplicate_sentence_share"] = round(1 - len(set(sents)) / len(sents), 4)
-                limits["duplicate_sentence_share"] = t.max_duplicate_sentence_share
-        score, worst = _severity(measures, limits)
-        fired = score >= 1.0
-        reason = None
-        if fired:
-            if worst == "consecutive_repeats":
-                phrase = " ".join(toks[start : start + period])
-                reason = f"repetition: {phrase!r} repeated {loops}x in a row (max {t.max_consecutive_repeats})"
-            else:
-                reason = f"repetition: {worst}={measures[worst]} (max {limits[worst]})"
-        rows.append({"score": score, "fired": fired, "reason": reason, "measures": measures})
-    return _frame(rows)
+    return judgements_frame(judge_repetition(text, t) for text in texts)
 
 
 # ---- housekeeping: promotion, sponsor reads, course sales, live-stream logistics ----------------------------
@@ -310,55 +313,61 @@ def strip_housekeeping(text: str, hits: list[tuple[str, list[str]]] | None = Non
     return (re.sub(r"[ \t]{2,}", " ", out).strip(), len(hits)) if hits else (text, 0)
 
 
+def judge_housekeeping(text: str, t: HousekeepingThresholds = HousekeepingThresholds()) -> Judgement:
+    """Promo / logistics sentences: score = the worse of word share and separate reads over their limits."""
+    marks = _housekeeping_marks(text)
+    hits = [(s, k) for s, k, _ in marks if k]
+    n_words = max(1, len(text.split()))
+    hk_words = sum(len(s.split()) for s, _ in hits)
+    kinds = sorted({k for _, ks in hits for k in ks})
+    measures = {
+        "housekeeping_word_share": round(hk_words / n_words, 4),
+        "housekeeping_reads": len({r for _, _, r in marks if r >= 0}),
+        "housekeeping_sentences": len(hits),
+        "kinds": kinds,
+    }
+    limits = {"housekeeping_word_share": t.max_housekeeping_word_share,
+              "housekeeping_reads": t.max_housekeeping_reads + 0.5}
+    score, _ = _severity(measures, limits)
+    if score < 1.0:
+        return Judgement(keep=True, measures=measures, score=score)
+    reason = (f"housekeeping: {len(hits)} promo/logistics sentences in {measures['housekeeping_reads']} "
+              f"passage(s) ({', '.join(kinds)}), "
+              f"{measures['housekeeping_word_share']:.0%} of words; e.g. {hits[0][0][:60]!r}")
+    return Judgement(keep=False, reason=reason, measures=measures, score=score)
+
+
 def housekeeping(texts: Sequence[str], t: HousekeepingThresholds = HousekeepingThresholds()) -> pd.DataFrame:
-    rows = []
-    for text in texts:
-        marks = _housekeeping_marks(text)
-        hits = [(s, k) for s, k, _ in marks if k]
-        n_words = max(1, len(text.split()))
-        hk_words = sum(len(s.split()) for s, _ in hits)
-        kinds = sorted({k for _, ks in hits for k in ks})
-        measures = {
-            "housekeeping_word_share": round(hk_words / n_words, 4),
-            "housekeeping_reads": len({r for _, _, r in marks if r >= 0}),
-            "housekeeping_sentences": len(hits),
-            "kinds": kinds,
-        }
-        limits = {"housekeeping_word_share": t.max_housekeeping_word_share,
-                  "housekeeping_reads": t.max_housekeeping_reads + 0.5}
-        score, worst = _severity(measures, limits)
-        fired = score >= 1.0
-        reason = None
-        if fired:
-            reason = (f"housekeeping: {len(hits)} promo/logistics sentences in {measures['housekeeping_reads']} "
-                      f"passage(s) ({', '.join(kinds)}), "
-                      f"{measures['housekeeping_word_share']:.0%} of words; e.g. {hits[0][0][:60]!r}")
-        rows.append({"score": score, "fired": fired, "reason": reason, "measures": measures})
-    return _frame(rows)
+    return judgements_frame(judge_housekeeping(text, t) for text in texts)
 
 
 # ---- length ------------------------------------------------------------------------------------------------
 LENGTH_ACTIONS = ("reject", "truncate")
 
 
-def length(texts: Sequence[str], min_words: int = 30, max_words: int = 1400, length_action: str = "reject") -> pd.DataFrame:
+def judge_length(text: str, min_words: int = 30, max_words: int = 1400, length_action: str = "reject") -> Judgement:
     """Too short to answer anything, or too long for the training sequence; long texts are rejected or truncated
     at a sentence boundary (`length_action`), never split into several pairs (one pair per input row)."""
+    check_length_action(length_action)
+    n = len(text.split())
+    too_short, too_long = n < min_words, n > max_words
+    measures = {"words": n, "too_long": too_long, "too_short": too_short}
+    if too_short:
+        return Judgement(keep=False, reason=f"length: {n} words (min {min_words})", measures=measures, score=float(n))
+    if too_long and length_action == "reject":
+        return Judgement(keep=False, reason=f"length: {n} words (max {max_words}; length_action=reject)",
+                         measures=measures, score=float(n))
+    return Judgement(keep=True, measures=measures, score=float(n))
+
+
+def check_length_action(length_action: str) -> None:
     if length_action not in LENGTH_ACTIONS:
         raise ValueError(f"length_action must be one of {LENGTH_ACTIONS}, got {length_action!r}")
-    rows = []
-    for text in texts:
-        n = len(text.split())
-        too_short, too_long = n < min_words, n > max_words
-        fired = too_short or (too_long and length_action == "reject")
-        reason = None
-        if too_short:
-            reason = f"length: {n} words (min {min_words})"
-        elif too_long and length_action == "reject":
-            reason = f"length: {n} words (max {max_words}; length_action=reject)"
-        rows.append({"score": float(n), "fired": fired, "reason": reason,
-                     "measures": {"words": n, "too_long": too_long, "too_short": too_short}})
-    return _frame(rows)
+
+
+def length(texts: Sequence[str], min_words: int = 30, max_words: int = 1400, length_action: str = "reject") -> pd.DataFrame:
+    check_length_action(length_action)
+    return judgements_frame(judge_length(text, min_words, max_words, length_action) for text in texts)
 
 
 def truncate_words(text: str, max_words: int) -> str:

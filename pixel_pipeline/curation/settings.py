@@ -1,0 +1,72 @@
+"""Every threshold of the curation rules in one frozen dataclass (the Dagster Config classes use the same names)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+from pixel_pipeline.core.records import STYLES
+from pixel_pipeline.curation import filters, shaping
+
+
+@dataclass(frozen=True)
+class CurationSettings:
+    """Every threshold of the curation rules (the Dagster Config classes use the same field names)."""
+
+    # length
+    min_words: int = 30
+    max_words: int = 1400  # ~1,800 tokens at 1.3 tokens/word: fits a 2,048-token sequence with the prompt
+    length_action: str = "reject"  # or "truncate" (at a sentence boundary); never split: one pair per input row
+    conversation_min_words: int = 5
+    # language
+    min_english_probability: float = 0.5
+    # garbled
+    max_foreign_script_runs: int = 2
+    max_foreign_run_letters: int = 12
+    max_foreign_letter_share: float = 0.02
+    max_non_word_share: float = 0.35
+    max_broken_punctuation_per_100_words: float = 3.0
+    # repetition (the Gopher n-gram limits are fixed at the published values; see filters.RepetitionThresholds)
+    max_consecutive_repeats: int = 5
+    max_duplicate_sentence_share: float = 0.30
+    # housekeeping
+    max_housekeeping_word_share: float = 0.25
+    max_housekeeping_reads: int = 2
+    strip_housekeeping: bool = True
+    # off_domain
+    min_domain_margin: float = 0.0
+    domain_reference_sources: tuple[str, ...] = ()  # the voice sources (raw_segments' choice, set by the asset)
+    # per-expert floors (style -> value); a missing style uses the general value
+    expert_min_quality: Mapping[str, float] = field(default_factory=lambda: {s: 0.3 for s in STYLES})
+    expert_min_domain_margin: Mapping[str, float] = field(default_factory=dict)
+    # safety / privacy
+    keep_crisis_lines: bool = True
+    # the learned quality classifier (curation.quality); None: the threshold chosen by cross-validation (model card)
+    quality_classifier: bool = True
+    quality_threshold: float | None = None
+
+    def shaping_settings(self) -> shaping.ShapingSettings:
+        """Shaping keeps a passage of at least min_words (the same bar as the length rule)."""
+        return shaping.ShapingSettings(min_words=self.min_words)
+
+    def garbled_thresholds(self) -> filters.GarbledThresholds:
+        return filters.GarbledThresholds(
+            self.max_foreign_script_runs, self.max_foreign_run_letters, self.max_foreign_letter_share,
+            self.max_non_word_share, self.max_broken_punctuation_per_100_words,
+        )
+
+    def repetition_thresholds(self) -> filters.RepetitionThresholds:
+        return filters.RepetitionThresholds(
+            max_duplicate_sentence_share=self.max_duplicate_sentence_share,
+            max_consecutive_repeats=self.max_consecutive_repeats,
+        )
+
+    def housekeeping_thresholds(self) -> filters.HousekeepingThresholds:
+        return filters.HousekeepingThresholds(self.max_housekeeping_word_share, self.max_housekeeping_reads)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["domain_reference_sources"] = list(self.domain_reference_sources)
+        d["expert_min_quality"] = dict(self.expert_min_quality)
+        d["expert_min_domain_margin"] = dict(self.expert_min_domain_margin)
+        return d
