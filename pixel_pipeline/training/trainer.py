@@ -14,139 +14,69 @@ accumulation gives the same update as one big batch. The learning rate follows l
 `min_lr_ratio`. Every `checkpoint_every_steps` optimizer steps the adapter (safetensors) plus optimizer, scheduler,
 RNG states and loss history are written atomically; a re-run with the same config and data resumes from the
 newest checkpoint and replays the same data order, so it ends at the same loss as an uninterrupted run.
+
+Layout: this module is the loop (`train` reads top to bottom as its steps); the config and its fingerprint are in
+train_config.py, the model and adapter set-up in model_setup.py, checkpoints in checkpoints.py, trackers in
+tracking.py, the command line in trainer_cli.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import hashlib
 import json
 import math
-import os
-import random
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pixel_pipeline.core.io import swap_in_dir, write_text
-from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL
+from pixel_pipeline.training.checkpoints import (
+    list_checkpoints,
+    load_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    seed_everything,
+)
 from pixel_pipeline.training.data import (
     IGNORE_INDEX,
+    Batch,
+    DatasetStats,
     Example,
     collate_rows,
     epoch_batches,
     read_messages_jsonl,
     tokenize_conversations,
 )
+from pixel_pipeline.training.model_setup import build_model, load_adapter_file, lora_tensors, verify_adapter_reload
+from pixel_pipeline.training.tracking import PEAK_FLOPS_BY_NAME, Trackers, detect_peak_flops, peak_memory_mb
+from pixel_pipeline.training.train_config import (
+    CHAINING_MODES,
+    DEFAULT_TARGET_MODULES,
+    SMALL_MODEL_PARAMETERS,
+    TrainingConfig,
+    load_run_configs,
+    run_fingerprint,
+)
+from pixel_pipeline.training.trainer_cli import main
 
-CHAINING_MODES = ("continue", "merge")
-SMALL_MODEL_PARAMETERS = 50_000_000
-DEFAULT_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-# Dense bf16 peak FLOP/s per GPU, for MFU (set `peak_flops` for anything else).
-PEAK_FLOPS_BY_NAME = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12,
-                      "L4": 121e12, "4090": 165e12}
-
-
-@dataclass
-class TrainingConfig:
-    """One adapter's training run. Field names are the Dagster Config field names (defs/training.py)."""
-
-    name: str
-    train_files: list[str]
-    output_dir: str
-    validation_files: list[str] = field(default_factory=list)
-    base_model: str = DEFAULT_BASE_MODEL
-    models_dir: str = "output/models"
-    trust_remote_code: bool = False
-    # chaining from a previous adapter (None: a fresh adapter on the base model)
-    init_adapter: str | None = None
-    chaining: str = "continue"  # how init_adapter is used; ignored without one
-    # LoRA
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
-    # optimisation
-    epochs: int = 3
-    learning_rate: float = 2e-4
-    warmup_ratio: float = 0.1
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    micro_batch_size: int = 2
-    gradient_accumulation_steps: int = 1
-    max_steps: int = -1
-    gradient_checkpointing: bool = False
-    # data
-    max_seq_length: int = 1024
-    overlong: str = "truncate"
-    packing: bool = True
-    shuffle: bool = True
-    # runtime
-    seed: int = 42
-    dtype: str = "auto"
-    device: str = ""
-    # CPU threads for torch. 0 = auto: 1 for models under SMALL_MODEL_PARAMETERS (their matmuls are too small to gain
-    # from threads, and on a busy machine extra threads make them ~30x slower), torch's default otherwise.
-    cpu_threads: int = 0
-    checkpoint_every_steps: int = 25
-    keep_checkpoints: int = 2
-    resume: bool = True
-    eval_every_steps: int = 0  # 0: at the start and the end of every epoch
-    report_to: list[str] = field(default_factory=list)  # "wandb" / "mlflow" besides TensorBoard (always on)
-    peak_flops: float = 0.0
-    stop_after_steps: int = 0  # >0: exit after this many steps as if killed (crash drills and tests)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainingConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
-        return cls(**data)
-
-    def validate(self) -> None:
-        if self.chaining not in CHAINING_MODES:
-            raise ValueError(f"chaining must be one of {CHAINING_MODES}, got {self.chaining!r}")
-        if not self.train_files:
-            raise ValueError(f"{self.name}: no train_files")
-        for f in [*self.train_files, *self.validation_files]:
-            if not Path(f).is_file():
-                raise FileNotFoundError(f"{self.name}: data file {f} does not exist (materialize fine_tuning_exports)")
-        if self.micro_batch_size < 1 or self.gradient_accumulation_steps < 1 or self.epochs < 1:
-            raise ValueError("micro_batch_size, gradient_accumulation_steps and epochs must be >= 1")
+__all__ = [  # the loop's own names, and the ones callers import from here since before the split
+    "CHAINING_MODES", "DEFAULT_TARGET_MODULES", "PEAK_FLOPS_BY_NAME", "SMALL_MODEL_PARAMETERS", "SimulatedInterruption",
+    "TrainingConfig", "batch_loss_sum", "build_model", "cosine_lr_lambda", "detect_peak_flops", "evaluate",
+    "load_adapter_file", "load_run_configs", "lora_tensors", "loss_trend", "main", "peak_memory_mb", "run_fingerprint",
+    "save_checkpoint", "seed_everything", "train", "verify_adapter_reload",
+]
 
 
 class SimulatedInterruption(RuntimeError):
     """Raised by `stop_after_steps`: the run stops as a killed one would, leaving only its checkpoints."""
 
 
-# ----------------------------------------------------------------------------------------------------- helpers
-def _sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def run_fingerprint(cfg: TrainingConfig) -> str:
-    """What a checkpoint must match to be resumed: config (minus runtime-only knobs) and the data's bytes."""
-    skip = {"output_dir", "resume", "cpu_threads", "stop_after_steps", "checkpoint_every_steps", "keep_checkpoints", "report_to",
-            "eval_every_steps", "peak_flops"}
-    payload = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
-    payload["data"] = [_sha256_file(f) for f in [*cfg.train_files, *cfg.validation_files]]
-    if cfg.init_adapter:
-        payload["init_adapter"] = _sha256_file(Path(cfg.init_adapter) / "adapter_model.safetensors")
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
+# ------------------------------------------------------------------------------------------------ the pieces
 def cosine_lr_lambda(total_steps: int, warmup_steps: int, min_lr_ratio: float) -> Callable[[int], float]:
     def f(step: int) -> float:
         if warmup_steps and step < warmup_steps:
@@ -157,201 +87,6 @@ def cosine_lr_lambda(total_steps: int, warmup_steps: int, min_lr_ratio: float) -
     return f
 
 
-def seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    import numpy as np
-    import torch
-
-    state = {"python": random.getstate(), "numpy": np.random.get_state()[1].tolist(),
-             "numpy_pos": int(np.random.get_state()[2]), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    import numpy as np
-    import torch
-
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def peak_memory_mb(device: str) -> float:
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB: the process's peak RSS
-
-
-def detect_peak_flops(device: str) -> float:
-    import torch
-
-    if not device.startswith("cuda"):
-        return 0.0
-    name = torch.cuda.get_device_name()
-    for key, flops in PEAK_FLOPS_BY_NAME.items():
-        if key in name:
-            return flops
-    return 0.0
-
-
-class Trackers:
-    """TensorBoard always; Weights & Biases / MLflow when asked for (report_to or WANDB_PROJECT /
-    MLFLOW_TRACKING_URI set) and importable. A tracker that cannot start is reported, never fatal."""
-
-    def __init__(self, cfg: TrainingConfig, log_dir: Path, log: Callable[[str], None]):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.tb = SummaryWriter(log_dir=str(log_dir))
-        self.wandb = self.mlflow = None
-        self.active = ["tensorboard"]
-        wanted = set(cfg.report_to)
-        if os.environ.get("WANDB_PROJECT"):
-            wanted.add("wandb")
-        if os.environ.get("MLFLOW_TRACKING_URI"):
-            wanted.add("mlflow")
-        if "wandb" in wanted:
-            try:
-                import wandb
-
-                self.wandb = wandb.init(project=os.environ.get("WANDB_PROJECT", "pixel_pipeline"), name=cfg.name,
-                                        config=dataclasses.asdict(cfg), reinit=True)
-                self.active.append("wandb")
-            except Exception as exc:  # noqa: BLE001 - optional integration
-                log(f"wandb not started: {exc}")
-        if "mlflow" in wanted:
-            try:
-                import mlflow
-
-                mlflow.start_run(run_name=cfg.name)
-                mlflow.log_params({k: str(v)[:250] for k, v in dataclasses.asdict(cfg).items()})
-                self.mlflow = mlflow
-                self.active.append("mlflow")
-            except Exception as exc:  # noqa: BLE001
-                log(f"mlflow not started: {exc}")
-
-    def log(self, metrics: dict[str, float], step: int) -> None:
-        for k, v in metrics.items():
-            self.tb.add_scalar(k, v, step)
-        if self.wandb is not None:
-            self.wandb.log(metrics, step=step)
-        if self.mlflow is not None:
-            self.mlflow.log_metrics(metrics, step=step)
-
-    def close(self) -> None:
-        self.tb.close()
-        if self.wandb is not None:
-            self.wandb.finish()
-        if self.mlflow is not None:
-            self.mlflow.end_run()
-
-
-# ------------------------------------------------------------------------------------------------ model setup
-def lora_tensors(model) -> dict[str, Any]:
-    """The adapter's tensors under the names PEFT saves them with (adapter name stripped)."""
-    from peft.utils import get_peft_model_state_dict
-
-    return {k: v.detach().float().cpu() for k, v in get_peft_model_state_dict(model).items()}
-
-
-def load_adapter_file(adapter_dir: str | Path) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
-    return {k: v.float() for k, v in load_file(str(Path(adapter_dir) / "adapter_model.safetensors")).items()}
-
-
-def build_model(cfg: TrainingConfig, device: str, log: Callable[[str], None]):
-    """Base model + the adapter to train, and a record proving where its starting weights came from."""
-    from peft import LoraConfig, PeftModel, get_peft_model
-
-    from pixel_pipeline.training.base_model import load_base_model
-
-    base = load_base_model(cfg.base_model, cfg.models_dir, dtype=cfg.dtype, device=device,
-                           trust_remote_code=cfg.trust_remote_code)
-    base.config.use_cache = False
-    init: dict[str, Any] = {"mode": "fresh" if not cfg.init_adapter else cfg.chaining, "init_adapter": cfg.init_adapter}
-    base_model_name = cfg.base_model
-    fresh_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                              target_modules=list(cfg.lora_target_modules), task_type="CAUSAL_LM", bias="none")
-    if cfg.init_adapter and cfg.chaining == "continue":
-        model = PeftModel.from_pretrained(base, cfg.init_adapter, is_trainable=True)
-        expected = load_adapter_file(cfg.init_adapter)
-        actual = lora_tensors(model)
-        init.update(_compare_tensors(expected, actual))
-        init["previous_adapter_nonzero"] = bool(any(v.abs().sum() > 0 for k, v in expected.items() if "lora_B" in k))
-        init["lora_settings_inherited"] = True  # r / alpha / targets come from the previous adapter
-    elif cfg.init_adapter and cfg.chaining == "merge":
-        before = {k: v.detach().float().cpu().clone() for k, v in base.state_dict().items()}
-        merged = PeftModel.from_pretrained(base, cfg.init_adapter).merge_and_unload()
-        init.update(_verify_merge(before, merged, cfg.init_adapter))
-        merged_dir = Path(cfg.output_dir) / "merged_base"
-        _save_merged_base(merged, cfg, merged_dir)
-        base_model_name = str(merged_dir)
-        model = get_peft_model(merged, fresh_config)
-        init["fresh_adapter_is_noop"] = bool(all(v.abs().sum() == 0 for k, v in lora_tensors(model).items()
-                                                 if "lora_B" in k))
-    else:
-        model = get_peft_model(base, fresh_config)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    n_total = sum(p.numel() for p in model.parameters())
-    log(f"{cfg.name}: {n_trainable:,} trainable of {n_total:,} parameters ({init['mode']})")
-    return model, init, base_model_name, n_total
-
-
-def _compare_tensors(expected: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any]:
-    missing = sorted(set(expected) ^ set(actual))
-    diff = max((float((expected[k] - actual[k]).abs().max()) for k in set(expected) & set(actual)), default=float("inf"))
-    return {"tensors_compared": len(set(expected) & set(actual)), "tensor_names_mismatched": len(missing),
-            "max_abs_diff": diff, "starts_from_previous": not missing and diff == 0.0}
-
-
-def _verify_merge(before: dict[str, Any], merged, adapter_dir: str) -> dict[str, Any]:
-    """W_merged - W_base must equal scale * B @ A of the previous adapter for every targeted weight."""
-    adapter = load_adapter_file(adapter_dir)
-    conf = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())
-    scale = conf["lora_alpha"] / conf["r"]
-    after = merged.state_dict()
-    worst, n = 0.0, 0
-    for key_a, a in adapter.items():
-        if "lora_A" not in key_a:
-            continue
-        b = adapter[key_a.replace("lora_A", "lora_B")]
-        name = key_a.replace("base_model.model.", "").replace(".lora_A.weight", ".weight")
-        delta = after[name].float().cpu() - before[name]
-        worst = max(worst, float((delta - scale * (b @ a)).abs().max()))
-        n += 1
-    return {"tensors_compared": n, "max_abs_diff": worst, "starts_from_previous": n > 0 and worst < 1e-4}
-
-
-def _save_merged_base(model, cfg: TrainingConfig, merged_dir: Path) -> None:
-    from pixel_pipeline.training.base_model import load_tokenizer
-
-    tmp = Path(tempfile.mkdtemp(prefix=".merged.", dir=Path(cfg.output_dir)))
-    model.save_pretrained(tmp, safe_serialization=True)
-    load_tokenizer(cfg.base_model, cfg.models_dir, cfg.trust_remote_code).save_pretrained(tmp)
-    swap_in_dir(tmp, merged_dir)
-
-
-# --------------------------------------------------------------------------------------------------- the loop
 def batch_loss_sum(model, batch, device: str):
     """Summed cross-entropy over target tokens (predict token t+1 from tokens <= t, inside each sequence)."""
     import torch.nn.functional as F
@@ -381,201 +116,6 @@ def evaluate(model, examples: list[Example], cfg: TrainingConfig, device: str, p
     return total / max(n, 1)
 
 
-def _checkpoints(ckpt_root: Path) -> list[Path]:
-    return sorted(p for p in ckpt_root.glob("step_*") if (p / "trainer_state.pt").exists())
-
-
-def save_checkpoint(model, optimizer, scheduler, state: dict[str, Any], ckpt_root: Path, keep: int) -> Path:
-    """Adapter safetensors + optimizer / scheduler / RNG state, written to a temp folder then renamed."""
-    import torch
-
-    final = ckpt_root / f"step_{state['step']:07d}"
-    ckpt_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".ckpt.", dir=ckpt_root))
-    model.save_pretrained(tmp)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state(),
-                "state": state}, tmp / "trainer_state.pt")
-    (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1, default=str))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    for old in _checkpoints(ckpt_root)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def train(cfg: TrainingConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train one adapter; returns metrics, curves, data accounting and the facts the asset checks judge."""
-    import torch
-    from peft import set_peft_model_state_dict
-
-    from pixel_pipeline.training.base_model import load_tokenizer
-
-    cfg.validate()
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu" and cfg.cpu_threads > 0:
-        torch.set_num_threads(cfg.cpu_threads)
-    fingerprint = run_fingerprint(cfg)
-    write_text(json.dumps({**dataclasses.asdict(cfg), "fingerprint": fingerprint}, indent=1), out / "run_config.json")
-    seed_everything(cfg.seed)
-
-    tokenizer = load_tokenizer(cfg.base_model, cfg.models_dir, cfg.trust_remote_code)
-    train_conv, train_stats = read_messages_jsonl(cfg.train_files)
-    train_ex, train_stats = tokenize_conversations(tokenizer, train_conv, cfg.max_seq_length, cfg.overlong, train_stats)
-    val_conv, val_stats = read_messages_jsonl(cfg.validation_files)
-    val_ex, val_stats = tokenize_conversations(tokenizer, val_conv, cfg.max_seq_length, cfg.overlong, val_stats)
-    if not train_ex:
-        raise ValueError(f"{cfg.name}: no trainable pairs in {cfg.train_files} ({train_stats.as_dict()})")
-
-    model, init_check, trained_on, n_params = build_model(cfg, device, log)
-    if device == "cpu" and cfg.cpu_threads == 0 and n_params < SMALL_MODEL_PARAMETERS:
-        torch.set_num_threads(1)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                                  fused=device.startswith("cuda"))
-    steps_per_epoch = math.ceil(len(epoch_batches(train_ex, cfg.max_seq_length, cfg.micro_batch_size, cfg.seed, 0,
-                                                  cfg.packing, cfg.shuffle)) / cfg.gradient_accumulation_steps)
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps > 0:
-        total_steps = min(total_steps, cfg.max_steps)
-    warmup = int(round(cfg.warmup_ratio * total_steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lr_lambda(total_steps, warmup, cfg.min_lr_ratio))
-
-    state: dict[str, Any] = {"step": 0, "fingerprint": fingerprint, "train_curve": [], "val_curve": [],
-                             "tokens_seen": 0, "train_seconds": 0.0, "resumed_from": []}
-    ckpt_root = out / "checkpoints"
-    existing = _checkpoints(ckpt_root)
-    if existing and cfg.resume:
-        saved = torch.load(existing[-1] / "trainer_state.pt", weights_only=True)
-        if saved["state"].get("fingerprint") == fingerprint:
-            set_peft_model_state_dict(model, load_adapter_file(existing[-1]))
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            _set_rng_state(saved["rng"])
-            state = saved["state"]
-            state["resumed_from"] = [*state.get("resumed_from", []), state["step"]]
-            log(f"{cfg.name}: resumed from {existing[-1].name} (step {state['step']}/{total_steps})")
-        else:
-            log(f"{cfg.name}: checkpoints in {ckpt_root} belong to another config or data; starting over")
-            shutil.rmtree(ckpt_root, ignore_errors=True)
-    elif existing:
-        shutil.rmtree(ckpt_root, ignore_errors=True)
-
-    trackers = Trackers(cfg, out / "tensorboard", log)
-    pad_id = tokenizer.pad_token_id
-    if state["step"] == 0 and not state["val_curve"]:
-        v = evaluate(model, val_ex, cfg, device, pad_id)
-        if v is not None:
-            state["val_curve"].append([0, v])
-            trackers.log({"val/loss": v}, 0)
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    session_steps = 0
-    epoch_cache: dict[int, list] = {}
-    eval_every = cfg.eval_every_steps or steps_per_epoch
-    try:
-        while state["step"] < total_steps:
-            epoch, group_index = divmod(state["step"], steps_per_epoch)
-            if epoch not in epoch_cache:  # the epoch's order is computed once (and identically after a resume)
-                epoch_cache.clear()
-                epoch_cache[epoch] = epoch_batches(train_ex, cfg.max_seq_length, cfg.micro_batch_size, cfg.seed,
-                                                   epoch, cfg.packing, cfg.shuffle)
-            batches = epoch_cache[epoch]
-            group = batches[group_index * cfg.gradient_accumulation_steps:(group_index + 1) * cfg.gradient_accumulation_steps]
-            collated = [collate_rows(train_ex, rows, pad_id) for rows in group]
-            n_target = sum(b.n_target_tokens for b in collated)
-            t0 = time.perf_counter()
-            loss_sum = 0.0
-            for batch in collated:
-                loss = batch_loss_sum(model, batch, device) / max(n_target, 1)
-                loss.backward()
-                loss_sum += loss.detach().item()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            dt = time.perf_counter() - t0
-            n_tok = sum(b.n_tokens for b in collated)
-            state["step"] += 1
-            state["tokens_seen"] += n_tok
-            state["padding"] = state.get("padding", 0) + sum(b.n_padding for b in collated)
-            state["train_seconds"] += dt
-            session_steps += 1
-            state["train_curve"].append([state["step"], loss_sum])
-            lr = scheduler.get_last_lr()[0]
-            trackers.log({"train/loss": loss_sum, "train/lr": lr, "train/grad_norm": grad_norm,
-                          "train/tokens_per_second": n_tok / dt,
-                          "train/padding_fraction": sum(b.n_padding for b in collated) /
-                          max(1, sum(b.n_padding + b.n_tokens for b in collated))}, state["step"])
-            if not math.isfinite(loss_sum):
-                log(f"{cfg.name}: non-finite loss at step {state['step']}; stopping")
-                break
-            if state["step"] % eval_every == 0 or state["step"] == total_steps:
-                v = evaluate(model, val_ex, cfg, device, pad_id)
-                if v is not None:
-                    state["val_curve"].append([state["step"], v])
-                    trackers.log({"val/loss": v, "val/perplexity": math.exp(min(v, 50))}, state["step"])
-                log(f"{cfg.name}: step {state['step']}/{total_steps} epoch {epoch + 1} loss {loss_sum:.4f} "
-                    f"val {v if v is None else round(v, 4)} lr {lr:.2e}")
-            if state["step"] % cfg.checkpoint_every_steps == 0 or state["step"] == total_steps:
-                save_checkpoint(model, optimizer, scheduler, state, ckpt_root, cfg.keep_checkpoints)
-            if cfg.stop_after_steps and session_steps >= cfg.stop_after_steps and state["step"] < total_steps:
-                raise SimulatedInterruption(f"{cfg.name}: stopped after {session_steps} steps (stop_after_steps)")
-    finally:
-        trackers.close()
-
-    adapter_dir = out / "adapter"
-    tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=out))
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    swap_in_dir(tmp, adapter_dir)  # adapter/ is never missing while it is replaced
-
-    # throughput of the optimizer steps themselves (forward, backward, update), summed over resumed sessions
-    tokens_per_second = state["tokens_seen"] / max(state["train_seconds"], 1e-9)
-    peak_flops = cfg.peak_flops or detect_peak_flops(device)
-    flops_per_token = 4 * n_params  # LoRA: forward 2N + activation gradients 2N, no weight gradients for N
-    mfu = tokens_per_second * flops_per_token / peak_flops if peak_flops else None
-    reload = verify_adapter_reload(model, trained_on, cfg, adapter_dir, val_ex or train_ex, device, pad_id)
-    train_losses = [loss for _, loss in state["train_curve"]]
-    val_losses = [loss for _, loss in state["val_curve"]]
-    result = {
-        "name": cfg.name,
-        "adapter_path": str(adapter_dir),
-        "base_model": trained_on,
-        "fingerprint": fingerprint,
-        "device": device,
-        "steps": state["step"],
-        "total_steps": total_steps,
-        "epochs": cfg.epochs,
-        "resumed_from_steps": state["resumed_from"],
-        "train_curve": state["train_curve"],
-        "val_curve": state["val_curve"],
-        "train_loss_final": train_losses[-1] if train_losses else None,
-        "val_loss_initial": val_losses[0] if val_losses else None,
-        "val_loss_final": val_losses[-1] if val_losses else None,
-        "val_perplexity": math.exp(min(val_losses[-1], 50)) if val_losses else None,
-        "tokens_per_second": tokens_per_second,
-        "padding_fraction": state.get("padding", 0) / max(1, state.get("padding", 0) + state["tokens_seen"]),
-        "peak_memory_mb": peak_memory_mb(device),
-        "mfu": mfu,
-        "n_parameters": n_params,
-        "train_data": train_stats.as_dict(),
-        "validation_data": val_stats.as_dict(),
-        "checkpoints": [str(p) for p in _checkpoints(ckpt_root)],
-        "tensorboard_dir": str(out / "tensorboard"),
-        "trackers": trackers.active,
-        "init": init_check,
-        "adapter_reload": reload,
-        "loss_check": loss_trend(train_losses, val_losses),
-    }
-    write_text(json.dumps(result, indent=1, default=str), out / "result.json")  # atomic: never half-written
-    return result
-
-
 def loss_trend(train_losses: list[float], val_losses: list[float]) -> dict[str, Any]:
     """Finite everywhere, and lower at the end than at the start (validation if there is any, else train:
     mean of the last quarter of steps against the first quarter)."""
@@ -590,64 +130,310 @@ def loss_trend(train_losses: list[float], val_losses: list[float]) -> dict[str, 
     return {"finite": finite, "basis": basis, "start": start, "end": end, "decreasing": finite and end < start}
 
 
-def verify_adapter_reload(model, trained_on: str, cfg: TrainingConfig, adapter_dir: Path, examples, device, pad_id):
-    """Load the saved folder into a fresh base with PeftModel.from_pretrained and compare tensors and logits."""
+@dataclass
+class TrainingData:
+    """The run's tokenised pairs and the accounting of what was kept, truncated, dropped or invalid."""
+
+    tokenizer: Any
+    train: list[Example]
+    validation: list[Example]
+    train_stats: DatasetStats
+    validation_stats: DatasetStats
+
+
+@dataclass
+class Loop:
+    """What the optimizer steps read and update: the model and its optimizer, the data, the step plan, and `state`,
+    the part a checkpoint saves (step, loss curves, token and time counters)."""
+
+    cfg: TrainingConfig
+    device: str
+    fingerprint: str
+    log: Callable[[str], None]
+    data: TrainingData
+    model: Any
+    params: list
+    optimizer: Any
+    scheduler: Any
+    steps_per_epoch: int
+    total_steps: int
+    state: dict[str, Any]
+    trackers: Trackers | None = None
+    epoch_order: tuple[int, list] | None = None  # (epoch, its micro-batches): computed once per epoch
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.output_dir)
+
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.out / "checkpoints"
+
+    @property
+    def pad_id(self) -> int:
+        return self.data.tokenizer.pad_token_id
+
+    @property
+    def lr(self) -> float:
+        return self.scheduler.get_last_lr()[0]
+
+
+# ------------------------------------------------------------------------------------------------ the run
+def train(cfg: TrainingConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train one adapter; returns metrics, curves, data accounting and the facts the asset checks judge."""
+    device, fingerprint = prepare_run(cfg)
+    data = load_training_data(cfg)
+    model, init_check, trained_on, n_params = build_model(cfg, device, log)
+    use_one_thread_for_small_models(cfg, device, n_params)
+    loop = make_loop(cfg, device, fingerprint, log, data, model)
+    resume_from_checkpoint(loop)
+    loop.trackers = Trackers(cfg, loop.out / "tensorboard", log)
+    evaluate_before_training(loop)
+    try:
+        run_optimizer_steps(loop)
+    finally:
+        loop.trackers.close()
+    adapter_dir = save_adapter(model, data.tokenizer, loop.out)
+    result = run_result(loop, init_check, trained_on, n_params, adapter_dir)
+    write_text(json.dumps(result, indent=1, default=str), loop.out / "result.json")  # atomic: never half-written
+    return result
+
+
+def prepare_run(cfg: TrainingConfig) -> tuple[str, str]:
+    """Validate, create the output folder, pick the device, record the config with its fingerprint, seed."""
     import torch
-    from peft import PeftModel
 
-    from pixel_pipeline.training.base_model import load_base_model
-
-    base = load_base_model(trained_on, cfg.models_dir, dtype=cfg.dtype, device=device,
-                           trust_remote_code=cfg.trust_remote_code)
-    reloaded = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
-    tensors = _compare_tensors(lora_tensors(model), lora_tensors(reloaded))
-    batch = collate_rows(examples, [[0]], pad_id)
-    model.eval()
-    with torch.no_grad():
-        a = model(input_ids=batch.input_ids.to(device), position_ids=batch.position_ids.to(device)).logits.float()
-        b = reloaded(input_ids=batch.input_ids.to(device), position_ids=batch.position_ids.to(device)).logits.float()
-    logits_diff = float((a - b).abs().max())
-    del reloaded, base
-    return {"loads": True, "tensor_max_abs_diff": tensors["max_abs_diff"], "tensors": tensors["tensors_compared"],
-            "logits_max_abs_diff": logits_diff,
-            "matches": tensors["starts_from_previous"] and logits_diff < 1e-3}
+    cfg.validate()
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu" and cfg.cpu_threads > 0:
+        torch.set_num_threads(cfg.cpu_threads)
+    fingerprint = run_fingerprint(cfg)
+    write_text(json.dumps({**dataclasses.asdict(cfg), "fingerprint": fingerprint}, indent=1), out / "run_config.json")
+    seed_everything(cfg.seed)
+    return device, fingerprint
 
 
-# ---------------------------------------------------------------------------------------------------- the CLI
-def load_run_configs(data: dict[str, Any]) -> list[TrainingConfig]:
-    runs = data["runs"] if "runs" in data else [data]
-    return [TrainingConfig.from_dict(r) for r in runs]
+def load_training_data(cfg: TrainingConfig) -> TrainingData:
+    """Train and validation pairs tokenised with the base model's chat template; no trainable pair is an error."""
+    from pixel_pipeline.training.base_model import load_tokenizer
+
+    tokenizer = load_tokenizer(cfg.base_model, cfg.models_dir, cfg.trust_remote_code)
+    train_ex, train_stats = _tokenized(tokenizer, cfg.train_files, cfg)
+    val_ex, val_stats = _tokenized(tokenizer, cfg.validation_files, cfg)
+    if not train_ex:
+        raise ValueError(f"{cfg.name}: no trainable pairs in {cfg.train_files} ({train_stats.as_dict()})")
+    return TrainingData(tokenizer, train_ex, val_ex, train_stats, val_stats)
 
 
-def _pipes_requested() -> bool:
-    return bool(os.environ.get("DAGSTER_PIPES_CONTEXT"))
+def _tokenized(tokenizer, files: list[str], cfg: TrainingConfig) -> tuple[list[Example], DatasetStats]:
+    conversations, stats = read_messages_jsonl(files)
+    return tokenize_conversations(tokenizer, conversations, cfg.max_seq_length, cfg.overlong, stats)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", help="JSON file: one TrainingConfig or {'runs': [...]} (Pipes extras win)")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
+def use_one_thread_for_small_models(cfg: TrainingConfig, device: str, n_params: int) -> None:
+    """cpu_threads 0 (auto): a small model runs faster on one thread (see TrainingConfig.cpu_threads)."""
+    import torch
 
-    hf_logging.disable_progress_bar()
-    if _pipes_requested():
-        from dagster_pipes import open_dagster_pipes
+    if device == "cpu" and cfg.cpu_threads == 0 and n_params < SMALL_MODEL_PARAMETERS:
+        torch.set_num_threads(1)
 
-        from pixel_pipeline.training.reporting import report_to_pipes
 
-        with open_dagster_pipes() as pipes:
-            data = pipes.extras.get("trainer_config") or json.loads(Path(args.config).read_text())
-            results = [train(c, log=pipes.log.info) for c in load_run_configs(data)]
-            report_to_pipes(pipes, results, pipes.extras.get("report", {}))
-        return 0
-    if not args.config:
-        parser.error("--config is required outside Dagster Pipes")
-    results = [train(c) for c in load_run_configs(json.loads(Path(args.config).read_text()))]
-    summary = [{k: r[k] for k in ("name", "adapter_path", "steps", "val_loss_initial", "val_loss_final",
-                                  "tokens_per_second")} for r in results]
-    print(json.dumps(summary, indent=1))
-    return 0
+def make_loop(cfg: TrainingConfig, device: str, fingerprint: str, log: Callable[[str], None], data: TrainingData,
+              model) -> Loop:
+    """AdamW over the adapter's parameters, the step plan (epochs x optimizer steps, capped by max_steps) and the
+    warmup + cosine schedule over it, and a fresh loop state."""
+    import torch
+
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                  fused=device.startswith("cuda"))
+    steps_per_epoch = math.ceil(len(epoch_batches(data.train, cfg.max_seq_length, cfg.micro_batch_size, cfg.seed, 0,
+                                                  cfg.packing, cfg.shuffle)) / cfg.gradient_accumulation_steps)
+    total_steps = steps_per_epoch * cfg.epochs
+    if cfg.max_steps > 0:
+        total_steps = min(total_steps, cfg.max_steps)
+    warmup = int(round(cfg.warmup_ratio * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lr_lambda(total_steps, warmup, cfg.min_lr_ratio))
+    state: dict[str, Any] = {"step": 0, "fingerprint": fingerprint, "train_curve": [], "val_curve": [],
+                             "tokens_seen": 0, "train_seconds": 0.0, "resumed_from": []}
+    return Loop(cfg, device, fingerprint, log, data, model, params, optimizer, scheduler, steps_per_epoch, total_steps,
+                state)
+
+
+def resume_from_checkpoint(loop: Loop) -> None:
+    """Continue from the newest checkpoint of the same config and data; drop checkpoints that are not (or all of
+    them when `resume` is off)."""
+    cfg, root = loop.cfg, loop.checkpoint_root
+    existing = list_checkpoints(root)
+    if existing and cfg.resume:
+        saved = load_checkpoint(existing[-1])
+        if saved["state"].get("fingerprint") == loop.fingerprint:
+            loop.state = restore_checkpoint(existing[-1], saved, loop.model, loop.optimizer, loop.scheduler)
+            loop.log(f"{cfg.name}: resumed from {existing[-1].name} (step {loop.state['step']}/{loop.total_steps})")
+        else:
+            loop.log(f"{cfg.name}: checkpoints in {root} belong to another config or data; starting over")
+            shutil.rmtree(root, ignore_errors=True)
+    elif existing:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def evaluate_before_training(loop: Loop) -> None:
+    """The validation loss before the first step: where the loss check's "went down" starts from."""
+    if loop.state["step"] == 0 and not loop.state["val_curve"]:
+        v = evaluate(loop.model, loop.data.validation, loop.cfg, loop.device, loop.pad_id)
+        if v is not None:
+            loop.state["val_curve"].append([0, v])
+            loop.trackers.log({"val/loss": v}, 0)
+
+
+def run_optimizer_steps(loop: Loop) -> None:
+    """Optimizer steps up to total_steps: log each, evaluate and checkpoint on schedule; stop on a non-finite loss
+    (the loss check then fails) or, for crash drills, after `stop_after_steps` steps of this session."""
+    import torch
+
+    cfg, state = loop.cfg, loop.state
+    if loop.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    session_steps = 0
+    eval_every = cfg.eval_every_steps or loop.steps_per_epoch
+    while state["step"] < loop.total_steps:
+        epoch = state["step"] // loop.steps_per_epoch
+        batches = next_step_batches(loop)
+        loss, grad_norm, seconds = optimizer_step(loop, batches)
+        record_step(loop, batches, loss, grad_norm, seconds)
+        session_steps += 1
+        if not math.isfinite(loss):
+            loop.log(f"{cfg.name}: non-finite loss at step {state['step']}; stopping")
+            break
+        if state["step"] % eval_every == 0 or state["step"] == loop.total_steps:
+            evaluate_and_log(loop, epoch, loss)
+        if state["step"] % cfg.checkpoint_every_steps == 0 or state["step"] == loop.total_steps:
+            save_checkpoint(loop.model, loop.optimizer, loop.scheduler, state, loop.checkpoint_root,
+                            cfg.keep_checkpoints)
+        if cfg.stop_after_steps and session_steps >= cfg.stop_after_steps and state["step"] < loop.total_steps:
+            raise SimulatedInterruption(f"{cfg.name}: stopped after {session_steps} steps (stop_after_steps)")
+
+
+def next_step_batches(loop: Loop) -> list[Batch]:
+    """The collated micro-batches of the next optimizer step. The epoch's order is computed once (and identically
+    after a resume: it depends on seed and epoch only)."""
+    cfg = loop.cfg
+    epoch, group_index = divmod(loop.state["step"], loop.steps_per_epoch)
+    if loop.epoch_order is None or loop.epoch_order[0] != epoch:
+        loop.epoch_order = (epoch, epoch_batches(loop.data.train, cfg.max_seq_length, cfg.micro_batch_size, cfg.seed,
+                                                 epoch, cfg.packing, cfg.shuffle))
+    k = cfg.gradient_accumulation_steps
+    group = loop.epoch_order[1][group_index * k:(group_index + 1) * k]
+    return [collate_rows(loop.data.train, rows, loop.pad_id) for rows in group]
+
+
+def optimizer_step(loop: Loop, batches: list[Batch]) -> tuple[float, float, float]:
+    """Forward and backward over the step's micro-batches, each loss divided by the step's target-token count (so
+    accumulation equals one big batch), clip, update. Returns (loss, grad norm, seconds)."""
+    import torch
+
+    n_target = sum(b.n_target_tokens for b in batches)
+    t0 = time.perf_counter()
+    loss_sum = 0.0
+    for batch in batches:
+        loss = batch_loss_sum(loop.model, batch, loop.device) / max(n_target, 1)
+        loss.backward()
+        loss_sum += loss.detach().item()
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(loop.params, loop.cfg.max_grad_norm))
+    loop.optimizer.step()
+    loop.scheduler.step()
+    loop.optimizer.zero_grad(set_to_none=True)
+    if loop.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return loss_sum, grad_norm, time.perf_counter() - t0
+
+
+def record_step(loop: Loop, batches: list[Batch], loss: float, grad_norm: float, seconds: float) -> None:
+    """Count the step into the loop state (kept across resumes) and send its metrics to the trackers."""
+    state = loop.state
+    n_tok = sum(b.n_tokens for b in batches)
+    n_pad = sum(b.n_padding for b in batches)
+    state["step"] += 1
+    state["tokens_seen"] += n_tok
+    state["padding"] = state.get("padding", 0) + n_pad
+    state["train_seconds"] += seconds
+    state["train_curve"].append([state["step"], loss])
+    loop.trackers.log({"train/loss": loss, "train/lr": loop.lr, "train/grad_norm": grad_norm,
+                       "train/tokens_per_second": n_tok / seconds,
+                       "train/padding_fraction": n_pad / max(1, n_pad + n_tok)}, state["step"])
+
+
+def evaluate_and_log(loop: Loop, epoch: int, loss: float) -> None:
+    step = loop.state["step"]
+    v = evaluate(loop.model, loop.data.validation, loop.cfg, loop.device, loop.pad_id)
+    if v is not None:
+        loop.state["val_curve"].append([step, v])
+        loop.trackers.log({"val/loss": v, "val/perplexity": math.exp(min(v, 50))}, step)
+    loop.log(f"{loop.cfg.name}: step {step}/{loop.total_steps} epoch {epoch + 1} loss {loss:.4f} "
+             f"val {v if v is None else round(v, 4)} lr {loop.lr:.2e}")
+
+
+def save_adapter(model, tokenizer, out: Path) -> Path:
+    """adapter/ (PEFT folder plus tokenizer), swapped in whole: never missing while it is replaced."""
+    adapter_dir = out / "adapter"
+    tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=out))
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    swap_in_dir(tmp, adapter_dir)
+    return adapter_dir
+
+
+def throughput(loop: Loop, n_params: int) -> tuple[float, float | None]:
+    """Tokens per second of the optimizer steps themselves (forward, backward, update), summed over resumed
+    sessions, and the MFU they give when the device's peak FLOP/s is known."""
+    tokens_per_second = loop.state["tokens_seen"] / max(loop.state["train_seconds"], 1e-9)
+    peak_flops = loop.cfg.peak_flops or detect_peak_flops(loop.device)
+    flops_per_token = 4 * n_params  # LoRA: forward 2N + activation gradients 2N, no weight gradients for N
+    return tokens_per_second, (tokens_per_second * flops_per_token / peak_flops if peak_flops else None)
+
+
+def run_result(loop: Loop, init_check: dict[str, Any], trained_on: str, n_params: int,
+               adapter_dir: Path) -> dict[str, Any]:
+    """Everything reported for the run (result.json, Pipes metadata) and the facts the asset checks judge."""
+    cfg, state, data = loop.cfg, loop.state, loop.data
+    tokens_per_second, mfu = throughput(loop, n_params)
+    reload = verify_adapter_reload(loop.model, trained_on, cfg, adapter_dir, data.validation or data.train,
+                                   loop.device, loop.pad_id)
+    train_losses = [loss for _, loss in state["train_curve"]]
+    val_losses = [loss for _, loss in state["val_curve"]]
+    return {
+        "name": cfg.name,
+        "adapter_path": str(adapter_dir),
+        "base_model": trained_on,
+        "fingerprint": loop.fingerprint,
+        "device": loop.device,
+        "steps": state["step"],
+        "total_steps": loop.total_steps,
+        "epochs": cfg.epochs,
+        "resumed_from_steps": state["resumed_from"],
+        "train_curve": state["train_curve"],
+        "val_curve": state["val_curve"],
+        "train_loss_final": train_losses[-1] if train_losses else None,
+        "val_loss_initial": val_losses[0] if val_losses else None,
+        "val_loss_final": val_losses[-1] if val_losses else None,
+        "val_perplexity": math.exp(min(val_losses[-1], 50)) if val_losses else None,
+        "tokens_per_second": tokens_per_second,
+        "padding_fraction": state.get("padding", 0) / max(1, state.get("padding", 0) + state["tokens_seen"]),
+        "peak_memory_mb": peak_memory_mb(loop.device),
+        "mfu": mfu,
+        "n_parameters": n_params,
+        "train_data": data.train_stats.as_dict(),
+        "validation_data": data.validation_stats.as_dict(),
+        "checkpoints": [str(p) for p in list_checkpoints(loop.checkpoint_root)],
+        "tensorboard_dir": str(loop.out / "tensorboard"),
+        "trackers": loop.trackers.active,
+        "init": init_check,
+        "adapter_reload": reload,
+        "loss_check": loss_trend(train_losses, val_losses),
+    }
 
 
 if __name__ == "__main__":
