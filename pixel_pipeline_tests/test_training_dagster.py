@@ -18,10 +18,10 @@ from pixel_pipeline.defs.training import (
     launch_trainer,
     lora_stage1_counseling,
     lora_stage2_reasoning,
-    stage_export_folder,
     trainer_pod_spec,
 )
 from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL, load_base_model
+from pixel_pipeline.training.runs import stage_export_folder
 from pixel_pipeline.testing.training_exports import write_synthetic_exports
 from pixel_pipeline.training.trainer import TrainingConfig, train
 

@@ -19,18 +19,24 @@ import os
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
+from pixel_pipeline.automation.checks import (
+    CHECK_FILE_READABLE,
+    CHECK_RECORD_ACCOUNTING,
+    input_file_metadata,
+    input_file_verdicts,
+)
+from pixel_pipeline.automation.per_file import accepted_rows, changed_since_seen, find_input_file, per_file_table
 from pixel_pipeline.automation.scanning import (
     DEFAULT_SETTLE_SECONDS,
     decode_cursor,
     parse_partition_key,
     plan_tick,
 )
-from pixel_pipeline.core.ids import sha256_hex
 from pixel_pipeline.core.io import write_parquet
-from pixel_pipeline.core.settings import SEGMENTS_DIR, TRANSCRIPTS_DIR
+from pixel_pipeline.core.settings import SEGMENTS_DIR, TRANSCRIPTS_DIR, PipelinePaths
 from pixel_pipeline.defs.ingestion import RawSegmentsConfig
+from pixel_pipeline.defs.metadata import materialize_result
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage, default_resources
 from pixel_pipeline.ingest import segments as seg
 from pixel_pipeline.ingest.cache import FileCache
@@ -53,9 +59,18 @@ input_files_partitions = dg.DynamicPartitionsDefinition(name=INPUT_FILES_PARTITI
 # Per-file asset (code location `pixel_pipeline_incremental`)
 
 
-def _per_file_table(paths, partition_key: str):
-    slug = partition_key.replace("/", "__")
-    return paths.output_dir / "tables" / INPUT_FILE_SEGMENTS.path[-1] / f"{slug}.parquet"
+def _input_file(context: dg.AssetExecutionContext, paths: PipelinePaths, settings, name: str) -> seg.InputFile:
+    """The partition's file as the ingest module lists it; gone since the sensor saw it fails the run."""
+    files, notes = seg.list_segment_inputs(paths.data_dir, settings, SEGMENTS_DIR, TRANSCRIPTS_DIR)
+    for note in notes:
+        context.log.warning(note)
+    item = find_input_file(files, name)
+    if item is None:
+        raise dg.Failure(
+            description=f"{name} is no longer under {paths.data_dir} (deleted or renamed after the sensor saw it); "
+            "the sensor removes its partition at its next tick.",
+        )
+    return item
 
 
 @dg.asset(
@@ -71,13 +86,13 @@ def _per_file_table(paths, partition_key: str):
     ),
     check_specs=[
         dg.AssetCheckSpec(
-            "record_accounting",
+            CHECK_RECORD_ACCOUNTING,
             asset=INPUT_FILE_SEGMENTS,
             blocking=True,
             description="Rows in this file (counted while parsing) = rows accepted + rows quarantined.",
         ),
         dg.AssetCheckSpec(
-            "file_readable",
+            CHECK_FILE_READABLE,
             asset=INPUT_FILE_SEGMENTS,
             description="The file parsed (valid UTF-8, valid JSON list for segment files); if not, raw_segments "
             "quarantines it with the reason and the other files still load.",
@@ -90,60 +105,20 @@ def input_file_segments(
     paths = storage.paths
     name, digest = parse_partition_key(context.partition_key)
     settings = config.settings()
-    files, notes = seg.list_segment_inputs(paths.data_dir, settings, SEGMENTS_DIR, TRANSCRIPTS_DIR)
-    for note in notes:
-        context.log.warning(note)
-    item = next((f for f in files if f.relative_name == name), None)
-    if item is None:
-        raise dg.Failure(
-            description=f"{name} is no longer under {paths.data_dir} (deleted or renamed after the sensor saw it); "
-            "the sensor removes its partition at its next tick.",
-        )
+    item = _input_file(context, paths, settings, name)
     classifier = build_style_classifier(config.style_encoder, embedding_model.embedder(storage),
                                         embedding_model.static_embedder())
     cache = FileCache(paths.cache_dir / "ingest", "segments") if config.use_file_cache else None
     results, cache_stats = seg.ingest_segment_files([item], settings, classifier, cache, context.log.info)
-    result = results[0]
-    rows = result.rows if result.rows is not None else pd.DataFrame({c: [] for c in seg.RAW_SEGMENT_COLUMNS})
-    table = write_parquet(rows, _per_file_table(paths, context.partition_key))
-    read_digest = sha256_hex(item.path.read_bytes())[: len(digest)]
-    if read_digest != digest:
-        context.log.warning(f"{name} changed since the sensor saw it ({digest} -> {read_digest}); processed the current bytes")
-    accepted, quarantined = len(rows), len(result.rejects)
-    balanced = result.rows_in == accepted + quarantined
-    reasons = seg.reject_reason_counts(result.rejects)
-    checks = [
-        dg.AssetCheckResult(
-            check_name="record_accounting",
-            passed=balanced,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"rows_in": result.rows_in, "accepted": accepted, "quarantined": quarantined},
-            description=f"rows in {result.rows_in} = accepted {accepted} + quarantined {quarantined}"
-            + ("" if balanced else " does NOT hold"),
-        ),
-        dg.AssetCheckResult(
-            check_name="file_readable",
-            passed=result.file_error is None,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"file_error": result.file_error or ""},
-            description="the file parsed" if result.file_error is None else f"{name}: {result.file_error}",
-        ),
-    ]
-    metadata: dict[str, Any] = {
-        "dagster/row_count": accepted,
-        "input_file": dg.MetadataValue.path(str(item.path)),
-        "table_path": dg.MetadataValue.path(str(table)),
-        "rows_in": result.rows_in,
-        "accepted": accepted,
-        "quarantined": quarantined,
-        "reject_reasons": dg.MetadataValue.json(reasons),
-        "file_cache": dg.MetadataValue.json(cache_stats),
-        "embedding_cache": dg.MetadataValue.json(dict(classifier.embedder.stats)),
-    }
-    if len(rows):
-        metadata["styles"] = dg.MetadataValue.json({str(k): int(v) for k, v in rows["style"].value_counts().items()})
-        metadata["words"] = int(rows["word_count"].sum())
-    return dg.MaterializeResult(metadata=metadata, check_results=checks)
+    result, rows = results[0], accepted_rows(results[0])
+    table = write_parquet(rows, per_file_table(paths.output_dir, context.partition_key))
+    changed = changed_since_seen(name, item.path.read_bytes(), digest)
+    if changed:
+        context.log.warning(changed)
+    return materialize_result(
+        input_file_metadata(item.path, table, result, rows, cache_stats, classifier.embedder.stats),
+        input_file_verdicts(name, result, accepted=len(rows)),
+    )
 
 
 def _settle_seconds() -> float:
@@ -187,7 +162,7 @@ def new_input_files(context: dg.SensorEvaluationContext, storage: PixelStorage) 
     if stale:
         requests.append(dg.DeleteDynamicPartitionsRequest(INPUT_FILES_PARTITIONS, stale))
         for key in stale:  # the per-file tables mirror the current partitions
-            _per_file_table(paths, key).unlink(missing_ok=True)
+            per_file_table(paths.output_dir, key).unlink(missing_ok=True)
     events = []
     if plan.deleted:
         events.append(

@@ -9,7 +9,6 @@ Pipes either way. `pool="gpu"` lets a deployment cap how many GPU steps run at o
 """
 
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -17,25 +16,45 @@ from typing import Any
 
 import dagster as dg
 
-from pixel_pipeline.core.io import write_json, write_parquet, write_text
+from pixel_pipeline.core.io import write_json
 from pixel_pipeline.core.records import STYLES
 from pixel_pipeline.core.settings import PipelinePaths
-from pixel_pipeline.defs.metadata import json_metadata
+from pixel_pipeline.core.verdicts import json_value, path
+from pixel_pipeline.defs.metadata import materialize_result, to_metadata
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
 from pixel_pipeline.training.base_model import configured_base_model
+from pixel_pipeline.training.checks import (
+    CHECK_ROUTER_ACCURACY,
+    evaluation_check_verdicts,
+    evaluation_metadata,
+    router_metadata,
+    router_verdict,
+    skipped_stage_metadata,
+    skipped_stage_verdicts,
+)
 from pixel_pipeline.training.reporting import (
     CHECK_ADAPTER_LOADS,
     CHECK_LOSS,
     CHECK_STARTS_FROM_PREVIOUS,
     CHECK_VALIDATION_LOSS,
 )
-from pixel_pipeline.training.trainer import DEFAULT_TARGET_MODULES, TrainingConfig
+from pixel_pipeline.training.runs import (
+    STAGE_ASSETS,
+    STAGE_EXPORT_DIRS,
+    STRATEGIES,  # noqa: F401 - importable from here, as before it moved
+    check_strategy,
+    expert_runs,
+    experts_pointer,
+    read_pointer,
+    skipped_note,
+    stage_export_folder,
+    stage_skip_reason,
+    trainer_run,
+    write_pointer,
+)
+from pixel_pipeline.training.train_config import DEFAULT_TARGET_MODULES, TrainingConfig
 
 GROUP = "training"
-STRATEGIES = ("staged", "mixed", "curriculum")
-STAGE_ASSETS = ("lora_stage1_counseling", "lora_stage2_reasoning", "lora_stage3_voice")
-STAGE_EXPORT_DIRS = {"lora_stage1_counseling": "stage1_counseling", "lora_stage2_reasoning": "stage2_reasoning",
-                     "lora_stage3_voice": "stage3_voice"}
 TRAINER_MODULE = "pixel_pipeline.training.trainer"
 GPU_COUNT = 1
 
@@ -85,6 +104,12 @@ class LoraTraining(dg.ConfigurableResource):
 
     def resolved_base_model(self) -> str:
         return configured_base_model(self.base_model)
+
+    def runtime(self, paths: PipelinePaths) -> dict[str, Any]:
+        """What every trainer run takes from these settings (see training.runs.trainer_run)."""
+        return {"base_model": self.resolved_base_model(), "models_dir": paths.models_dir,
+                "trust_remote_code": self.trust_remote_code, "chaining": self.chaining, "dtype": self.dtype,
+                "device": self.device, "cpu_threads": self.cpu_threads, "report_to": list(self.report_to)}
 
 
 _TRAINING = TrainingConfig  # defaults of the trainer's dataclass fields, read as class attributes
@@ -158,45 +183,6 @@ class RouterConfig(dg.Config):
 
 
 # ---------------------------------------------------------------------------------------------- launching
-def _pointer_path(paths: PipelinePaths, asset: str) -> Path:
-    return paths.training_dir(asset) / "latest.json"
-
-
-def _read_pointer(paths: PipelinePaths, asset: str) -> dict[str, Any]:
-    p = _pointer_path(paths, asset)
-    if not p.exists():
-        raise FileNotFoundError(f"{asset} has not been trained yet ({p} missing): materialize it first")
-    return json.loads(p.read_text())
-
-
-def _run_config(name: str, config: LoraRunConfig, settings: LoraTraining, paths: PipelinePaths, train_files,
-                validation_files, output_dir: Path, init: dict[str, Any] | None, **overrides) -> dict[str, Any]:
-    missing = [str(f) for f in train_files if not Path(f).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{name}: training data {missing} not found; materialize fine_tuning_exports first")
-    fields = {k: v for k, v in config.model_dump().items() if k not in ("expert_learning_rates", "styles")}
-    # After stage 1, the base is the one the previous adapter was trained on (continue), or that base with the
-    # previous adapter merged in by the trainer (merge: the chain's base grows stage by stage).
-    base_model = init["base_model"] if init else settings.resolved_base_model()
-    return {
-        **fields,
-        "name": name,
-        "train_files": [str(f) for f in train_files],
-        "validation_files": [str(f) for f in validation_files if Path(f).exists()],
-        "output_dir": str(output_dir),
-        "base_model": base_model,
-        "models_dir": str(paths.models_dir),
-        "trust_remote_code": settings.trust_remote_code,
-        "init_adapter": init["adapter_path"] if init else None,
-        "chaining": settings.chaining,
-        "dtype": settings.dtype,
-        "device": settings.device,
-        "cpu_threads": settings.cpu_threads,
-        "report_to": list(settings.report_to),
-        **overrides,
-    }
-
-
 def launch_trainer(context: dg.AssetExecutionContext, client, runs: list[dict[str, Any]], checks: list[str],
                    config_path: Path, adapter_path: str | None = None) -> dg.MaterializeResult:
     """Write the run config, launch the trainer through Pipes, return what it reported."""
@@ -221,14 +207,16 @@ def _pod_env() -> dict[str, str]:
     return {k: os.environ[k] for k in keep if k in os.environ}
 
 
-def _write_pointer(paths: PipelinePaths, asset: str, result: dg.MaterializeResult, extra: dict | None = None) -> None:
+def _reported(result: dg.MaterializeResult) -> dict[str, str]:
+    """The adapter folder and base model the trainer reported: what the asset's pointer hands on."""
     meta = result.metadata or {}
-    write_json({"adapter_path": str(_raw(meta["adapter_path"])), "base_model": str(_raw(meta["base_model"])),
-                **(extra or {})}, _pointer_path(paths, asset))
+    return {key: str(getattr(meta[key], "value", meta[key])) for key in ("adapter_path", "base_model")}
 
 
-def _raw(value: Any) -> Any:
-    return getattr(value, "value", value)
+def _with_metadata(result: dg.MaterializeResult, extra: dict[str, Any]) -> dg.MaterializeResult:
+    """The trainer's reported result (metadata and check verdicts from Pipes) plus the asset's own metadata."""
+    return dg.MaterializeResult(metadata={**(result.metadata or {}), **to_metadata(extra)},
+                                check_results=result.check_results, data_version=result.data_version)
 
 
 def _check_specs(asset: str, with_previous: bool, experts: bool = False) -> list[dg.AssetCheckSpec]:
@@ -267,57 +255,25 @@ def _stage_asset(asset: str, config_cls: type[LoraRunConfig], previous: str | No
     )
     def _stage(context: dg.AssetExecutionContext, config: config_cls, storage: PixelStorage,  # type: ignore[valid-type]
                lora_training: LoraTraining, pipes_training_client: dg.ResourceParam[dg.PipesClient]):
-        paths = storage.paths
-        strategy = lora_training.strategy
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-        init = _read_pointer(paths, previous) if previous else None
-        if strategy != "staged" and previous:
-            note = f"strategy={strategy}: all stages were trained together in lora_stage1_counseling"
-            return _pass_through(paths, asset, init, strategy, checks, note)
-        folder = stage_export_folder(paths, asset, strategy)
-        if init and (folder / "train.jsonl").exists() and count_rows(folder / "train.jsonl") == 0:
-            note = f"{folder / 'train.jsonl'} has no pairs (e.g. no corpus of this kind in PIXEL_DATA_DIR)"
-            return _pass_through(paths, asset, init, strategy, checks, note)
-        run = _run_config(asset, config, lora_training, paths, [folder / "train.jsonl"], [folder / "validation.jsonl"],
-                          paths.training_dir(asset), init, shuffle=strategy != "curriculum")
+        paths, strategy = storage.paths, lora_training.strategy
+        check_strategy(strategy)
+        init = read_pointer(paths, previous) if previous else None
+        train_file = stage_export_folder(paths, asset, strategy) / "train.jsonl"
+        reason = stage_skip_reason(strategy, previous is not None, train_file)
+        if reason:  # nothing of its own to train: the previous stage's adapter is carried on
+            note = skipped_note(reason)
+            write_pointer(paths, asset, {**init, "strategy": strategy})
+            return materialize_result(skipped_stage_metadata(init, strategy, note), skipped_stage_verdicts(checks, note))
+        run = trainer_run(asset, config.model_dump(), lora_training.runtime(paths), [train_file],
+                          [train_file.with_name("validation.jsonl")], paths.training_dir(asset), init,
+                          shuffle=strategy != "curriculum")
         result = launch_trainer(context, pipes_training_client, [run], checks,
                                 paths.training_dir(asset) / "trainer_config.json")
-        _write_pointer(paths, asset, result, {"strategy": strategy})
+        write_pointer(paths, asset, {**_reported(result), "strategy": strategy})
         return _with_metadata(result, {"strategy": strategy, "chaining": lora_training.chaining,
-                                       "train_file": dg.MetadataValue.path(str(folder / "train.jsonl"))})
+                                       "train_file": path(train_file)})
 
     return _stage
-
-
-def stage_export_folder(paths: PipelinePaths, asset: str, strategy: str) -> Path:
-    """staged: the stage's own files; mixed / curriculum: the plan's files (trained in stage 1)."""
-    if strategy == "staged":
-        return paths.exports_dir / "stages" / STAGE_EXPORT_DIRS[asset]
-    return paths.exports_dir / "plans" / strategy
-
-
-def _with_metadata(result: dg.MaterializeResult, extra: dict[str, Any]) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={**(result.metadata or {}), **extra}, check_results=result.check_results,
-                                data_version=result.data_version)
-
-
-def count_rows(path: Path) -> int:
-    with open(path, encoding="utf-8") as fh:
-        return sum(1 for line in fh if line.strip())
-
-
-def _pass_through(paths: PipelinePaths, asset: str, init: dict[str, Any], strategy: str, checks: list[str],
-                  reason: str):
-    """A stage with nothing of its own to train carries the previous adapter on, saying why in its metadata
-    (mixed / curriculum plans are trained whole in stage 1; an empty stage export trains nothing)."""
-    write_json({**init, "strategy": strategy}, _pointer_path(paths, asset))
-    note = f"{reason}; the previous stage's adapter is carried over unchanged"
-    return dg.MaterializeResult(
-        metadata={"adapter_path": dg.MetadataValue.path(init["adapter_path"]), "base_model": init["base_model"],
-                  "strategy": strategy, "skipped_training": note},
-        check_results=[dg.AssetCheckResult(check_name=c, passed=True, metadata={"skipped": note}) for c in checks],
-    )
 
 
 lora_stage1_counseling = _stage_asset(
@@ -345,39 +301,22 @@ lora_stage3_voice = _stage_asset(
 def expert_adapters(context: dg.AssetExecutionContext, config: ExpertConfig, storage: PixelStorage,
                     lora_training: LoraTraining, pipes_training_client: dg.ResourceParam[dg.PipesClient]):
     paths = storage.paths
-    init = _read_pointer(paths, "lora_stage3_voice")
+    init = read_pointer(paths, "lora_stage3_voice")
     root = paths.training_dir("expert_adapters")
-    runs = []
-    skipped = {}
-    for style in config.styles:
-        if style not in STYLES:
-            raise ValueError(f"unknown style {style!r}; expected {STYLES}")
-        folder = paths.exports_dir / "experts" / style
-        if (folder / "train.jsonl").exists() and count_rows(folder / "train.jsonl") == 0:
-            skipped[style] = f"{folder / 'train.jsonl'} has no pairs"
-            continue
-        runs.append(_run_config(style, config, lora_training, paths, [folder / "train.jsonl"],
-                                [folder / "validation.jsonl"], root / style, init,
-                                learning_rate=config.expert_learning_rates.get(style, config.learning_rate)))
-    if not runs:
-        raise ValueError(f"no expert has training pairs: {skipped}")
+    runs, skipped = expert_runs(config.model_dump(), lora_training.runtime(paths), paths.exports_dir, root, init)
     checks = [c.name for c in _check_specs("expert_adapters", True, True)]
     result = launch_trainer(context, pipes_training_client, runs, checks, root / "trainer_config.json",
                             adapter_path=str(root))
-    write_json({"adapter_path": str(root), "base_model": runs[0]["base_model"] if lora_training.chaining == "continue"
-                else str(root / runs[0]["name"] / "merged_base"),
-                "experts": {r["name"]: str(root / r["name"] / "adapter") for r in runs}},
-               _pointer_path(paths, "expert_adapters"))
-    return _with_metadata(result, {"chaining": lora_training.chaining,
-                                   "experts_skipped": dg.MetadataValue.json(skipped),
-                                   "learning_rates": dg.MetadataValue.json({r["name"]: r["learning_rate"] for r in runs})})
+    write_pointer(paths, "expert_adapters", experts_pointer(root, runs, lora_training.chaining))
+    return _with_metadata(result, {"chaining": lora_training.chaining, "experts_skipped": json_value(skipped),
+                                   "learning_rates": json_value({r["name"]: r["learning_rate"] for r in runs})})
 
 
 @dg.asset(
     group_name=GROUP,
     deps=["fine_tuning_exports"],
     kinds={"scikit-learn"},
-    check_specs=[dg.AssetCheckSpec("router_accuracy_above_floor", asset="expert_router",
+    check_specs=[dg.AssetCheckSpec(CHECK_ROUTER_ACCURACY, asset="expert_router",
                                    description="Accuracy of the router on the experts' validation prompts is at least "
                                                "`router_accuracy_floor` (chance is 1/4).")],
     description="Routes a client's question to one of the four experts: MiniLM embeddings of the prompt + a "
@@ -385,40 +324,16 @@ def expert_adapters(context: dg.AssetExecutionContext, config: ExpertConfig, sto
 )
 def expert_router(context: dg.AssetExecutionContext, config: RouterConfig, storage: PixelStorage,
                   embedding_model: EmbeddingModel) -> dg.MaterializeResult:
-    from pixel_pipeline.core.plots import figure_to_markdown
-    from pixel_pipeline.training.router import confusion_figure, train_router_from_exports
+    from pixel_pipeline.training.router import train_router_from_exports
 
     paths = storage.paths
-    embedder = embedding_model.embedder(storage)
-    router, report = train_router_from_exports(paths.exports_dir, embedder, regularization=config.regularization,
-                                               seed=config.seed)
+    router, report = train_router_from_exports(paths.exports_dir, embedding_model.embedder(storage),
+                                               regularization=config.regularization, seed=config.seed)
     out = paths.training_dir("expert_router")
     router.save(out)
     write_json(report, out / "report.json")
-    accuracy = report["validation_accuracy"]
-    passed = accuracy is not None and accuracy >= config.router_accuracy_floor
-    return dg.MaterializeResult(
-        metadata={
-            "router_path": dg.MetadataValue.path(str(out)),
-            "embedding_model": router.embedding_model,
-            "dagster/row_count": report["train_rows"],
-            "validation_rows": report["validation_rows"],
-            "validation_accuracy": accuracy,
-            "train_accuracy": report["train_accuracy"],
-            "rows_per_style": dg.MetadataValue.json(report["rows_per_style"]),
-            "confusion_matrix": dg.MetadataValue.md(report["confusion_markdown"] + "\n\n" +
-                                                    figure_to_markdown(confusion_figure(report), "confusion matrix")),
-        },
-        check_results=[dg.AssetCheckResult(
-            check_name="router_accuracy_above_floor", passed=bool(passed),
-            # A warning, not an error: with questions a person would ask (issue 13) the prompts no longer carry the
-            # style words the router used to learn, so on the sample it sits near chance; the experts still train and
-            # the routed expert is still answerable. docs/prompts.md has its accuracy on real client questions.
-            severity=dg.AssetCheckSeverity.WARN,
-            description=f"router validation accuracy {accuracy} vs floor {config.router_accuracy_floor} (chance 0.25)",
-            metadata={"validation_accuracy": accuracy, "floor": config.router_accuracy_floor,
-                      "validation_rows": report["validation_rows"]})],
-    )
+    return materialize_result(router_metadata(out, router.embedding_model, report),
+                              [router_verdict(report, config.router_accuracy_floor)])
 
 
 def _evaluation_check_specs() -> list[dg.AssetCheckSpec]:
@@ -447,58 +362,24 @@ def _evaluation_check_specs() -> list[dg.AssetCheckSpec]:
 )
 def training_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, storage: PixelStorage,
                         lora_training: LoraTraining, embedding_model: EmbeddingModel) -> dg.MaterializeResult:
-    import pandas as pd
-
     from pixel_pipeline.training import evaluation as ev
     from pixel_pipeline.training.router import Router
 
     paths = storage.paths
-    pointers = {STAGE_EXPORT_DIRS[a]: _read_pointer(paths, a) for a in STAGE_ASSETS}
-    experts_pointer = _read_pointer(paths, "expert_adapters")
-    stage1 = pointers[STAGE_EXPORT_DIRS["lora_stage1_counseling"]]
-    # stage 1's base is the chain's starting point (in merge mode later stages sit on merged copies of it)
-    base = ev.ModelRef(ev.BASE, stage1["base_model"])
-    stages = {name: ev.ModelRef(name, p["base_model"], p["adapter_path"]) for name, p in pointers.items()}
-    experts = {style: ev.ModelRef(style, experts_pointer["base_model"], folder)
-               for style, folder in experts_pointer["experts"].items()}
-    stage_sets = {name: paths.exports_dir / "stages" / name / "validation.jsonl" for name in stages}
-    expert_sets = {style: paths.exports_dir / "experts" / style / "validation.jsonl" for style in experts}
-    stage_sets = {k: v for k, v in stage_sets.items() if v.exists()}
-    expert_sets = {k: v for k, v in expert_sets.items() if v.exists()}
+    models = ev.models_and_sets({STAGE_EXPORT_DIRS[a]: read_pointer(paths, a) for a in STAGE_ASSETS},
+                                read_pointer(paths, "expert_adapters"), paths.exports_dir)
     embedder = embedding_model.embedder(storage)
     router = Router.load(paths.training_dir("expert_router"))
-    questions = ev.load_eval_questions(config.questions_file or ev.EVAL_QUESTIONS_FILE)
     report = ev.evaluate_training(
-        base, stages, experts, stage_sets, expert_sets, questions, lambda qs: router.route(qs, embedder), embedder,
-        paths.models_dir, device=lora_training.device or None, max_seq_length=config.max_seq_length,
+        **models, questions=ev.load_eval_questions(config.questions_file or ev.EVAL_QUESTIONS_FILE),
+        route=lambda qs: router.route(qs, embedder), embedder=embedder, models_dir=paths.models_dir,
+        device=lora_training.device or None, max_seq_length=config.max_seq_length,
         micro_batch_size=config.micro_batch_size, max_validation_pairs=config.max_validation_pairs,
         max_new_tokens=config.max_new_tokens, trust_remote_code=lora_training.trust_remote_code,
         cpu_threads=lora_training.cpu_threads, log=context.log.info)
     verdicts = ev.evaluation_verdicts(report, config.min_perplexity_drop)
-    out = paths.training_dir("training_evaluation")
-    write_parquet(pd.DataFrame(report["perplexity"]), out / "perplexity.parquet")
-    write_parquet(pd.DataFrame(report["generations"]), out / "generations.parquet")
-    write_json({**report, "checks": verdicts}, out / "evaluation.json")
-    write_text(ev.report_markdown(report, verdicts), out / "evaluation.md")
-    drops = ev.stage_perplexity_drops(report["perplexity"])
-    return dg.MaterializeResult(
-        metadata={
-            "base_model": report["base_model"],
-            "report_path": dg.MetadataValue.path(str(out / "evaluation.md")),
-            "perplexity_stages": dg.MetadataValue.md(ev.perplexity_matrix_markdown(report["perplexity"], "stages")),
-            "perplexity_experts": dg.MetadataValue.md(ev.perplexity_matrix_markdown(report["perplexity"], "experts")),
-            "generations": dg.MetadataValue.md(ev.generations_markdown(report["generations"])),
-            "voice_scores": dg.MetadataValue.md(ev.voice_markdown(report["voice_scores"])),
-            "voice_references": report["voice_references"],
-            "own_perplexity_drop": json_metadata({k: round(v["drop"], 4) for k, v in drops.items()}),
-            "dagster/row_count": len(report["perplexity"]),
-        },
-        check_results=[dg.AssetCheckResult(check_name=v["check_name"], passed=bool(v["passed"]),
-                                           severity=dg.AssetCheckSeverity.WARN if v.get("severity") == "warn"
-                                           else dg.AssetCheckSeverity.ERROR,
-                                           metadata={"details": json_metadata(v["metadata"])})
-                       for v in verdicts],
-    )
+    report_path = ev.write_evaluation(report, verdicts, paths.training_dir("training_evaluation"))
+    return materialize_result(evaluation_metadata(report, report_path), evaluation_check_verdicts(verdicts))
 
 
 defs = dg.Definitions(

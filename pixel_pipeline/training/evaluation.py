@@ -291,6 +291,35 @@ def report_markdown(report: Mapping[str, Any], verdicts: Sequence[Mapping[str, A
 
 
 # ------------------------------------------------------------------------------------------------ the whole run
+def models_and_sets(stage_pointers: Mapping[str, Mapping[str, Any]], experts_pointer: Mapping[str, Any],
+                    exports_dir: Path) -> dict[str, Any]:
+    """The models and validation sets `evaluate_training` compares, from the training assets' pointers
+    (`stage_pointers` keyed by STAGE_MODELS names); validation sets that were not exported are left out."""
+    # stage 1's base is the chain's starting point (in merge mode later stages sit on merged copies of it)
+    base = ModelRef(BASE, stage_pointers["stage1_counseling"]["base_model"])
+    stages = {name: ModelRef(name, p["base_model"], p["adapter_path"]) for name, p in stage_pointers.items()}
+    experts = {style: ModelRef(style, experts_pointer["base_model"], folder)
+               for style, folder in experts_pointer["experts"].items()}
+    stage_sets = {name: exports_dir / "stages" / name / "validation.jsonl" for name in stages}
+    expert_sets = {style: exports_dir / "experts" / style / "validation.jsonl" for style in experts}
+    return {"base": base, "stages": stages, "experts": experts,
+            "stage_sets": {k: v for k, v in stage_sets.items() if v.exists()},
+            "expert_sets": {k: v for k, v in expert_sets.items() if v.exists()}}
+
+
+def write_evaluation(report: Mapping[str, Any], verdicts: Sequence[Mapping[str, Any]], out: Path) -> Path:
+    """perplexity.parquet, generations.parquet, evaluation.json (report plus verdicts) and evaluation.md, the
+    report a person reads; returns its path."""
+    import pandas as pd
+
+    from pixel_pipeline.core.io import write_json, write_parquet, write_text
+
+    write_parquet(pd.DataFrame(report["perplexity"]), out / "perplexity.parquet")
+    write_parquet(pd.DataFrame(report["generations"]), out / "generations.parquet")
+    write_json({**report, "checks": verdicts}, out / "evaluation.json")
+    return write_text(report_markdown(report, verdicts), out / "evaluation.md")
+
+
 def evaluate_training(
     base: ModelRef,
     stages: Mapping[str, ModelRef],

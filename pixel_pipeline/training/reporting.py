@@ -1,7 +1,8 @@
 """Turn trainer results into materialization metadata and asset-check verdicts.
 
 Plain functions (no Dagster import): the trainer calls them inside the Pipes session, so the same verdicts reach
-Dagster whether the trainer ran as a local subprocess or in a Kubernetes pod.
+Dagster whether the trainer ran as a local subprocess or in a Kubernetes pod. Verdicts and typed metadata values
+are `core.verdicts`' plain data, whose typed values are Pipes' own wire shape.
 """
 
 from __future__ import annotations
@@ -9,23 +10,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pixel_pipeline.core.verdicts import ERROR, Verdict, json_value, md, path
+
 # Check names (declared as AssetCheckSpecs in defs/training.py; the trainer reports the ones asked for).
 CHECK_LOSS = "loss_finite_and_decreasing"
 CHECK_STARTS_FROM_PREVIOUS = "starts_from_previous_stage"
 CHECK_ADAPTER_LOADS = "adapter_loads_in_peft"
 CHECK_VALIDATION_LOSS = "validation_loss_per_expert"
-
-
-def _path(value: str) -> dict[str, Any]:
-    return {"type": "path", "raw_value": str(value)}
-
-
-def _md(value: str) -> dict[str, Any]:
-    return {"type": "md", "raw_value": value}
-
-
-def _json(value: Any) -> dict[str, Any]:
-    return {"type": "json", "raw_value": value}
 
 
 def _num(value: float | None) -> float | None:
@@ -56,17 +47,17 @@ def run_metadata(r: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         "peak_memory_mb": _num(r["peak_memory_mb"]),
         "mfu": _num(r["mfu"]),
         "steps": r["steps"],
-        "resumed_from_steps": _json(r["resumed_from_steps"]),
-        "train_rows": _json(train),
-        "validation_rows": _json(val),
+        "resumed_from_steps": json_value(r["resumed_from_steps"]),
+        "train_rows": json_value(train),
+        "validation_rows": json_value(val),
         "rows_truncated": train["rows_truncated"] + val["rows_truncated"],
         "rows_dropped_overlong": train["rows_dropped_overlong"] + val["rows_dropped_overlong"],
         "rows_invalid": train["rows_invalid"] + val["rows_invalid"],
-        "tensorboard_dir": _path(r["tensorboard_dir"]),
-        "init": _json(r["init"]),
+        "tensorboard_dir": path(r["tensorboard_dir"]),
+        "init": json_value(r["init"]),
     }
     if r["checkpoints"]:
-        meta["last_checkpoint"] = _path(r["checkpoints"][-1])
+        meta["last_checkpoint"] = path(r["checkpoints"][-1])
     return {f"{prefix}{k}": v for k, v in meta.items()}
 
 
@@ -74,22 +65,22 @@ def materialization_metadata(results: list[dict[str, Any]], adapter_path: str | 
     """Metadata for one asset: one run (a stage) or several (the experts, keyed by run name)."""
     first = results[0]
     meta: dict[str, Any] = {
-        "adapter_path": _path(adapter_path or first["adapter_path"]),
+        "adapter_path": path(adapter_path or first["adapter_path"]),
         "base_model": first["base_model"],
         "device": first["device"],
         "trackers": ", ".join(first["trackers"]),
-        "loss_curves": _md(loss_curve_markdown(results)),
+        "loss_curves": md(loss_curve_markdown(results)),
     }
     if len(results) == 1:
         meta.update(run_metadata(first))
     else:
         rows = ["| run | val loss start | val loss end | perplexity | tokens/s | steps |", "|---|---|---|---|---|---|"]
         for r in results:
-            meta[f"adapter_path_{r['name']}"] = _path(r["adapter_path"])
+            meta[f"adapter_path_{r['name']}"] = path(r["adapter_path"])
             meta.update(run_metadata(r, prefix=f"{r['name']}/"))
             rows.append(f"| {r['name']} | {_fmt(r['val_loss_initial'])} | {_fmt(r['val_loss_final'])} | "
                         f"{_fmt(r['val_perplexity'])} | {_fmt(r['tokens_per_second'], 0)} | {r['steps']} |")
-        meta["summary"] = _md("\n".join(rows))
+        meta["summary"] = md("\n".join(rows))
     return meta
 
 
@@ -97,7 +88,7 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
-def check_verdicts(results: list[dict[str, Any]], checks: list[str]) -> list[dict[str, Any]]:
+def check_verdicts(results: list[dict[str, Any]], checks: list[str]) -> list[Verdict]:
     """One verdict per requested check, over every run of the asset (all runs must pass)."""
     verdicts = []
     for name in checks:
@@ -117,8 +108,7 @@ def check_verdicts(results: list[dict[str, Any]], checks: list[str]) -> list[dic
             passed = all(v["val_loss_final"] is not None and math.isfinite(v["val_loss_final"]) for v in per_run.values())
         else:
             raise ValueError(f"unknown check {name!r}")
-        verdicts.append({"check_name": name, "passed": bool(passed), "severity": "ERROR",
-                         "metadata": {"per_run": _json(per_run)}})
+        verdicts.append(Verdict(name, passed=passed, severity=ERROR, metadata={"per_run": json_value(per_run)}))
     return verdicts
 
 
@@ -128,5 +118,5 @@ def report_to_pipes(pipes, results: list[dict[str, Any]], options: dict[str, Any
     pipes.report_asset_materialization(metadata=materialization_metadata(results, options.get("adapter_path")),
                                        data_version=version)
     for v in check_verdicts(results, list(options.get("checks", []))):
-        pipes.report_asset_check(check_name=v["check_name"], passed=v["passed"], severity=v["severity"],
-                                 metadata=v["metadata"])
+        pipes.report_asset_check(check_name=v.check_name, passed=v.passed, severity=v.severity,
+                                 metadata=dict(v.metadata))
