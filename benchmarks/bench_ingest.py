@@ -105,7 +105,7 @@ def main() -> None:
         print(f"{'load + validate + cache write (no model)':<48}{t_first:>10.2f}{acc['rows_in'] / t_first:>12,.0f}")
         print(f"{'combine + duplicates':<48}{t_combine:>10.2f}{acc['rows_in'] / max(t_combine, 1e-9):>12,.0f}")
         print(f"{'re-run, unchanged files (per-file cache)':<48}{t_cached:>10.2f}{acc['rows_in'] / t_cached:>12,.0f}")
-        print(f"accounting balanced: {acc['balanced']} (in {acc['rows_in']} = kept {acc['accepted']} + quarantined {acc['quarantined']}); "
+        print(f"accounting balanced: {acc['balanced']} (in {acc['rows_in']} = kept {acc['kept']} + rejected {acc['rejected']}); "
               f"cached re-run / first run = {t_cached / t_first:.2%} ({stats['cache_hits']} of {stats['files']} files from cache)")
 
         if args.embed_segments:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from pixel_pipeline.automation import checks
-from pixel_pipeline.automation.per_file import accepted_rows, changed_since_seen, per_file_table
+from pixel_pipeline.automation.per_file import kept_rows, changed_since_seen, per_file_table
 from pixel_pipeline.core.ids import sha256_hex
 from pixel_pipeline.core.verdicts import ERROR, WARN
 from pixel_pipeline.ingest.cache import FileResult
@@ -19,15 +19,15 @@ def file_result(rows_in=3, n_rows=2, n_rejects=1, file_error=None) -> FileResult
     return FileResult("training_segments/a.json", rows, rejects, rows_in, file_error)
 
 
-def test_record_accounting_passes_when_rows_in_equal_accepted_plus_quarantined():
-    v = checks.record_accounting_verdict(rows_in=3, accepted=2, quarantined=1)
-    assert v.passed and v.severity == ERROR and v.check_name == "record_accounting"
-    assert v.metadata == {"rows_in": 3, "accepted": 2, "quarantined": 1}
-    assert v.description == "rows in 3 = accepted 2 + quarantined 1"
+def test_row_accounting_passes_when_rows_in_equal_kept_plus_rejected():
+    v = checks.row_accounting_verdict(rows_in=3, kept=2, rejected=1)
+    assert v.passed and v.severity == ERROR and v.check_name == "row_accounting"
+    assert v.metadata == {"rows_in": 3, "kept": 2, "rejected": 1}
+    assert v.description == "rows in 3 = kept 2 + rejected 1"
 
 
-def test_record_accounting_fails_when_a_row_is_lost():
-    v = checks.record_accounting_verdict(rows_in=4, accepted=2, quarantined=1)
+def test_row_accounting_fails_when_a_row_is_lost():
+    v = checks.row_accounting_verdict(rows_in=4, kept=2, rejected=1)
     assert not v.passed and v.description.endswith("does NOT hold")
 
 
@@ -39,9 +39,9 @@ def test_file_readable_warns_with_the_parse_error_and_passes_a_parsed_file():
 
 
 def test_input_file_verdicts_count_the_file_s_rows_and_rejects():
-    accounting, readable = checks.input_file_verdicts("a.json", file_result(), accepted=2)
+    accounting, readable = checks.input_file_verdicts("a.json", file_result(), kept=2)
     assert accounting.passed and readable.passed
-    accounting, _ = checks.input_file_verdicts("a.json", file_result(rows_in=5), accepted=2)
+    accounting, _ = checks.input_file_verdicts("a.json", file_result(rows_in=5), kept=2)
     assert not accounting.passed
 
 
@@ -49,7 +49,7 @@ def test_metadata_counts_styles_words_and_reject_reasons():
     result = file_result()
     meta = checks.input_file_metadata(Path("/d/a.json"), Path("/o/t.parquet"), result, result.rows,
                                       {"files": 1, "cache_hits": 0}, {"hits": 3})
-    assert meta["dagster/row_count"] == meta["accepted"] == 2 and meta["quarantined"] == 1 and meta["rows_in"] == 3
+    assert meta["dagster/row_count"] == meta["kept"] == 2 and meta["rejected"] == 1 and meta["rows_in"] == 3
     assert meta["input_file"] == {"type": "path", "raw_value": "/d/a.json"}
     assert meta["reject_reasons"]["raw_value"] == {"too_short": 1}
     assert meta["styles"]["raw_value"] == {"practical": 2} and meta["words"] == 10
@@ -57,10 +57,10 @@ def test_metadata_counts_styles_words_and_reject_reasons():
 
 def test_an_unreadable_file_gives_an_empty_table_and_no_style_counts():
     result = FileResult("transcripts/x.txt", None, pd.DataFrame({"reasons": [["file_unreadable: bad"]]}), 1, "bad")
-    rows = accepted_rows(result)
+    rows = kept_rows(result)
     assert len(rows) == 0 and "text" in rows.columns
     meta = checks.input_file_metadata(Path("/d/x.txt"), Path("/o/t.parquet"), result, rows, {}, {})
-    assert meta["accepted"] == 0 and "styles" not in meta and "words" not in meta
+    assert meta["kept"] == 0 and "styles" not in meta and "words" not in meta
 
 
 def test_per_file_tables_are_named_after_the_partition_key(tmp_path):

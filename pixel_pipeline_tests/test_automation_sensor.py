@@ -113,7 +113,7 @@ def test_half_written_files_wait_growing_or_temporary(tmp_paths, monkeypatch):
     assert [r.partition_key.split("@")[0] for r in third.run_requests] == ["transcripts/live.txt"]
 
 
-def test_non_utf8_file_gets_its_partition_and_its_run_quarantines_it_with_the_reason(tmp_paths, shared_embedding_cache):
+def test_non_utf8_file_gets_its_partition_and_its_run_rejects_it_with_the_reason(tmp_paths, shared_embedding_cache):
     write(tmp_paths, "transcripts/latin1.txt", "Today we talk about caf\xe9 conversations and na\xefve hope.".encode("latin-1"))
     result = tick()
     (request,) = result.run_requests
@@ -126,10 +126,10 @@ def test_non_utf8_file_gets_its_partition_and_its_run_quarantines_it_with_the_re
         resources={"storage": PixelStorage(), "embedding_model": EmbeddingModel(cache_dir=str(shared_embedding_cache))},
     )
     checks = {e.check_name: e for e in run.get_asset_check_evaluations()}
-    assert checks["record_accounting"].passed
+    assert checks["row_accounting"].passed
     assert not checks["file_readable"].passed and "utf-8" in checks["file_readable"].description.lower()
     meta = run.asset_materializations_for_node("input_file_segments")[0].metadata
-    assert meta["rows_in"].value == 1 and meta["quarantined"].value == 1 and meta["accepted"].value == 0
+    assert meta["rows_in"].value == 1 and meta["rejected"].value == 1 and meta["kept"].value == 0
 
 
 def test_resetting_the_cursor_requests_the_same_run_keys_so_nothing_runs_twice(tmp_paths):

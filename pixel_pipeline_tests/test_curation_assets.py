@@ -98,17 +98,17 @@ def test_curation_chain_writes_tables_rejects_and_passes_its_checks(tmp_paths, r
         "review_sample": {"config": {"per_style": 2, "rejected_per_style": 2}}}})
     assert first.success and result.success
     checks = {**_checks(first), **_checks(result)}
-    for name in ("curated_segments_accounting", "main_voice_not_all_rejected", "curated_conversations_accounting",
-                 "deduplicated_pairs_accounting", "max_remaining_duplicate_rate", "min_expert_count",
+    for name in ("row_accounting", "main_voice_not_all_rejected", "row_accounting",
+                 "row_accounting", "max_remaining_duplicate_rate", "min_expert_count",
                  "review_sample_coverage"):
         assert checks[name].passed, (name, checks[name].description)
-    assert checks["curated_segments_accounting"].description.startswith(f"{len(segments)} rows in")
+    assert checks["row_accounting"].description.startswith(f"{len(segments)} rows in")
     for run, asset in ((first, "curated_segments"), (first, "curated_conversations"), (result, "deduplicated_pairs")):
         metadata = run.asset_materializations_for_node(asset)[0].metadata
         assert metadata["path"].value == str(tmp_paths.table(asset)), asset  # the table the asset wrote
 
     curated_rejects = pd.read_parquet(tmp_paths.rejects("curated_segments"))
-    assert list(curated_rejects.columns) == REJECT_COLUMNS and (curated_rejects["stage"] == "curated_segments").all()
+    assert list(curated_rejects.columns) == REJECT_COLUMNS and (curated_rejects["dropped_by"] == "curated_segments").all()
     assert len(curated_rejects) == len(DEFECTS)
     conv_rejects = pd.read_parquet(tmp_paths.rejects("curated_conversations"))
     assert conv_rejects["reasons"].map(lambda r: r[0].startswith("harmful")).all() and len(conv_rejects) == 1
@@ -164,7 +164,7 @@ def test_blocking_checks_fail_when_the_main_voice_is_wiped_out_or_an_expert_is_m
     result = dg.materialize([C.curated_segments], resources=resources, raise_on_error=False)
     checks = _checks(result)
     assert not checks["main_voice_not_all_rejected"].passed
-    assert checks["curated_segments_accounting"].passed
+    assert checks["row_accounting"].passed
 
     # only practical segments survive: three experts are under min_expert_count
     write_parquet(conversations_frame([], "counseling").assign(crisis_flags=None, pii_counts=None),
@@ -176,7 +176,7 @@ def test_blocking_checks_fail_when_the_main_voice_is_wiped_out_or_an_expert_is_m
     )
     checks = _checks(result)
     assert not checks["min_expert_count"].passed and "therapeutic" in checks["min_expert_count"].description
-    assert checks["deduplicated_pairs_accounting"].passed
+    assert checks["row_accounting"].passed
 
 
 def test_review_verdicts_without_a_review_folder_is_an_empty_table(tmp_paths, resources):

@@ -107,7 +107,7 @@ def test_segment_checks_are_accounting_main_voice_and_crisis_share():
     raw = pd.DataFrame({"segment_id": ["s1", "s2", "s3"]})
     outcome = _segment_outcome(["s1", "s2"], ["s3"], [{"source": "Main", "rows_in": 3, "kept": 2}], crisis_rows=1)
     verdicts = checks.curated_segments_verdicts(raw, outcome, ["Main"], max_crisis_share=0.25)
-    assert [v.check_name for v in verdicts] == ["curated_segments_accounting", "main_voice_not_all_rejected",
+    assert [v.check_name for v in verdicts] == ["row_accounting", "main_voice_not_all_rejected",
                                                 "curated_segments_crisis_share"]
     assert [v.passed for v in verdicts] == [True, True, False]  # 1 of 2 kept rows flagged: above 25 %
 
@@ -126,7 +126,7 @@ def test_segment_metadata_names_the_written_files_and_plots_only_scored_columns(
 def test_conversation_checks_pass_on_an_empty_input_without_columns():
     outcome = CurationOutcome(pd.DataFrame(), pd.DataFrame(), _stage_report([]))
     verdicts = checks.curated_conversations_verdicts(pd.DataFrame(), outcome, max_crisis_share=0.25)
-    assert [v.check_name for v in verdicts] == ["curated_conversations_accounting", "curated_conversations_crisis_share"]
+    assert [v.check_name for v in verdicts] == ["row_accounting", "curated_conversations_crisis_share"]
     assert all(v.passed for v in verdicts)
 
 
@@ -213,7 +213,7 @@ def test_pair_checks_run_in_order_with_their_limits():
     outcome = PairsOutcome(pd.DataFrame(), pd.DataFrame(), {"accounting": _pair_accounting(), "balance": {}})
     verdicts = checks.deduplicated_pairs_verdicts(outcome, figures, LIMITS)
     assert {v.check_name: v.passed for v in verdicts} == {
-        "deduplicated_pairs_accounting": True, "max_remaining_duplicate_rate": True, "min_expert_count": False,
+        "row_accounting": True, "max_remaining_duplicate_rate": True, "min_expert_count": False,
         "expert_balance": True, "pairs_crisis_share": False}
 
 

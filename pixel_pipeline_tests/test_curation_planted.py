@@ -101,7 +101,7 @@ def _check_defects(defects, id_col, rejects: pd.DataFrame, kept: pd.DataFrame, p
             if item not in kept.index or len(kept.at[item, "crisis_flags"]) == 0:
                 problems.append(f"{item} ({d['defect']}): expected kept with crisis flags, got {reasons.get(item)}")
         elif kind == "duplicate_of":
-            if item == arg:  # exact repeat: same id, quarantined as a duplicate by ingest, one copy kept
+            if item == arg:  # exact repeat: same id, rejected as a duplicate by ingestion, one copy kept
                 if not upstream_rejects[id_col].eq(item).any() or item not in kept.index:
                     problems.append(f"{item}: exact repeat should be one kept row + one ingest duplicate reject")
             elif dup_details.get(item, {}).get("kept_id") != arg:

@@ -52,7 +52,7 @@ def test_fixture_corpus_materializes_with_every_check_green(fixture_corpus, shar
     failed = {k: e.description for k, e in found.items() if not e.passed}
     # the only warning on this corpus: half of the given confidences are 7.4, i.e. not probabilities
     assert failed == {("raw_segments", "given_confidence_is_probability"): "4 of 8 given confidence values lie outside [0, 1]: treat confidence_given as an unscaled score"}
-    assert found[("raw_segments", "record_accounting")].severity == dg.AssetCheckSeverity.ERROR
+    assert found[("raw_segments", "row_accounting")].severity == dg.AssetCheckSeverity.ERROR
 
     segments = pd.read_parquet(paths.table("raw_segments"))
     assert list(segments.columns) == list(RAW_SEGMENT_COLUMNS)
@@ -77,7 +77,7 @@ def test_fixture_corpus_materializes_with_every_check_green(fixture_corpus, shar
 
     report_dir = paths.report_dir("audited_schema")
     audit = json.loads((report_dir / "audit.json").read_text())
-    assert audit["segments"]["rows"] == 12 and audit["counseling"]["quarantined"] == 2
+    assert audit["segments"]["rows"] == 12 and audit["counseling"]["rejected"] == 2
     assert audit["segments"]["anomalies"]["confidence_outside_unit_interval"]["count"] == 4
     assert audit["segments"]["raw_fields"]["fields"]["confidence"]["types"] == {"number": 8}
     page = (report_dir / "audit.html").read_text()
@@ -113,12 +113,12 @@ def test_bad_input_battery_end_to_end(tmp_paths, shared_embedding_cache):
     result = materialize(tmp_paths, shared_embedding_cache, [raw_segments], voice)
     assert result.success, "bad inputs never crash the run"
     found = checks(result)
-    assert found[("raw_segments", "record_accounting")].passed
+    assert found[("raw_segments", "row_accounting")].passed
     assert found[("raw_segments", "schema")].passed
     invalid = found[("raw_segments", "invalid_files")]
     assert not invalid.passed and invalid.severity == dg.AssetCheckSeverity.WARN
     assert "2 unreadable input files" in invalid.description  # broken.json ("[{") is one broken item, not a lost file
-    share = found[("raw_segments", "quarantine_share")]
+    share = found[("raw_segments", "rejected_share")]
     assert not share.passed and share.severity == dg.AssetCheckSeverity.WARN
 
     rows = pd.read_parquet(tmp_paths.table("raw_segments"))
@@ -138,19 +138,19 @@ def test_bad_input_battery_end_to_end(tmp_paths, shared_embedding_cache):
 def test_empty_data_folder_gives_empty_tables_not_a_crash(tmp_paths, shared_embedding_cache):
     result = materialize(tmp_paths, shared_embedding_cache)
     assert result.success
-    assert all(e.passed for k, e in checks(result).items() if k[1] in ("schema", "record_accounting", "not_empty"))
+    assert all(e.passed for k, e in checks(result).items() if k[1] in ("schema", "row_accounting", "not_empty"))
     assert pd.read_parquet(tmp_paths.table("raw_segments")).empty
     assert list(pd.read_parquet(tmp_paths.table("raw_segments")).columns) == list(RAW_SEGMENT_COLUMNS)
     assert json.loads((tmp_paths.report_dir("audited_schema") / "audit.json").read_text())["segments"]["rows"] == 0
 
 
-def test_not_empty_fails_when_every_row_is_quarantined(tmp_paths, shared_embedding_cache):
+def test_not_empty_fails_when_every_row_is_rejected(tmp_paths, shared_embedding_cache):
     (tmp_paths.data_dir / "cot").mkdir()
     (tmp_paths.data_dir / "cot" / "bad.json").write_text(json.dumps([{"conversation": [{"role": "user", "content": "hi?"}]}]), encoding="utf-8")
     result = materialize(tmp_paths, shared_embedding_cache, [cot_conversations])
     check = checks(result)[("cot_conversations", "not_empty")]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
-    assert "every row was quarantined" in check.description
+    assert "every row was rejected" in check.description
 
 
 def test_settings_change_the_expert_style_and_the_hub_fallback_warns(fixture_corpus, shared_embedding_cache, monkeypatch):

@@ -65,8 +65,8 @@ def test_audit_reports_every_anomaly_kind(tmp_path):
                         voice_sources=("Healing Minds with Dr. Lena Hart",))
     anomalies = audit["segments"]["anomalies"]
     assert anomalies["confidence_outside_unit_interval"]["count"] == 2
-    assert anomalies["quarantined_empty_text"] == 1 and anomalies["duplicate_texts"]["exact_quarantined"] == 1
-    assert anomalies["duplicate_texts"]["near_duplicates_accepted"] == 1
+    assert anomalies["rejected_empty_text"] == 1 and anomalies["duplicate_texts"]["exact_rejected"] == 1
+    assert anomalies["duplicate_texts"]["near_duplicates_kept"] == 1
     assert anomalies["extreme_lengths"]["short"] == 1 and anomalies["extreme_lengths"]["long"] == 1
     assert [e["segment_id"] for e in anomalies["non_latin_script_runs"]["examples"]] == ["id2"]
     assert anomalies["repeated_phrases"]["examples"][0]["segment_id"] == "id3"

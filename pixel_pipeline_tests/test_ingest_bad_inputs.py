@@ -1,6 +1,6 @@
 """Loaders never lose a valid row: a battery of bad counseling files, read row by row, against an independent count.
 
-Each case is one file; every valid row in it must load, every bad row must be quarantined alone with its reason,
+Each case is one file; every valid row in it must load, every bad row must be rejected alone with its reason,
 and rows in (counted here straight from the bytes, not through the loaders) = rows kept + rows rejected.
 """
 
@@ -83,7 +83,7 @@ def _independent_count(path) -> int:
     return sum(1 for line in lines if line.startswith("  {"))  # json.dumps(indent=2): one item per "  {"
 
 
-def test_every_valid_row_loads_and_every_bad_row_is_quarantined_alone_with_its_reason(tmp_path):
+def test_every_valid_row_loads_and_every_bad_row_is_rejected_alone_with_its_reason(tmp_path):
     folder = tmp_path / "counseling"
     expected = _battery(folder)
     results, _ = conv.load_counseling(folder, tmp_path, SETTINGS)

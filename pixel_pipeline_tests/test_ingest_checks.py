@@ -65,38 +65,38 @@ def test_schema_check_passes_without_problems_and_fails_with_the_first_problem_a
     assert not bad.passed and bad.description == "column text is int64" and "- ids differ" in bad.metadata["problems"]["raw_value"]
 
 
-def test_record_accounting_passes_when_rows_in_equal_accepted_plus_rejected_per_file():
-    verdict = checks.record_accounting_verdict(balanced_segments().accounting)
+def test_row_accounting_passes_when_rows_in_equal_kept_plus_rejected_per_file():
+    verdict = checks.row_accounting_verdict(balanced_segments().accounting)
     assert verdict.passed and verdict.severity == ERROR
-    assert verdict.description == "rows in 4 = accepted 2 + quarantined 2"
-    assert (verdict.metadata["rows_in"], verdict.metadata["accepted"], verdict.metadata["rejected"]) == (4, 2, 2)
+    assert verdict.description == "rows in 4 = kept 2 + rejected 2"
+    assert (verdict.metadata["rows_in"], verdict.metadata["kept"], verdict.metadata["rejected"]) == (4, 2, 2)
 
 
-def test_record_accounting_fails_and_names_the_file_when_a_row_is_lost():
+def test_row_accounting_fails_and_names_the_file_when_a_row_is_lost():
     results = [FileResult("training_segments/a.json", None, rejects_frame([]), rows_in=3)]
     lost = ingested(results, segment_rows("training_segments/a.json", 2), rejects())
-    verdict = checks.record_accounting_verdict(lost.accounting)
+    verdict = checks.row_accounting_verdict(lost.accounting)
     assert not verdict.passed and "mismatch in ['training_segments/a.json']" in verdict.description
-    assert verdict.metadata["mismatched_files"]["raw_value"] == {"training_segments/a.json": {"rows_in": 3, "accepted": 2, "quarantined": 0}}
+    assert verdict.metadata["mismatched_files"]["raw_value"] == {"training_segments/a.json": {"rows_in": 3, "kept": 2, "rejected": 0}}
 
 
-def test_record_accounting_fails_for_rows_from_a_file_that_was_never_read():
+def test_row_accounting_fails_for_rows_from_a_file_that_was_never_read():
     results = [FileResult("training_segments/a.json", None, rejects_frame([]), rows_in=1)]
     stray = ingested(results, segment_rows("training_segments/a.json", 1), rejects("training_segments/ghost.json"))
-    verdict = checks.record_accounting_verdict(stray.accounting)
+    verdict = checks.row_accounting_verdict(stray.accounting)
     assert not verdict.passed and "training_segments/ghost.json" in verdict.description
 
 
-def test_not_empty_passes_with_no_input_files_and_with_accepted_rows():
+def test_not_empty_passes_with_no_input_files_and_with_kept_rows():
     assert checks.not_empty_verdict("cot_conversations", 0, 0, 0, 0).passed
     verdict = checks.not_empty_verdict("cot_conversations", 2, 5, 1, 6)
-    assert verdict.passed and verdict.description == "5 rows accepted from 2 input files"
+    assert verdict.passed and verdict.description == "5 rows kept from 2 input files"
 
 
 def test_not_empty_fails_when_every_row_was_rejected():
     verdict = checks.not_empty_verdict("cot_conversations", 1, 0, 3, 3)
     assert not verdict.passed and verdict.severity == ERROR
-    assert "every row was quarantined; see rejects/cot_conversations.parquet" in verdict.description
+    assert "every row was rejected; see rejects/cot_conversations.parquet" in verdict.description
     assert verdict.metadata == {"input_files": 1, "rows": 0, "rejected": 3}
 
 
@@ -114,7 +114,7 @@ def test_invalid_files_warns_and_names_each_unreadable_file_with_its_reason():
 
 def test_common_verdicts_are_the_four_checks_every_ingestion_asset_declares():
     verdicts = checks.common_verdicts(balanced_segments(), [])
-    assert [v.check_name for v in verdicts] == ["schema", "record_accounting", "not_empty", "invalid_files"]
+    assert [v.check_name for v in verdicts] == ["schema", "row_accounting", "not_empty", "invalid_files"]
     assert [v.passed for v in verdicts] == [True, True, True, False]
 
 
@@ -124,10 +124,10 @@ def test_common_verdicts_are_the_four_checks_every_ingestion_asset_declares():
 
 def test_rejected_share_passes_at_the_limit_and_warns_over_it():
     at_limit = checks.rejected_share_verdict(10, 2, {"too_short": 2}, 0.2)
-    assert at_limit.passed and at_limit.check_name == "quarantine_share"
+    assert at_limit.passed and at_limit.check_name == "rejected_share"
     assert at_limit.metadata["rejected_share"] == 0.2 and at_limit.metadata["max_rejected_share"] == 0.2
     over = checks.rejected_share_verdict(10, 3, {"too_short": 3}, 0.2)
-    assert not over.passed and over.severity == WARN and over.description == "30.0% of 10 input rows quarantined (limit 20%)"
+    assert not over.passed and over.severity == WARN and over.description == "30.0% of 10 input rows rejected (limit 20%)"
 
 
 def test_rejected_share_of_no_input_rows_is_zero():
@@ -163,7 +163,7 @@ def test_raw_segments_verdicts_are_the_declared_checks_in_order():
     data = balanced_segments()
     agreement = style_agreement(data.rows["style_given"], data.rows["style_predicted"])
     names = [v.check_name for v in checks.raw_segments_verdicts(data, [], agreement, 0.2, 0.2)]
-    assert names == ["schema", "record_accounting", "not_empty", "invalid_files", "quarantine_share", "style_agreement",
+    assert names == ["schema", "row_accounting", "not_empty", "invalid_files", "rejected_share", "style_agreement",
                      "given_confidence_is_probability"]
 
 
@@ -173,7 +173,7 @@ def test_raw_segments_metadata_names_rejects_rejected_and_the_output_path():
     voice = VoiceChoice(("Chan",), "detected", {"Chan": 2}, 2, [{"source": "Chan", "segments": 2}])
     outputs = {"path": {"type": "path", "raw_value": "/t/raw_segments.parquet"}}
     meta = checks.raw_segments_metadata(data, agreement, voice, "auto", outputs, {"style_encoder": "static"})
-    assert (meta["dagster/row_count"], meta["rows_in"], meta["accepted"], meta["rejected"]) == (2, 4, 2, 2)
+    assert (meta["dagster/row_count"], meta["rows_in"], meta["kept"], meta["rejected"]) == (2, 4, 2, 2)
     assert meta["path"] == outputs["path"] and meta["style_encoder"] == "static"
     assert not any("quarantin" in key for key in meta) and "table_path" not in meta
     assert meta["voice_share"] == 1.0 and meta["by_origin"]["raw_value"] == {"segments_file": 2}

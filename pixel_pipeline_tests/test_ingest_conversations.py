@@ -42,7 +42,7 @@ def test_local_counseling_formats_load_alike(tmp_path):
     assert rows.iloc[0]["record_id"] != rows.iloc[1]["record_id"]
 
 
-def test_bad_counseling_rows_and_files_are_quarantined_with_reasons(tmp_path):
+def test_bad_counseling_rows_and_files_are_rejected_with_reasons(tmp_path):
     folder = tmp_path / "counseling"
     folder.mkdir()
     pd.DataFrame({"Context": [Q, "", Q, "x" * 60_000, "Why?"], "Response": [A1, "Nothing asked.", A1, "too long question", "\x00\x01"]}).to_csv(folder / "a.csv", index=False)
@@ -126,7 +126,7 @@ def test_cot_roles_are_normalised_and_system_prompts_kept_in_metadata(tmp_path):
         (["not", "an", "object"], "not_an_object: expected a JSON object, got list"),
     ],
 )
-def test_bad_cot_records_are_quarantined(tmp_path, record, reason):
+def test_bad_cot_records_are_rejected(tmp_path, record, reason):
     folder = tmp_path / "cot"
     folder.mkdir()
     good = {"conversation": [{"role": "user", "content": "Why?"}, {"role": "assistant", "content": "Because."}]}

@@ -1,7 +1,7 @@
-"""The embedded sample corpus (data/) ingests with exactly its planted invalid rows quarantined.
+"""The embedded sample corpus (data/) ingests with exactly its planted invalid rows rejected.
 
 The ground truth is pixel_pipeline_tests/fixtures/planted_defects_*.json, written with the sample data: rows
-expected `quarantined` (and exact duplicates) must be in rejects/<asset>.parquet with a reason; every other planted
+expected `rejected_at_ingestion` (and exact duplicates) must be in rejects/<asset>.parquet with a reason; every other planted
 row (rejected later by curation, redacted, flagged, or kept) must reach the ingestion tables unchanged. The style
 classifier plays no part here, so a hashing embedder stands in for MiniLM to keep this test fast.
 """
@@ -64,11 +64,11 @@ def test_sample_corpus_ingests_with_blocking_checks_green(ingested):
     evaluations = result.get_asset_check_evaluations()
     failed = {(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed}
     for asset in ("raw_segments", "counseling_conversations", "cot_conversations"):
-        for check in ("schema", "record_accounting", "not_empty", "invalid_files"):
+        for check in ("schema", "row_accounting", "not_empty", "invalid_files"):
             assert (asset, check) not in failed, (asset, check)
 
 
-def test_planted_invalid_segment_rows_are_quarantined_and_everything_else_is_kept(ingested):
+def test_planted_invalid_segment_rows_are_rejected_and_everything_else_is_kept(ingested):
     _, out = ingested
     planted = json.loads(SEGMENT_DEFECTS.read_text())
     rows = _table(out, "tables", "raw_segments")
@@ -77,7 +77,7 @@ def test_planted_invalid_segment_rows_are_quarantined_and_everything_else_is_kep
     for defect in planted["defects"]:
         position = (defect["input_file"], defect["row_index"])
         exact_duplicate = defect["expected"] == f"duplicate_of:{defect['segment_id']}"
-        if defect["expected"] == "quarantined" or exact_duplicate:
+        if defect["expected"] == "rejected_at_ingestion" or exact_duplicate:
             assert position in rejected, defect
             assert not exact_duplicate or rejected[position][0].startswith("duplicate:"), rejected[position]
         else:
@@ -86,11 +86,11 @@ def test_planted_invalid_segment_rows_are_quarantined_and_everything_else_is_kep
                 assert defect["segment_id"] in set(rows["segment_id"]), "segment_id = content_id(text as read)"
     clean = set(planted.get("clean_segment_ids", [])) | set(planted.get("long_clean_segment_ids", []))
     assert clean <= set(rows["segment_id"]), clean - set(rows["segment_id"])
-    n_quarantined = sum(1 for d in planted["defects"] if d["expected"] == "quarantined" or d["expected"] == f"duplicate_of:{d['segment_id']}")
-    assert len(rejected) == n_quarantined, "nothing but the planted invalid rows is quarantined"
+    n_rejected = sum(1 for d in planted["defects"] if d["expected"] == "rejected_at_ingestion" or d["expected"] == f"duplicate_of:{d['segment_id']}")
+    assert len(rejected) == n_rejected, "nothing but the planted invalid rows is rejected"
 
 
-def test_planted_invalid_conversations_are_quarantined_and_everything_else_is_kept(ingested):
+def test_planted_invalid_conversations_are_rejected_and_everything_else_is_kept(ingested):
     _, out = ingested
     planted = json.loads(CONVERSATION_DEFECTS.read_text())
     tables = {name: _table(out, "tables", f"{name}_conversations") for name in ("counseling", "cot")}
@@ -99,7 +99,7 @@ def test_planted_invalid_conversations_are_quarantined_and_everything_else_is_ke
         dataset = defect["dataset"]
         position = (defect["input_file"], defect["row_index"])
         exact_duplicate = defect["expected"] == f"duplicate_of:{defect['record_id']}"
-        if defect["expected"] == "quarantined" or exact_duplicate:
+        if defect["expected"] == "rejected_at_ingestion" or exact_duplicate:
             assert position in rejected[dataset], defect
         else:
             table = tables[dataset]

@@ -1,4 +1,4 @@
-"""Segment files: row validation, quarantine reasons, duplicates, accounting, per-file cache, style choice.
+"""Segment files: row validation, the rejects reasons, duplicates, accounting, per-file cache, style choice.
 
 Pure functions only; a tiny deterministic bag-of-words embedder stands in for MiniLM (the real model is exercised
 in test_ingest_assets.py).
@@ -117,7 +117,7 @@ def test_json_object_instead_of_list_is_an_invalid_file(tmp_path):
         ({"text": text(30) + " \x00\x01 binary"}, "binary_content: text holds 2 control characters (e.g. '\\x00')"),
     ],
 )
-def test_each_bad_row_is_quarantined_with_a_reason_and_valid_rows_still_load(tmp_path, overrides, expected):
+def test_each_bad_row_is_rejected_with_a_reason_and_valid_rows_still_load(tmp_path, overrides, expected):
     path = write_segments(tmp_path, "therapeutic_high_quality.json", [good_row("ok1"), good_row("bad", **overrides), good_row("ok2")])
     result = seg.load_segments_file(path, "training_segments/therapeutic_high_quality.json", seg.SegmentSettings())
     assert result.rows["row_index"].tolist() == [0, 2]
@@ -155,7 +155,7 @@ def test_optional_fields_default_and_benign_paths_keep_their_base_name(tmp_path)
     assert result.notes["file_paths_sanitised"] == 1
 
 
-def test_invalid_utf8_bytes_quarantine_only_their_row(tmp_path):
+def test_invalid_utf8_bytes_reject_only_their_row(tmp_path):
     good = json.dumps(good_row("fine")).encode()
     bad = b'{"text": "broken \xff\xfe bytes ' + text(30).encode() + b'", "style": "practical"}'
     path = tmp_path / "bin.json"
@@ -173,7 +173,7 @@ def test_binary_file_is_an_invalid_file(tmp_path):
     assert result.file_error == "expected a JSON list of segments" and result.rows_in == 1
 
 
-def test_a_5_mb_segment_is_quarantined_as_too_long_quickly(tmp_path):
+def test_a_5_mb_segment_is_rejected_as_too_long_quickly(tmp_path):
     huge = ("word " * 1_000_000).strip()  # 5 MB, a million words
     path = write_segments(tmp_path, "huge.json", [good_row("ok"), good_row("big", text=huge)])
     start = time.perf_counter()
@@ -195,7 +195,7 @@ def test_several_problems_in_one_row_are_all_reported(tmp_path):
 # ---- duplicates, accounting, per-file cache ----------------------------------------------------------------------
 
 
-def test_exact_repeats_are_quarantined_as_duplicates_across_files_and_counts_reconcile(tmp_path):
+def test_exact_repeats_are_rejected_as_duplicates_across_files_and_counts_reconcile(tmp_path):
     folder = tmp_path / "training_segments"
     folder.mkdir()
     write_segments(folder, "a_high_quality.json", [good_row("1"), good_row("2"), good_row("1")])
@@ -211,8 +211,8 @@ def test_exact_repeats_are_quarantined_as_duplicates_across_files_and_counts_rec
         ("training_segments/b_high_quality.json", 0, 1),
     ]
     acc = seg.accounting(results, rows, rejects)
-    assert acc["balanced"] and acc["rows_in"] == 6 == acc["accepted"] + acc["quarantined"]
-    assert acc["per_file"]["training_segments/c.json"] == {"rows_in": 1, "accepted": 0, "quarantined": 1}
+    assert acc["balanced"] and acc["rows_in"] == 6 == acc["kept"] + acc["rejected"]
+    assert acc["per_file"]["training_segments/c.json"] == {"rows_in": 1, "kept": 0, "rejected": 1}
 
 
 def test_accounting_detects_a_silently_dropped_row(tmp_path):
@@ -220,7 +220,7 @@ def test_accounting_detects_a_silently_dropped_row(tmp_path):
     result = seg.classify_file_result(seg.load_segments_file(path, "training_segments/a.json", seg.SegmentSettings()), StyleClassifier(HashEmbedder()), seg.SegmentSettings())
     rows, rejects = seg.combine_file_results([result])
     acc = seg.accounting([result], rows.iloc[:1], rejects)
-    assert not acc["balanced"] and acc["mismatched_files"] == {"training_segments/a.json": {"rows_in": 2, "accepted": 1, "quarantined": 0}}
+    assert not acc["balanced"] and acc["mismatched_files"] == {"training_segments/a.json": {"rows_in": 2, "kept": 1, "rejected": 0}}
 
 
 def test_unchanged_files_come_from_the_cache_and_changed_files_are_reprocessed(tmp_path):

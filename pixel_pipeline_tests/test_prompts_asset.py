@@ -128,7 +128,7 @@ def test_every_segment_gets_a_question_a_person_would_ask_or_a_reason_why_not(tm
 
     checks = checks_by_name(result)
     assert set(checks) == {
-        "prompt_accounting", "alignment_floor_share", "prompt_yield", "concept_slots", "no_copied_ngrams",
+        "row_accounting", "alignment_floor_share", "prompt_yield", "concept_slots", "no_copied_ngrams",
         "distinct_prompts", "specificity", "generator_distribution",
     }
     assert all(c.passed for c in checks.values()), {n: c.description for n, c in checks.items() if not c.passed}
@@ -172,11 +172,11 @@ def test_pairs_under_the_alignment_floor_are_rejected_with_scores_and_counted(tm
     write_inputs(tmp_paths)
     result = materialize(resources, {"alignment_floor": 0.99}, raise_on_error=False)
     checks = checks_by_name(result)
-    assert checks["prompt_accounting"].passed
+    assert checks["row_accounting"].passed
     assert not checks["alignment_floor_share"].passed and not checks["prompt_yield"].passed
     assert checks["alignment_floor_share"].metadata["rejected_below_floor"].value == KEPT
     rejects = read_parquet(tmp_paths.rejects("generated_prompts"))
-    assert len(rejects) == len(SEGMENTS) and set(rejects["stage"]) == {"generated_prompts"}
+    assert len(rejects) == len(SEGMENTS) and set(rejects["dropped_by"]) == {"generated_prompts"}
     reasons = sorted(r[0].split(":")[0] for r in rejects["reasons"])
     assert reasons == ["alignment_below_floor"] * KEPT + ["no_acceptable_question", "no_valid_prompt"]
     below = rejects[rejects["reasons"].map(lambda r: r[0].startswith("alignment_below_floor"))]

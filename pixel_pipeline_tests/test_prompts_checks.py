@@ -35,12 +35,12 @@ def reject(segment_id: str, reason: str) -> dict:
     return reject_row(DATASET_SEGMENTS, segment_id, "generated_prompts", [reason])
 
 
-# ---- prompt_accounting
+# ---- row_accounting
 
 
 def test_accounting_passes_when_every_segment_is_kept_or_rejected_once():
     verdict = accounting_verdict(3, ["a", "b"], ["c"], {"a", "b", "c"})
-    assert verdict.passed and verdict.check_name == "prompt_accounting"
+    assert verdict.passed and verdict.check_name == "row_accounting"
     assert verdict.description == "3 in = 2 kept + 1 rejected"
 
 
@@ -188,7 +188,7 @@ def test_prompt_verdicts_fail_accounting_when_a_segment_is_lost():
     run.rows_in = 2
     verdicts = prompt_verdicts(run, prompt_figures(run.table, segments_frame()), segments_frame(), PromptSettings(),
                                PromptThresholds())
-    assert not {v.check_name: v for v in verdicts}["prompt_accounting"].passed
+    assert not {v.check_name: v for v in verdicts}["row_accounting"].passed
 
 
 def test_metadata_names_the_written_table_path_and_the_report_repeats_the_figures(tmp_path):

@@ -62,8 +62,8 @@ def test_splits_and_exports_pass_every_check(paths):
     result = _run([splits, fine_tuning_exports])
     checks = _checks(result)
     assert set(checks) == {"no_group_leakage", "every_expert_in_validation", "split_ratios_within_tolerance",
-                           "splits_accounting", "design_accounting", "pairs_within_max_length", "training_data_sizes"}
-    for name in ("no_group_leakage", "every_expert_in_validation", "splits_accounting", "design_accounting",
+                           "row_accounting", "chain_accounting", "pairs_within_max_length", "training_data_sizes"}
+    for name in ("no_group_leakage", "every_expert_in_validation", "row_accounting", "chain_accounting",
                  "training_data_sizes"):
         assert checks[name].passed, (name, checks[name].description)
 
@@ -102,7 +102,7 @@ def test_accounting_check_blocks_when_a_stage_loses_its_rejects(paths):
     build_corpus(n_transcripts=8, n_questions=4, n_cot=3).write(paths)
     paths.rejects("curated_segments").unlink()  # rows dropped at curation with no record of why
     result = _run([splits, fine_tuning_exports], raise_on_error=False)
-    check = _checks(result)["design_accounting"]
+    check = _checks(result)["chain_accounting"]
     assert not check.passed and "segments" in check.description
     report = json.loads((paths.report_dir("fine_tuning_exports") / "accounting.json").read_text())
     assert report["segments"]["lost"] > 0 and report["segments"]["examples"][0]["id"]
@@ -156,6 +156,6 @@ def test_empty_pairs_give_empty_exports(paths):
     corpus.write(paths)
     result = _run([splits, fine_tuning_exports], raise_on_error=False)
     checks = _checks(result)
-    assert checks["no_group_leakage"].passed and checks["design_accounting"].passed
+    assert checks["no_group_leakage"].passed and checks["chain_accounting"].passed
     assert not checks["every_expert_in_validation"].passed  # no data is not a usable dataset
     assert read_jsonl(paths.exports_dir / "messages" / "train.jsonl") == []

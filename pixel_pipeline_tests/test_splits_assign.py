@@ -140,7 +140,7 @@ def test_reviewer_rejected_pairs_are_excluded_and_recorded():
     accepted = set(verdicts.loc[verdicts["verdict"] == "accept", "segment_id"])
     assert accepted and accepted <= kept_ids
     assert len(result.rejects) == len(rejected_ids)
-    assert {r["stage"] for r in result.rejects} == {"splits"}
+    assert {r["dropped_by"] for r in result.rejects} == {"splits"}
     assert all(r["reasons"] == [REVIEWER_REJECTED] for r in result.rejects)
     assert len(pairs) == len(result.splits) + len(result.rejects)
 

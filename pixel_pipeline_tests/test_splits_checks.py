@@ -122,9 +122,9 @@ def test_splits_verdicts_are_the_four_checks_of_the_splits_asset():
     result = assign_splits(pairs, voice_sources=["tim"])
     verdicts = checks.splits_verdicts(pairs, result, split_reports(result.splits, 0.1, 0.0, 0.05))
     assert [v.check_name for v in verdicts] == [
-        "no_group_leakage", "every_expert_in_validation", "split_ratios_within_tolerance", "splits_accounting"]
+        "no_group_leakage", "every_expert_in_validation", "split_ratios_within_tolerance", "row_accounting"]
     by_name = {v.check_name: v for v in verdicts}
-    assert by_name["no_group_leakage"].passed and by_name["splits_accounting"].passed
+    assert by_name["no_group_leakage"].passed and by_name["row_accounting"].passed
     assert by_name["every_expert_in_validation"].passed  # the floor gives every expert a validation group
 
 
@@ -154,16 +154,16 @@ def test_splits_metadata_keeps_the_keys_the_ui_shows(tmp_path):
 
 
 # ---- fine_tuning_exports checks ------------------------------------------------------------------------------------
-def test_design_accounting_passes_when_every_input_row_is_exported_or_rejected():
+def test_chain_accounting_passes_when_every_input_row_is_exported_or_rejected():
     report = acct.accounting({"cot": Counter({"a": 1, "b": 1})}, {"cot": Counter({"a": 1})}, {"cot": Counter({"b": 1})})
-    verdict = checks.design_accounting_verdict(report)
+    verdict = checks.chain_accounting_verdict(report)
     assert verdict.passed and verdict.description == "rows in = exported + rejected for every dataset"
 
 
-def test_design_accounting_fails_and_names_the_dataset_that_lost_a_row():
+def test_chain_accounting_fails_and_names_the_dataset_that_lost_a_row():
     report = acct.accounting({"cot": Counter({"a": 1, "b": 1}), "segments": Counter({"s": 1})},
                              {"cot": Counter({"a": 1}), "segments": Counter({"s": 1})}, {})
-    verdict = checks.design_accounting_verdict(report)
+    verdict = checks.chain_accounting_verdict(report)
     assert not verdict.passed and verdict.description == "accounting broken for: cot"
     assert verdict.metadata["mismatched_examples"]["raw_value"] == {
         "cot": [{"id": "b", "rows_in": 1, "exported": 0, "rejected": 0}]}
@@ -173,7 +173,7 @@ def test_design_accounting_fails_and_names_the_dataset_that_lost_a_row():
 def test_chain_accounting_counts_ingestion_rows_and_their_own_rejects_as_input(tmp_path):
     tables = {"cot_conversations": pd.DataFrame({"record_id": ["a", "b"]}), "raw_segments": None}
     rejects = pd.DataFrame({"dataset": ["cot", "cot"], "segment_id": [None, None], "record_id": ["c", "b"],
-                            "stage": ["cot_conversations", "splits"]})
+                            "dropped_by": ["cot_conversations", "splits"]})
     messages = tmp_path / "train.jsonl"
     messages.write_text(json.dumps({"metadata": {"dataset": "cot", "record_id": "a"}}) + "\n")
     rejected = [{"dataset": "cot", "record_id": "b"}, {"dataset": "cot", "record_id": "c"}]
@@ -250,7 +250,7 @@ def test_exports_verdicts_are_the_three_checks_of_the_exports_asset(tmp_path):
     report = acct.accounting({"cot": Counter({"a": 1})}, {"cot": Counter({"a": 1})}, {})
     verdicts = checks.exports_verdicts(_export_result(tmp_path), report, [], RULE, ["tim"], 64)
     assert [(v.check_name, v.passed) for v in verdicts] == [
-        ("design_accounting", True), ("training_data_sizes", True), ("pairs_within_max_length", True)]
+        ("chain_accounting", True), ("training_data_sizes", True), ("pairs_within_max_length", True)]
 
 
 def test_exports_metadata_lists_files_without_the_hf_dataset_and_inlines_the_histogram(tmp_path):

@@ -12,25 +12,25 @@ from pixel_pipeline.core.verdicts import ERROR, WARN, Verdict, json_value, path
 from pixel_pipeline.ingest import segments as seg
 from pixel_pipeline.ingest.cache import FileResult
 
-CHECK_RECORD_ACCOUNTING = "record_accounting"
+CHECK_RECORD_ACCOUNTING = "row_accounting"
 CHECK_FILE_READABLE = "file_readable"
 
 
-def record_accounting_verdict(rows_in: int, accepted: int, quarantined: int) -> Verdict:
-    """Every row counted while parsing is accepted or quarantined: none lost, none made up."""
-    balanced = rows_in == accepted + quarantined
+def row_accounting_verdict(rows_in: int, kept: int, rejected: int) -> Verdict:
+    """Every row counted while parsing is kept or rejected: none lost, none made up."""
+    balanced = rows_in == kept + rejected
     return Verdict(
         CHECK_RECORD_ACCOUNTING,
         passed=balanced,
         severity=ERROR,
-        metadata={"rows_in": rows_in, "accepted": accepted, "quarantined": quarantined},
-        description=f"rows in {rows_in} = accepted {accepted} + quarantined {quarantined}"
+        metadata={"rows_in": rows_in, "kept": kept, "rejected": rejected},
+        description=f"rows in {rows_in} = kept {kept} + rejected {rejected}"
         + ("" if balanced else " does NOT hold"),
     )
 
 
 def file_readable_verdict(name: str, file_error: str | None) -> Verdict:
-    """A warning only: raw_segments quarantines an unreadable file with the reason and loads the others."""
+    """A warning only: raw_segments rejects an unreadable file with the reason and loads the others."""
     return Verdict(
         CHECK_FILE_READABLE,
         passed=file_error is None,
@@ -40,8 +40,8 @@ def file_readable_verdict(name: str, file_error: str | None) -> Verdict:
     )
 
 
-def input_file_verdicts(name: str, result: FileResult, accepted: int) -> list[Verdict]:
-    return [record_accounting_verdict(result.rows_in, accepted, len(result.rejects)),
+def input_file_verdicts(name: str, result: FileResult, kept: int) -> list[Verdict]:
+    return [row_accounting_verdict(result.rows_in, kept, len(result.rejects)),
             file_readable_verdict(name, result.file_error)]
 
 
@@ -52,8 +52,8 @@ def input_file_metadata(input_path: Path, table_path: Path, result: FileResult, 
         "input_file": path(input_path),
         "table_path": path(table_path),
         "rows_in": result.rows_in,
-        "accepted": len(rows),
-        "quarantined": len(result.rejects),
+        "kept": len(rows),
+        "rejected": len(result.rejects),
         "reject_reasons": json_value(seg.reject_reason_counts(result.rejects)),
         "file_cache": json_value(dict(file_cache)),
         "embedding_cache": json_value(dict(embedding_cache)),

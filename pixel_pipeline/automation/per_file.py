@@ -25,7 +25,7 @@ def find_input_file(files: Iterable[seg.InputFile], name: str) -> seg.InputFile 
     return next((f for f in files if f.relative_name == name), None)
 
 
-def accepted_rows(result: FileResult) -> pd.DataFrame:
+def kept_rows(result: FileResult) -> pd.DataFrame:
     """The file's accepted segments; an unreadable file gives an empty table with the raw_segments columns."""
     return result.rows if result.rows is not None else pd.DataFrame({c: [] for c in seg.RAW_SEGMENT_COLUMNS})
 

@@ -40,19 +40,19 @@ def row_id(row: Mapping[str, Any]) -> str | None:
 
 
 # ---- rejects: one row per input record dropped at some stage -------------------------------------------
-REJECT_COLUMNS = ["dataset", "segment_id", "record_id", "stage", "reasons", "details", "source", "file"]
+REJECT_COLUMNS = ["dataset", "segment_id", "record_id", "dropped_by", "reasons", "details", "source", "file"]
 
 
 def reject_row(
     dataset: str,
     item_id: str | None,
-    stage: str,
+    dropped_by: str,
     reasons: Sequence[str],
     details: Mapping[str, Any] | None = None,
     source: str | None = None,
     file: str | None = None,
 ) -> dict[str, Any]:
-    """One reject row. `reasons` are short rule names (optionally `rule: explanation`); `details` holds scores."""
+    """One reject row; `dropped_by` names the asset that dropped it. `reasons` are short rule names (optionally `rule: explanation`); `details` holds scores."""
     if not reasons:
         raise ValueError("a reject needs at least one reason")
     col = id_column(dataset)
@@ -60,7 +60,7 @@ def reject_row(
         "dataset": dataset,
         "segment_id": item_id if col == "segment_id" else None,
         "record_id": item_id if col == "record_id" else None,
-        "stage": stage,
+        "dropped_by": dropped_by,
         "reasons": [str(r) for r in reasons],
         "details": json.dumps(dict(details or {}), ensure_ascii=False, default=str, sort_keys=True),
         "source": source,

@@ -102,7 +102,7 @@ def curated_segments_verdicts(raw: pd.DataFrame, outcome: CurationOutcome, voice
                               max_crisis_share: float) -> list[Verdict]:
     kept, rejects, report = outcome.kept, outcome.rejects, outcome.report
     return [
-        accounting_verdict("curated_segments_accounting", len(raw), _ids(raw, "segment_id"), _ids(kept, "segment_id"),
+        accounting_verdict("row_accounting", len(raw), _ids(raw, "segment_id"), _ids(kept, "segment_id"),
                            _ids(rejects, "segment_id")),
         main_voice_verdict(report["by_source"], voice_sources),
         crisis_share_verdict("curated_segments_crisis_share", report["crisis_rows"], len(kept), max_crisis_share),
@@ -146,7 +146,7 @@ def curated_conversations_verdicts(conversations: pd.DataFrame, outcome: Curatio
                                    max_crisis_share: float) -> list[Verdict]:
     kept, rejects, report = outcome.kept, outcome.rejects, outcome.report
     return [
-        accounting_verdict("curated_conversations_accounting", len(conversations), _ids(conversations, "record_id"),
+        accounting_verdict("row_accounting", len(conversations), _ids(conversations, "record_id"),
                            _ids(kept, "record_id"), _ids(rejects, "record_id")),
         crisis_share_verdict("curated_conversations_crisis_share", report["crisis_rows"], len(kept), max_crisis_share),
     ]
@@ -204,7 +204,7 @@ def pairs_accounting_verdict(accounting: Mapping[str, int]) -> Verdict:
                                                  + acc["segments_missing_prompt"])
     pairs_ok = acc["pair_candidates"] == acc["kept"] + acc["rejected_duplicates"] + acc["rejected_expert_cap"]
     return Verdict(
-        "deduplicated_pairs_accounting", segments_ok and pairs_ok,
+        "row_accounting", segments_ok and pairs_ok,
         f"{acc['pair_candidates']} candidate pairs = {acc['kept']} kept + {acc['rejected_duplicates']} "
         f"duplicates + {acc['rejected_expert_cap']} capped; {acc['curated_segments_in']} curated segments "
         f"= {acc['segments_with_prompt']} with prompt + {acc['segments_rejected_by_prompts_stage']} rejected "
@@ -346,7 +346,7 @@ def reviewer_agreement_verdict(agreement: Mapping, min_agreement: float, min_rev
     )
 
 
-def review_verdicts_verdicts(problems: Sequence[Mapping], agreement: Mapping, min_agreement: float,
+def review_checks(problems: Sequence[Mapping], agreement: Mapping, min_agreement: float,
                              min_reviewed: int) -> list[Verdict]:
     return [verdict_rows_valid_verdict(problems), reviewer_agreement_verdict(agreement, min_agreement, min_reviewed)]
 

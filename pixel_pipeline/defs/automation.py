@@ -26,7 +26,7 @@ from pixel_pipeline.automation.checks import (
     input_file_metadata,
     input_file_verdicts,
 )
-from pixel_pipeline.automation.per_file import accepted_rows, changed_since_seen, find_input_file, per_file_table
+from pixel_pipeline.automation.per_file import kept_rows, changed_since_seen, find_input_file, per_file_table
 from pixel_pipeline.automation.scanning import (
     DEFAULT_SETTLE_SECONDS,
     decode_cursor,
@@ -89,13 +89,13 @@ def _input_file(context: dg.AssetExecutionContext, paths: PipelinePaths, setting
             CHECK_RECORD_ACCOUNTING,
             asset=INPUT_FILE_SEGMENTS,
             blocking=True,
-            description="Rows in this file (counted while parsing) = rows accepted + rows quarantined.",
+            description="Rows in this file (counted while parsing) = rows kept + rows rejected.",
         ),
         dg.AssetCheckSpec(
             CHECK_FILE_READABLE,
             asset=INPUT_FILE_SEGMENTS,
             description="The file parsed (valid UTF-8, valid JSON list for segment files); if not, raw_segments "
-            "quarantines it with the reason and the other files still load.",
+            "rejects it with the reason and the other files still load.",
         ),
     ],
 )
@@ -110,14 +110,14 @@ def input_file_segments(
                                         embedding_model.static_embedder())
     cache = FileCache(paths.cache_dir / "ingest", "segments") if config.use_file_cache else None
     results, cache_stats = seg.ingest_segment_files([item], settings, classifier, cache, context.log.info)
-    result, rows = results[0], accepted_rows(results[0])
+    result, rows = results[0], kept_rows(results[0])
     table = write_parquet(rows, per_file_table(paths.output_dir, context.partition_key))
     changed = changed_since_seen(name, item.path.read_bytes(), digest)
     if changed:
         context.log.warning(changed)
     return materialize_result(
         input_file_metadata(item.path, table, result, rows, cache_stats, classifier.embedder.stats),
-        input_file_verdicts(name, result, accepted=len(rows)),
+        input_file_verdicts(name, result, kept=len(rows)),
     )
 
 
@@ -151,7 +151,7 @@ def new_input_files(context: dg.SensorEvaluationContext, storage: PixelStorage) 
     context.log.info(f"new_input_files: {plan.summary()} under {paths.data_dir}")
     for state in plan.to_run:
         if state.utf8_valid is False:
-            context.log.warning(f"{state.name} is not valid UTF-8: its run will quarantine it with the reason")
+            context.log.warning(f"{state.name} is not valid UTF-8: its run will the rejects it with the reason")
     for name, reason in plan.unreadable:
         context.log.warning(f"{name} could not be read this tick ({reason}); retrying next tick")
     requests: list[Any] = []

@@ -105,7 +105,7 @@ class CuratedSegmentsConfig(CurationRulesConfig):
     description="raw_segments through the quality rules (garbled, language, repetition, off_domain, housekeeping, "
     "length, harmful, per-expert quality), PII redaction and crisis flagging; every drop explained in the rejects.",
     check_specs=[
-        dg.AssetCheckSpec("curated_segments_accounting", asset="curated_segments", blocking=True,
+        dg.AssetCheckSpec("row_accounting", asset="curated_segments", blocking=True,
                           description="raw_segments rows = kept + rejected, and every id comes from the input."),
         dg.AssetCheckSpec("main_voice_not_all_rejected", asset="curated_segments", blocking=True,
                           description="No main-voice source loses 100 % of its segments (a rule gone wrong)."),
@@ -143,7 +143,7 @@ class CuratedConversationsConfig(CurationRulesConfig):
     description="Counseling and reasoning conversations through PII redaction (prompt, response, every turn), "
     "crisis flagging, harmful-advice rejection and the text-quality rules on the response.",
     check_specs=[
-        dg.AssetCheckSpec("curated_conversations_accounting", asset="curated_conversations", blocking=True,
+        dg.AssetCheckSpec("row_accounting", asset="curated_conversations", blocking=True,
                           description="counseling + cot rows = kept + rejected, and every id comes from the input."),
         dg.AssetCheckSpec("curated_conversations_crisis_share", asset="curated_conversations",
                           description="Share of kept conversations flagged as crisis content (warn when high)."),
@@ -190,7 +190,7 @@ class DeduplicatedPairsConfig(dg.Config):
     description="All (prompt, response) pairs, exact / near (MinHash+LSH) / semantic duplicates removed keeping the "
     "best member, with the expert balance policy applied.",
     check_specs=[
-        dg.AssetCheckSpec("deduplicated_pairs_accounting", asset="deduplicated_pairs", blocking=True,
+        dg.AssetCheckSpec("row_accounting", asset="deduplicated_pairs", blocking=True,
                           description="Curated rows = pairs kept + duplicates + capped (+ prompt-stage rejects); "
                           "augmented copies counted apart."),
         dg.AssetCheckSpec("max_remaining_duplicate_rate", asset="deduplicated_pairs", blocking=True,
@@ -317,7 +317,7 @@ def review_verdicts(config: ReviewVerdictsConfig, storage: PixelStorage) -> dg.M
     }
     return materialize_result(
         checks.review_verdicts_metadata(verdicts, problems, agreement, files, written),
-        checks.review_verdicts_verdicts(problems, agreement, config.min_agreement, config.min_reviewed_for_agreement),
+        checks.review_checks(problems, agreement, config.min_agreement, config.min_reviewed_for_agreement),
     )
 
 

@@ -61,7 +61,7 @@ def _warn_unreadable(context: dg.AssetExecutionContext, asset: str, results: Seq
 def _check_specs(asset: str, extra: Sequence[tuple[str, str, bool]] = ()) -> list[dg.AssetCheckSpec]:
     base = [
         ("schema", f"{asset} has exactly the columns, dtypes, ids and value ranges of docs/CONTRACTS.md.", True),
-        ("record_accounting", "Every input row is accepted or quarantined: rows in (counted while parsing) = rows accepted + rows quarantined, per input file.", True),
+        ("row_accounting", "Every input row is accepted or rejected: rows in (counted while parsing) = rows kept + rows rejected, per input file.", True),
         ("not_empty", "When input files exist, at least one row is accepted (an empty table would starve every downstream asset).", False),
         ("invalid_files", "Every input file could be read; unreadable files are named with the reason (warning: the other files still load).", False),
     ]
@@ -106,7 +106,7 @@ class RawSegmentsConfig(dg.Config):
     voice_min_lead_ratio: float = VoiceRule.min_lead_ratio
     voice_min_segments: int = VoiceRule.min_segments
     use_file_cache: bool = True
-    max_quarantine_share: float = 0.2
+    max_rejected_share: float = 0.2
     min_style_kappa: float = 0.2
 
     def settings(self) -> seg.SegmentSettings:
@@ -128,7 +128,7 @@ class RawSegmentsConfig(dg.Config):
 RAW_SEGMENTS_CHECKS = _check_specs(
     "raw_segments",
     [
-        ("quarantine_share", "At most `max_quarantine_share` of input rows are quarantined; more usually means a format change, not bad rows.", False),
+        ("rejected_share", "At most `max_rejected_share` of input rows are rejected; more usually means a format change, not bad rows.", False),
         ("style_agreement", "Given style labels and the embedding classifier agree beyond chance (Cohen's kappa >= `min_style_kappa`); per-style agreement and the confusion table are in the metadata.", False),
         ("given_confidence_is_probability", "Share of given `confidence` values outside [0, 1]: when any exist, the field is not a probability and must not be used as one (use style_confidence).", False),
     ],
@@ -173,7 +173,7 @@ def raw_segments(
         ingested, agreement, voice, settings.expert_style_from, outputs, run_info, paths.voice_choice_file
     )
     verdicts = checks.raw_segments_verdicts(
-        ingested, raw_segments_schema_problems(rows), agreement, config.max_quarantine_share, config.min_style_kappa
+        ingested, raw_segments_schema_problems(rows), agreement, config.max_rejected_share, config.min_style_kappa
     )
     return materialize_result(metadata, verdicts)
 

@@ -83,7 +83,7 @@ class GeneratedPromptsConfig(dg.Config):
 
 CHECKS = [
     dg.AssetCheckSpec(
-        "prompt_accounting",
+        "row_accounting",
         asset=ASSET,
         blocking=True,
         description="Every curated segment is either one prompt row or one reject row (rows in = kept + rejected), "

@@ -53,7 +53,7 @@ class SplitsConfig(dg.Config):
                           description="Each of the four style experts has validation rows."),
         dg.AssetCheckSpec("split_ratios_within_tolerance", asset="splits",
                           description="Row shares per split are within tolerance of the configured ratios."),
-        dg.AssetCheckSpec("splits_accounting", asset="splits", blocking=True,
+        dg.AssetCheckSpec("row_accounting", asset="splits", blocking=True,
                           description="deduplicated_pairs rows = splits rows + reviewer-rejected rows."),
     ],
 )
@@ -136,7 +136,7 @@ class ExportsConfig(dg.Config):
     description="Every training export under exports/: messages, LitGPT, ShareGPT, conversations, HF DatasetDict, "
                 "stages, experts, plans, manifest, card, token statistics and rejected.jsonl.",
     check_specs=[
-        dg.AssetCheckSpec("design_accounting", asset="fine_tuning_exports", blocking=True,
+        dg.AssetCheckSpec("chain_accounting", asset="fine_tuning_exports", blocking=True,
                           description="Per dataset: input rows = exported pairs + rejected records (docs/CONTRACTS.md)."),
         dg.AssetCheckSpec("pairs_within_max_length", asset="fine_tuning_exports",
                           description="Share of pairs longer than max_seq_length tokens (the trainer will cut them)."),

@@ -1,7 +1,7 @@
 """The schema audit: what every input contains, how it is distributed, and what looks wrong.
 
 Built from the ingestion tables and their rejects (so it describes exactly what the pipeline accepted and
-quarantined) plus a raw field survey of the segment files (JSON types and missing/null rates as written, before
+rejected) plus a raw field survey of the segment files (JSON types and missing/null rates as written, before
 validation). Rendered as a JSON document and a self-contained HTML page (PNG histograms embedded as data URIs).
 """
 
@@ -145,9 +145,9 @@ def segment_anomalies(rows: pd.DataFrame, rejects: pd.DataFrame, settings: Audit
             "max": float(conf.max()) if len(conf) else None,
             "note": "the given `confidence` is not a probability; use style_confidence (in [0, 1]) instead",
         },
-        "quarantined_empty_text": reasons.get("empty_text", 0),
-        "quarantined_too_short": reasons.get("too_short", 0),
-        "quarantined_too_long": reasons.get("too_long", 0),
+        "rejected_empty_text": reasons.get("empty_text", 0),
+        "rejected_too_short": reasons.get("too_short", 0),
+        "rejected_too_long": reasons.get("too_long", 0),
         "extreme_lengths": {
             "short": int(len(short)),
             "long": int(len(long_)),
@@ -156,8 +156,8 @@ def segment_anomalies(rows: pd.DataFrame, rejects: pd.DataFrame, settings: Audit
             "long_words": settings.long_words,
         },
         "duplicate_texts": {
-            "exact_quarantined": reasons.get("duplicate", 0),
-            "near_duplicates_accepted": int(near_dup.sum()),
+            "exact_rejected": reasons.get("duplicate", 0),
+            "near_duplicates_kept": int(near_dup.sum()),
             "near_duplicate_share": share(int(near_dup.sum())),
             "examples": rows.loc[near_dup, "segment_id"].head(k).tolist() if n else [],
             "note": "near = equal after lower-casing and dropping punctuation; curation's dedup removes them",
@@ -172,7 +172,7 @@ def conversation_summary(rows: pd.DataFrame, rejects: pd.DataFrame) -> dict[str,
     per_question = rows.groupby("question_id").size() if n else pd.Series(dtype=int)
     return {
         "rows": n,
-        "quarantined": int(len(rejects)),
+        "rejected": int(len(rejects)),
         "reject_reasons": reject_reason_counts(rejects),
         "columns": column_profile(rows),
         "per_source": rows["source"].value_counts().head(20).to_dict() if n else {},
@@ -203,7 +203,7 @@ def build_audit(
         "input_files": dict(input_files or {}),
         "segments": {
             "rows": n,
-            "quarantined": int(len(segment_rejects)),
+            "rejected": int(len(segment_rejects)),
             "reject_reasons": reject_reason_counts(segment_rejects),
             "by_origin": {str(k): int(v) for k, v in by_origin.items()},
             "raw_fields": survey_segment_fields(segment_files),

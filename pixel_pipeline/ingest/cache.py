@@ -24,7 +24,7 @@ from pixel_pipeline.core.records import rejects_frame
 
 log = logging.getLogger(__name__)
 
-INGEST_CACHE_VERSION = "3"  # 3: item-by-item JSON lists, invisible characters stripped from transcripts
+INGEST_CACHE_VERSION = "4"  # 3: item-by-item JSON lists, invisible characters stripped from transcripts; 4: rejects say `dropped_by`
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Ingestion's asset checks and metadata as plain data (`core.verdicts`), built without Dagster.
 
-Every ingestion asset shares four checks (`schema`, `record_accounting`, `not_empty`, `invalid_files`) over an
+Every ingestion asset shares four checks (`schema`, `row_accounting`, `not_empty`, `invalid_files`) over an
 `Ingested` outcome; raw_segments adds the rejected share, style agreement and the given-confidence scale,
 counseling_conversations the hub fallback, audited_schema the anomaly shares. `defs/ingestion.py` reads, calls
 these and writes; tests call them directly with tiny frames.
@@ -95,22 +95,22 @@ def schema_verdict(problems: Sequence[str], n_rows: int) -> Verdict:
     )
 
 
-def record_accounting_verdict(acc: Mapping[str, Any]) -> Verdict:
-    """rows in = accepted + rejected, per input file and overall (see `segments.accounting`)."""
-    per_file = [{"file": k, **v} for k, v in acc["per_file"].items()][:50]
-    description = f"rows in {acc['rows_in']} = accepted {acc['accepted']} + quarantined {acc['quarantined']}"
+def row_accounting_verdict(acc: Mapping[str, Any]) -> Verdict:
+    """rows in = kept + rejected, per input file and overall (see `segments.accounting`)."""
+    per_file = [{"input_file": k, **v} for k, v in acc["per_file"].items()][:50]
+    description = f"rows in {acc['rows_in']} = kept {acc['kept']} + rejected {acc['rejected']}"
     if not acc["balanced"]:
         description += f"; mismatch in {list(acc['mismatched_files']) + acc['unknown_files']}"
     return Verdict(
-        "record_accounting",
+        "row_accounting",
         passed=acc["balanced"],
         description=description,
         metadata={
             "rows_in": acc["rows_in"],
-            "accepted": acc["accepted"],
-            "rejected": acc["quarantined"],
+            "kept": acc["kept"],
+            "rejected": acc["rejected"],
             "mismatched_files": json_value(acc["mismatched_files"]),
-            "per_file": table(per_file, ["file", "rows_in", "accepted", "quarantined"]),
+            "per_file": table(per_file, ["input_file", "rows_in", "kept", "rejected"]),
         },
     )
 
@@ -120,11 +120,11 @@ def not_empty_verdict(asset: str, n_inputs: int, n_rows: int, n_rejects: int, ro
     if n_inputs == 0:
         description = "no input files: an empty table is expected"
     elif n_rows:
-        description = f"{n_rows} rows accepted from {n_inputs} input files"
+        description = f"{n_rows} rows kept from {n_inputs} input files"
     elif rows_in == 0:
         description = f"{n_inputs} input files but they hold no rows"
     else:
-        description = f"{n_inputs} input files but every row was quarantined; see rejects/{asset}.parquet"
+        description = f"{n_inputs} input files but every row was rejected; see rejects/{asset}.parquet"
     return Verdict(
         "not_empty",
         passed=n_inputs == 0 or n_rows > 0,
@@ -152,7 +152,7 @@ def common_verdicts(ingested: Ingested, schema_problems: Sequence[str]) -> list[
     acc = ingested.accounting
     return [
         schema_verdict(schema_problems, len(ingested.rows)),
-        record_accounting_verdict(acc),
+        row_accounting_verdict(acc),
         not_empty_verdict(ingested.asset, ingested.n_inputs, len(ingested.rows), len(ingested.rejects), acc["rows_in"]),
         invalid_files_verdict(ingested.invalid_files),
     ]
@@ -163,8 +163,8 @@ def accounting_metadata(ingested: Ingested) -> dict[str, Any]:
     acc = ingested.accounting
     return {
         "rows_in": acc["rows_in"],
-        "accepted": acc["accepted"],
-        "rejected": acc["quarantined"],
+        "kept": acc["kept"],
+        "rejected": acc["rejected"],
         "input_files": ingested.n_inputs,
         "invalid_files": table(ingested.invalid_files, ["file", "reason"]),
         "reject_reasons": counts_table(ingested.reject_reasons, "reason"),
@@ -179,10 +179,10 @@ def rejected_share_verdict(rows_in: int, rejected: int, reasons: Mapping[str, in
     """More than `max_share` of input rows rejected usually means a format change, not bad rows."""
     share = rejected / rows_in if rows_in else 0.0
     return Verdict(
-        "quarantine_share",
+        "rejected_share",
         passed=share <= max_share,
         severity=WARN,
-        description=f"{share:.1%} of {rows_in} input rows quarantined (limit {max_share:.0%})",
+        description=f"{share:.1%} of {rows_in} input rows rejected (limit {max_share:.0%})",
         metadata={"rejected_share": round(share, 4), "max_rejected_share": max_share, "reasons": counts_table(reasons, "reason")},
     )
 
@@ -234,7 +234,7 @@ def raw_segments_verdicts(
     acc = ingested.accounting
     return [
         *common_verdicts(ingested, schema_problems),
-        rejected_share_verdict(acc["rows_in"], acc["quarantined"], ingested.reject_reasons, max_rejected_share),
+        rejected_share_verdict(acc["rows_in"], acc["rejected"], ingested.reject_reasons, max_rejected_share),
         style_agreement_verdict(agreement, min_style_kappa),
         given_confidence_verdict(ingested.rows["confidence_given"]),
     ]

@@ -10,7 +10,7 @@ CoT (`cot/*.json` list, `*.jsonl` one per line): each record is `{"conversation"
 are normalised to client / therapist (ROLE_ALIASES); a system turn is kept in metadata, not in the turns.
 
 record_id = core.ids.record_id(turns) over the normalised turns with each content stripped of surrounding
-whitespace; metadata is not part of the id. An exact repeat of an earlier record (same record_id) is quarantined
+whitespace; metadata is not part of the id. An exact repeat of an earlier record (same record_id) is rejected
 as `duplicate`. Per-file functions return `FileResult`s like the segment loaders.
 """
 
@@ -66,7 +66,7 @@ ROLE_ALIASES = {
 class ConversationSettings:
     """Validation of conversation records. Field names equal the conversation assets' Config fields.
 
-    min_chars / max_chars: bounds on each turn's content (stripped); outside -> quarantined.
+    min_chars / max_chars: bounds on each turn's content (stripped); outside -> rejected.
     quality_level: `metadata.quality_level` given to records that carry none.
     """
 
@@ -335,7 +335,7 @@ def load_cot(cot_dir: Path, data_dir: Path, settings: ConversationSettings) -> l
 
 
 def combine_conversation_results(results: Iterable[FileResult], dataset: str, stage: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All files' rows in order; an exact repeat (same record_id) of an accepted record is quarantined as duplicate."""
+    """All files' rows in order; an exact repeat (same record_id) of an accepted record is rejected as duplicate."""
     results = list(results)
     frames = [r.rows for r in results if r.rows is not None and len(r.rows)]
     rows = pd.concat(frames, ignore_index=True) if frames else conversation_frame([])

@@ -52,7 +52,7 @@ def invalid_file_result(data: bytes, relative_name: str, reason: str, dataset: s
 
 def parse_json_list(data: bytes) -> tuple[list | None, str | None]:
     """The JSON list in `data`, or why there is none. Invalid UTF-8 inside strings is kept (as surrogates) so that
-    only the rows carrying it are quarantined, not the whole file."""
+    only the rows carrying it are rejected, not the whole file."""
     try:
         text = data.decode("utf-8-sig", errors="surrogateescape")
         parsed = json.loads(text)
@@ -107,7 +107,7 @@ def _segments_file_row(fields: dict[str, Any], relative_name: str, index: int, b
 
 
 def load_segments_file(path: str | Path, relative_name: str, settings: SegmentSettings) -> FileResult:
-    """Validate every item of one `training_segments/*.json` file: accepted rows + quarantined rows."""
+    """Validate every item of one `training_segments/*.json` file: accepted rows + rejected rows."""
     data = Path(path).read_bytes()
     records, error = json_list_records(decode_text(data), "segments", columns_ok=False)  # item by item
     if error:

@@ -48,10 +48,10 @@ QUALITY_BAND_RE = re.compile(r"_([a-z]+)_quality$", re.IGNORECASE)
 class SegmentSettings:
     """How segments are validated, cut and labelled. Field names equal the `raw_segments` Config fields.
 
-    min_words / max_words: a segment outside [min_words, max_words] words is quarantined. These are sanity bounds
+    min_words / max_words: a segment outside [min_words, max_words] words is rejected. These are sanity bounds
       (a fragment, a runaway blob), not the training length policy, which curation owns (real segments run
       ~35-3,700 words). max_chars: checked before counting words, so a 5 MB blob is rejected at once.
-    max_confidence_given: the given `confidence` is not a probability (0-9.9 seen); above this it is quarantined.
+    max_confidence_given: the given `confidence` is not a probability (0-9.9 seen); above this it is rejected.
     required_fields: fields a segment-file row must carry (others default: source `unknown`, file = the segments
       file's name, confidence / quality null).
     target_words / min_tail_words / max_sentence_words: transcript cutting (see transcripts.cut_segments).
@@ -194,7 +194,7 @@ def _check_file(row: _RowCheck) -> None:
 
 
 def validate_segment(record: Any, settings: SegmentSettings) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
-    """(normalised fields, reasons it must be quarantined, offending values) for one item of a segments file."""
+    """(normalised fields, reasons it must be rejected, offending values) for one item of a segments file."""
     if not isinstance(record, dict):
         return {}, [f"not_an_object: expected a JSON object, got {type(record).__name__}"], {"item": snippet(record)}
     row = _RowCheck(record)

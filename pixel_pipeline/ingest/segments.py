@@ -8,7 +8,7 @@ Everything works one input file at a time (the unit a later sensor turns into a 
 - `classify_file_result(result, classifier, settings)` adds style_predicted / style_confidence / style / expert.
 - `ingest_segment_files(...)` runs both for many files, re-using a per-file cache (see `ingest.cache`) so unchanged
   files are not re-read nor re-classified, and classifies all new rows in one batch with progress logs.
-- `combine_file_results(results)` concatenates files in order and quarantines exact repeats (same segment_id) of an
+- `combine_file_results(results)` concatenates files in order and rejects exact repeats (same segment_id) of an
   earlier accepted row as `duplicate`: corpus-wide, so it runs after the per-file step.
 
 Accounting: per file, rows_in = list items (segment files, read item by item: a broken item is one reject) or cut
@@ -195,27 +195,27 @@ def reject_reason_counts(rejects: pd.DataFrame) -> dict[str, int]:
 
 
 def accounting(results: Sequence[FileResult], rows: pd.DataFrame, rejects: pd.DataFrame) -> dict[str, Any]:
-    """rows in (counted while parsing) vs accepted + quarantined, overall and per input file."""
+    """rows in (counted while parsing) vs kept + rejected, overall and per input file."""
     rows_in = {}
     for r in results:
         name = r.input_file
         rows_in[name] = rows_in.get(name, 0) + r.rows_in
     kept = rows["input_file"].value_counts().to_dict() if len(rows) else {}
-    quarantined: dict[str, int] = {}
+    rejected: dict[str, int] = {}
     for details in rejects["details"] if len(rejects) else []:
         name = json.loads(details).get("input_file")
-        quarantined[name] = quarantined.get(name, 0) + 1
+        rejected[name] = rejected.get(name, 0) + 1
     per_file = {
-        name: {"rows_in": n, "accepted": int(kept.get(name, 0)), "quarantined": int(quarantined.get(name, 0))}
+        name: {"rows_in": n, "kept": int(kept.get(name, 0)), "rejected": int(rejected.get(name, 0))}
         for name, n in rows_in.items()
     }
-    mismatched = {k: v for k, v in per_file.items() if v["rows_in"] != v["accepted"] + v["quarantined"]}
-    unknown = sorted((set(kept) | set(quarantined)) - set(rows_in))
+    mismatched = {k: v for k, v in per_file.items() if v["rows_in"] != v["kept"] + v["rejected"]}
+    unknown = sorted((set(kept) | set(rejected)) - set(rows_in))
     total_in = sum(rows_in.values())
     return {
         "rows_in": total_in,
-        "accepted": int(len(rows)),
-        "quarantined": int(len(rejects)),
+        "kept": int(len(rows)),
+        "rejected": int(len(rejects)),
         "balanced": not mismatched and not unknown and total_in == len(rows) + len(rejects),
         "mismatched_files": mismatched,
         "unknown_files": unknown,

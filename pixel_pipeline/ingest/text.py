@@ -65,7 +65,7 @@ def bytes_id(data: bytes) -> str:
 
 
 def text_id(text: str) -> str:
-    """segment_id of a text as read, also for texts that carry invalid bytes (which go to quarantine)."""
+    """segment_id of a text as read, also for texts that carry invalid bytes (which go to the rejects)."""
     return bytes_id(raw_bytes(text))
 
 
@@ -120,7 +120,7 @@ def max_repeat_run(text: str, max_ngram: int = 16) -> tuple[int, str]:
 def sanitise_file_name(value: str) -> tuple[str, str | None]:
     """Base name of a `file` field, and why it was unsafe (None when it was a plain name or a benign path).
 
-    `../../etc/passwd`, absolute paths and names with NUL bytes are unsafe: the caller quarantines them. A benign
+    `../../etc/passwd`, absolute paths and names with NUL bytes are unsafe: the caller rejects them. A benign
     relative path such as `talks/part_1.txt` is reduced to `part_1.txt` and kept.
     """
     raw = value.strip()

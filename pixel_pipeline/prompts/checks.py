@@ -92,7 +92,7 @@ def accounting_verdict(rows_in: int, kept_ids: Sequence[str], rejected_ids: Sequ
     out_ids = list(kept_ids) + list(rejected_ids)
     accounted = rows_in == n_kept + n_rejected and len(set(out_ids)) == len(out_ids) and set(out_ids) == input_ids
     return Verdict(
-        "prompt_accounting",
+        "row_accounting",
         accounted,
         f"{rows_in} in = {n_kept} kept + {n_rejected} rejected" if accounted else "rows do not reconcile",
         {

@@ -45,7 +45,7 @@ def read_all_rejects(rejects_dir: Path) -> pd.DataFrame:
         if missing:
             raise ValueError(f"{path} does not follow the rejects schema: missing {sorted(missing)}")
         df = df[REJECT_COLUMNS].copy()
-        df["stage"] = df["stage"].fillna(path.stem)
+        df["dropped_by"] = df["dropped_by"].fillna(path.stem)
         frames.append(df)
     if not frames:
         return pd.DataFrame(columns=REJECT_COLUMNS)
@@ -54,7 +54,7 @@ def read_all_rejects(rejects_dir: Path) -> pd.DataFrame:
         return pd.DataFrame(columns=REJECT_COLUMNS)
     out = pd.concat(frames, ignore_index=True)
     rank = {s: i for i, s in enumerate(STAGE_ORDER)}
-    out["_order"] = [(rank.get(s, len(rank)), s) for s in out["stage"].astype(str)]
+    out["_order"] = [(rank.get(s, len(rank)), s) for s in out["dropped_by"].astype(str)]
     out = out.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
     return out
 
@@ -81,7 +81,7 @@ def rejected_lines(rejects: pd.DataFrame) -> list[dict[str, Any]]:
             {
                 "dataset": dataset,
                 key: _item_id(dataset, row.segment_id, row.record_id),
-                "stage": str(row.stage),
+                "stage": str(row.dropped_by),  # the shared contract's name in rejected.jsonl
                 "reasons": [str(r) for r in reasons] if isinstance(reasons, list) else [str(reasons)],
                 "details": details,
                 "source": clean(row.source),
@@ -167,7 +167,7 @@ def chain_accounting(
 ) -> dict[str, Any]:
     """The whole chain per dataset: rows in (ingestion tables + the rejects of `ingestion_stages`) against rows
     exported (`message_files`) + rows rejected (rejected.jsonl lines)."""
-    ingestion_rejects = rejects[rejects["stage"].isin(list(ingestion_stages))]
+    ingestion_rejects = rejects[rejects["dropped_by"].isin(list(ingestion_stages))]
     return accounting(
         input_counts(ingestion_tables, ingestion_rejects), exported_counts(message_files), rejected_counts(rejected)
     )

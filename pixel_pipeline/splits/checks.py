@@ -61,9 +61,9 @@ def ratio_verdict(ratios: Mapping[str, Any]) -> Verdict:
 
 
 def splits_accounting_verdict(rows_in: int, kept: int, rejected: int) -> Verdict:
-    """splits_accounting: every counted pair is either in the splits table or reviewer-rejected."""
+    """row_accounting (splits): every counted pair is either in the splits table or reviewer-rejected."""
     return Verdict(
-        "splits_accounting",
+        "row_accounting",
         passed=rows_in == kept + rejected,
         description=f"{rows_in} pairs in = {kept} kept + {rejected} reviewer-rejected",
         metadata={"rows_in": rows_in, "kept": kept, "rejected": rejected},
@@ -139,11 +139,11 @@ def splits_metadata(
 
 
 # ---- fine_tuning_exports -------------------------------------------------------------------------------------------
-def design_accounting_verdict(accounting: Mapping[str, Mapping[str, Any]]) -> Verdict:
-    """design_accounting: per dataset, rows in = exported + rejected, id by id (docs/CONTRACTS.md)."""
+def chain_accounting_verdict(accounting: Mapping[str, Mapping[str, Any]]) -> Verdict:
+    """chain_accounting: per dataset, rows in = exported + rejected, id by id (docs/CONTRACTS.md)."""
     broken = [d for d, r in accounting.items() if not r["balanced"]]
     return Verdict(
-        "design_accounting",
+        "chain_accounting",
         passed=not broken,
         description="accounting broken for: " + ", ".join(broken) if broken
         else "rows in = exported + rejected for every dataset",
@@ -187,7 +187,7 @@ def exports_verdicts(
     """The `fine_tuning_exports` asset's three checks."""
     causes = sizes.shortfall_causes(result.counts, rejected, accounting, voice_sources)
     return [
-        design_accounting_verdict(accounting),
+        chain_accounting_verdict(accounting),
         training_sizes_verdict(result.counts, rule, causes),
         max_length_verdict(result.token_stats, max_seq_length),
     ]
