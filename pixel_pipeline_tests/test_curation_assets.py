@@ -83,7 +83,8 @@ def _fixture_corpus() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _checks(result) -> dict[str, dg.AssetCheckEvaluation]:
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+    """Check evaluations by `asset:check` (every asset that drops rows has its own `row_accounting`)."""
+    return {f"{e.asset_key.to_user_string()}:{e.check_name}": e for e in result.get_asset_check_evaluations()}
 
 
 def test_curation_chain_writes_tables_rejects_and_passes_its_checks(tmp_paths, resources):
@@ -98,11 +99,12 @@ def test_curation_chain_writes_tables_rejects_and_passes_its_checks(tmp_paths, r
         "review_sample": {"config": {"per_style": 2, "rejected_per_style": 2}}}})
     assert first.success and result.success
     checks = {**_checks(first), **_checks(result)}
-    for name in ("row_accounting", "main_voice_not_all_rejected", "row_accounting",
-                 "row_accounting", "max_remaining_duplicate_rate", "min_expert_count",
-                 "review_sample_coverage"):
+    for name in ("curated_segments:row_accounting", "curated_segments:main_voice_not_all_rejected",
+                 "curated_conversations:row_accounting", "deduplicated_pairs:row_accounting",
+                 "deduplicated_pairs:max_remaining_duplicate_rate", "deduplicated_pairs:min_expert_count",
+                 "review_sample:review_sample_coverage"):
         assert checks[name].passed, (name, checks[name].description)
-    assert checks["row_accounting"].description.startswith(f"{len(segments)} rows in")
+    assert checks["curated_segments:row_accounting"].description.startswith(f"{len(segments)} rows in")
     for run, asset in ((first, "curated_segments"), (first, "curated_conversations"), (result, "deduplicated_pairs")):
         metadata = run.asset_materializations_for_node(asset)[0].metadata
         assert metadata["path"].value == str(tmp_paths.table(asset)), asset  # the table the asset wrote
@@ -149,8 +151,8 @@ def test_curation_chain_writes_tables_rejects_and_passes_its_checks(tmp_paths, r
     assert list(verdicts.columns) == ["dataset", "segment_id", "record_id", "verdict", "reviewer", "note"]
     assert len(verdicts) == len(sheet) - 1 and (verdicts["reviewer"] == "ana").all()
     vchecks = _checks(verdicts_run)
-    assert not vchecks["verdict_rows_valid"].passed  # warns about the "maybe"
-    assert vchecks["verdict_rows_valid"].severity == dg.AssetCheckSeverity.WARN
+    assert not vchecks["review_verdicts:verdict_rows_valid"].passed  # warns about the "maybe"
+    assert vchecks["review_verdicts:verdict_rows_valid"].severity == dg.AssetCheckSeverity.WARN
     report = json.loads((tmp_paths.report_dir("review_verdicts") / "agreement.json").read_text())
     assert report["agreement"]["with_filter_decision"] == len(sheet) - 1
     assert report["agreement"]["reviewer_rejects_filter_kept"] >= 1
@@ -163,8 +165,8 @@ def test_blocking_checks_fail_when_the_main_voice_is_wiped_out_or_an_expert_is_m
     _write_upstream(tmp_paths, pd.concat([only_defects, others], ignore_index=True), conversations_frame([], "counseling"))
     result = dg.materialize([C.curated_segments], resources=resources, raise_on_error=False)
     checks = _checks(result)
-    assert not checks["main_voice_not_all_rejected"].passed
-    assert checks["row_accounting"].passed
+    assert not checks["curated_segments:main_voice_not_all_rejected"].passed
+    assert checks["curated_segments:row_accounting"].passed
 
     # only practical segments survive: three experts are under min_expert_count
     write_parquet(conversations_frame([], "counseling").assign(crisis_flags=None, pii_counts=None),
@@ -175,8 +177,9 @@ def test_blocking_checks_fail_when_the_main_voice_is_wiped_out_or_an_expert_is_m
         run_config={"ops": {"deduplicated_pairs": {"config": {"min_expert_count": 1, "semantic_dedup": False}}}},
     )
     checks = _checks(result)
-    assert not checks["min_expert_count"].passed and "therapeutic" in checks["min_expert_count"].description
-    assert checks["row_accounting"].passed
+    missing = checks["deduplicated_pairs:min_expert_count"]
+    assert not missing.passed and "therapeutic" in missing.description
+    assert checks["deduplicated_pairs:row_accounting"].passed
 
 
 def test_review_verdicts_without_a_review_folder_is_an_empty_table(tmp_paths, resources):
@@ -184,4 +187,4 @@ def test_review_verdicts_without_a_review_folder_is_an_empty_table(tmp_paths, re
     assert result.success
     verdicts = pd.read_parquet(tmp_paths.table("review_verdicts"))
     assert verdicts.empty and list(verdicts.columns) == ["dataset", "segment_id", "record_id", "verdict", "reviewer", "note"]
-    assert _checks(result)["reviewer_filter_agreement"].passed  # nothing reviewed yet: nothing to judge
+    assert _checks(result)["review_verdicts:reviewer_filter_agreement"].passed  # nothing reviewed yet: nothing to judge
