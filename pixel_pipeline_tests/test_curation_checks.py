@@ -114,7 +114,7 @@ def test_segment_checks_are_accounting_main_voice_and_crisis_share():
 
 def test_segment_metadata_names_the_written_files_and_plots_only_scored_columns():
     outcome = _segment_outcome(["s1", "s2"], ["s3"], [{"source": "Main", "rows_in": 3, "kept": 2}])
-    files = {"path": Path("t.parquet"), "rejects": Path("r.parquet"), "report": Path("report.json")}
+    files = {"path": Path("t.parquet"), "rejects_path": Path("r.parquet"), "report_path": Path("report.json")}
     metadata = checks.curated_segments_metadata(3, outcome, files, {"requested": 2})
     assert (metadata["dagster/row_count"], metadata["rows_in"], metadata["kept"], metadata["rejected"]) == (2, 3, 2, 1)
     assert metadata["path"] == {"type": "path", "raw_value": "t.parquet"} and "table" not in metadata
@@ -139,7 +139,7 @@ def test_conversation_accounting_fails_when_a_record_is_lost():
 def test_conversation_metadata_shows_rules_and_by_dataset():
     outcome = CurationOutcome(pd.DataFrame({"record_id": ["r1"]}), pd.DataFrame({"record_id": ["r2"]}),
                               {**_stage_report([]), "by_dataset": [{"dataset": "cot", "rows_in": 2}]})
-    files = {"path": Path("t"), "rejects": Path("r"), "report": Path("j")}
+    files = {"path": Path("t"), "rejects_path": Path("r"), "report_path": Path("j")}
     metadata = checks.curated_conversations_metadata(2, outcome, files)
     assert metadata["kept"] == 1 and metadata["rejected"] == 1 and "| cot | 2 |" in metadata["by_dataset"]["raw_value"]
 
@@ -224,7 +224,7 @@ def test_pairs_report_and_metadata_carry_what_the_checks_measured():
     written = checks.pairs_report({"near_threshold": 0.8}, report, figures)
     assert written["remaining_duplicates"]["rows"] == 1 and written["expert_counts"][3]["count"] == 1
     metadata = checks.deduplicated_pairs_metadata(PairsOutcome(pd.DataFrame({"a": [1]}), pd.DataFrame(), report),
-                                                  figures, {"path": Path("p"), "rejects": Path("r")})
+                                                  figures, {"path": Path("p"), "rejects_path": Path("r")})
     assert metadata["dagster/row_count"] == 1 and metadata["path"]["raw_value"] == "p"
     assert metadata["crisis_flagged_pairs"] == 0 and metadata["semantic"] == "off"
 
@@ -279,7 +279,7 @@ def test_agreement_check_warns_below_the_minimum_agreement():
 def test_review_verdicts_metadata_counts_files_verdicts_and_unreviewed_rows():
     verdicts = pd.DataFrame({"verdict": ["accept", "accept", "reject"]})
     problems = [{"file": "a.csv", "row": 5, "problem": "unreviewed"}, {"file": "a.csv", "row": 6, "problem": "bad"}]
-    written = {"path": Path("v.parquet"), "report": Path("agreement.json"), "review_folder": Path("review")}
+    written = {"path": Path("v.parquet"), "report_path": Path("agreement.json"), "review_folder": Path("review")}
     metadata = checks.review_verdicts_metadata(verdicts, problems, {"reviewed": 3}, [Path("a.csv")], written)
     assert metadata["verdicts"]["raw_value"] == {"accept": 2, "reject": 1}
     assert (metadata["files"], metadata["unreviewed_rows"], metadata["path"]["raw_value"]) == (1, 1, "v.parquet")

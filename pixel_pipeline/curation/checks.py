@@ -77,10 +77,10 @@ def _examples(report: Mapping) -> dict:
 
 
 def _outcome_metadata(rows_in: int, outcome: CurationOutcome, files: Mapping[str, Path]) -> dict:
-    """Counts and files every curation stage reports: `files` holds the `path`, `rejects` and `report` written."""
+    """Counts and files every curation stage reports: `files` holds the `path`, `rejects_path` and `report_path` written."""
     kept = len(outcome.kept)
     return {"dagster/row_count": kept, "rows_in": rows_in, "kept": kept, "rejected": len(outcome.rejects),
-            **{key: path(files[key]) for key in ("path", "rejects", "report")}}
+            **{key: path(files[key]) for key in ("path", "rejects_path", "report_path")}}
 
 
 # ---- curated_segments ---------------------------------------------------------------------------------------------
@@ -276,7 +276,7 @@ def deduplicated_pairs_metadata(outcome: PairsOutcome, figures: PairFigures, fil
     return {
         "dagster/row_count": len(outcome.pairs),
         "path": path(files["path"]),
-        "rejects": path(files["rejects"]),
+        "rejects_path": path(files["rejects_path"]),
         "by_dataset": json_value(report["by_dataset"]),
         "duplicates_by_kind": json_value(report["duplicates_by_kind"]),
         "clusters": report["clusters"],
@@ -353,10 +353,10 @@ def review_checks(problems: Sequence[Mapping], agreement: Mapping, min_agreement
 
 def review_verdicts_metadata(verdicts: pd.DataFrame, problems: Sequence[Mapping], agreement: Mapping,
                              files: Sequence[Path], written: Mapping[str, Path]) -> dict:
-    """`files`: the review CSVs read; `written`: the `path`, `report` and `review_folder` to show."""
+    """`files`: the review CSVs read; `written`: the `path`, `report_path` and `review_folder` to show."""
     return {
         "dagster/row_count": len(verdicts),
-        **{key: path(written[key]) for key in ("path", "report", "review_folder")},
+        **{key: path(written[key]) for key in ("path", "report_path", "review_folder")},
         "files": len(files),
         "verdicts": json_value(verdicts["verdict"].value_counts().to_dict() if len(verdicts) else {}),
         "agreement": json_value(agreement),

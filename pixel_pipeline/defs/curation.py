@@ -54,8 +54,8 @@ def _write_outcome(paths: PipelinePaths, stage: str, out: CurationOutcome, setti
     """The kept table, its rejects and the report (with the settings that made it); their paths by metadata key."""
     return {
         "path": write_parquet(out.kept, paths.table(stage)),
-        "rejects": write_parquet(out.rejects, paths.rejects(stage)),
-        "report": write_json({"settings": settings.as_dict(), **out.report}, paths.report_dir(stage) / "report.json"),
+        "rejects_path": write_parquet(out.rejects, paths.rejects(stage)),
+        "report_path": write_json({"settings": settings.as_dict(), **out.report}, paths.report_dir(stage) / "report.json"),
     }
 
 
@@ -217,7 +217,7 @@ def deduplicated_pairs(context: dg.AssetExecutionContext, config: DeduplicatedPa
                             embed=embedder.encode if embedder else None)
     figures = checks.measure_pairs(out.pairs, settings.near())
     files = {"path": write_parquet(out.pairs, paths.table("deduplicated_pairs")),
-             "rejects": write_parquet(out.rejects, paths.rejects("deduplicated_pairs"))}
+             "rejects_path": write_parquet(out.rejects, paths.rejects("deduplicated_pairs"))}
     write_json(checks.pairs_report(config.model_dump(), out.report, figures),
                paths.report_dir("deduplicated_pairs") / "report.json")
     return materialize_result(
@@ -311,7 +311,7 @@ def review_verdicts(config: ReviewVerdictsConfig, storage: PixelStorage) -> dg.M
     agreement = review.agreement(verdicts, *_filter_decisions(paths))
     written = {
         "path": write_parquet(verdicts, paths.table("review_verdicts")),
-        "report": write_json({"files": [f.name for f in files], "problems": problems, "agreement": agreement},
+        "report_path": write_json({"files": [f.name for f in files], "problems": problems, "agreement": agreement},
                              paths.report_dir("review_verdicts") / "agreement.json"),
         "review_folder": folder,
     }
