@@ -326,3 +326,14 @@ def test_the_card_counts_what_curation_did_to_the_segment_responses():
     c = segment_curation_counts(counted)
     assert c == {"segment_pairs": 3, "responses_shaped": 1, "quality_classifier_median": 0.2, "quality_classifier_max": 0.3,
                  "questions_by_generator": {"concept_fallback": 2, "talk": 1}}
+
+
+def test_rejected_jsonl_redacts_pii_in_the_snippets_of_raw_rows():
+    from pixel_pipeline.core.records import reject_row
+
+    raw = "Call me at 555-123-4567 or write to jane.doe@example.com about the session."
+    lines = acct.rejected_lines(rejects_frame([reject_row("cot", "a" * 16, "cot_conversations", ["bad_json"],
+                                                          {"raw": raw, "offending": {"turn_0": raw}})]))
+    text = json.dumps(lines[0]["details"])
+    assert "555-123-4567" not in text and "jane.doe@example.com" not in text
+    assert "about the session" in text  # the rest of the snippet is still there to read

@@ -1,6 +1,6 @@
 """A small on-disk score cache keyed by content hash (SQLite), for per-text measures.
 
-Language detection and every per-text curation rule use it (curate.cached_rule): re-runs and new transcripts only
+Language detection and every per-text curation rule use it (`rules.RuleScores`): re-runs and new transcripts only
 score texts that are new. Keys include a namespace (what was computed, with which settings and which version of the
 rule code), so changing a setting or a rule never returns stale values.
 """

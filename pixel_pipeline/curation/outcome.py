@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pixel_pipeline.curation import quality, shaping
+from pixel_pipeline.curation import pii, quality, shaping
 from pixel_pipeline.curation.rules import Decisions
 from pixel_pipeline.curation.text import snippet
 from pixel_pipeline.core.records import reject_row
@@ -34,7 +34,7 @@ def reject_rows(
         details = {
             "scores": {r: (None if pd.isna(f.at[i, "score"]) else float(f.at[i, "score"])) for r, f in judged.items()},
             "measures": {r: judged[r].at[i, "measures"] for r in fired},
-            "snippet": snippet(originals[i]),
+            "snippet": snippet(pii.redact(originals[i])[0]),  # rejects are read by people: no PII
             "rules": fired,
             "crisis_flags": crisis[i],
         }

@@ -64,8 +64,22 @@ def _item_id(dataset: Any, segment_id: Any, record_id: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
+def _redacted(value: Any) -> Any:
+    """Every string inside a reject's details with PII replaced by its typed placeholder (snippets of raw rows)."""
+    from pixel_pipeline.curation import pii
+
+    if isinstance(value, str):
+        return pii.redact(value)[0]
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
 def rejected_lines(rejects: pd.DataFrame) -> list[dict[str, Any]]:
-    """One JSON object per dropped input record: dataset, its id key, stage, reasons, then details/source/file."""
+    """One JSON object per dropped input record: dataset, its id key, stage, reasons, then details/source/file.
+    `rejected.jsonl` sits beside the exports, so the details' snippets of raw rows are redacted like the pairs."""
     lines = []
     for row in rejects.itertuples(index=False):
         dataset = str(row.dataset)
@@ -83,7 +97,7 @@ def rejected_lines(rejects: pd.DataFrame) -> list[dict[str, Any]]:
                 key: _item_id(dataset, row.segment_id, row.record_id),
                 "stage": str(row.dropped_by),  # the shared contract's name in rejected.jsonl
                 "reasons": [str(r) for r in reasons] if isinstance(reasons, list) else [str(reasons)],
-                "details": details,
+                "details": _redacted(details),
                 "source": clean(row.source),
                 "file": clean(row.file),
             }
