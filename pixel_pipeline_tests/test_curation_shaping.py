@@ -137,3 +137,35 @@ def test_at_most_five_leaning_sentences_are_dropped():
 def test_a_mention_of_the_speakers_other_videos_is_channel_talk():
     result = shape(GOOD + "Last month I made a whole video on the calm-parent routine.")
     assert result.text == GOOD.strip() and result.channel_talk_sentences == 1
+
+
+def test_a_sentence_the_caption_cut_mid_phrase_is_dropped():
+    result = shape(GOOD + "That is very common in families as. People who grow up this way learn to hide it well.")
+    assert "families as." not in result.text and result.text.endswith("hide it well.")
+    assert result.cut_sentences == 1
+
+
+def test_a_sentence_ending_on_a_stranded_preposition_stays():
+    text = GOOD + "Find someone safe you can really talk to."
+    assert shape(text).text == text.strip()
+
+
+def test_a_first_sentence_cut_mid_phrase_is_dropped_as_an_opener():
+    result = shape("There is a shame that comes from betrayal as. " + GOOD)
+    assert result.text.startswith("Shame tells you")
+
+
+def test_a_caption_question_gets_its_question_mark_back():
+    result = shape(GOOD + "So how do you protect yourself. You start by naming what happened to you, out loud.")
+    assert "So how do you protect yourself?" in result.text
+    assert result.questions_marked == 1
+
+
+def test_a_statement_keeps_its_full_stop():
+    text = GOOD + "What I want you to know is that you are not alone in this."
+    assert shape(text).text == text.strip()
+
+
+def test_a_caption_stutter_is_said_once():
+    result = shape("There's, there's a kind of shame that grows in silence. " + GOOD)
+    assert result.text.startswith("There's a kind of shame that grows in silence.")

@@ -4,8 +4,9 @@ A talk segment is cut out of a longer transcript by time, so it often starts ins
 talk ("in this video", "link in the description", a sponsor read), holds a caption loop ("and they tend to hide,
 and they tend to hide, ...") or ends in speech-recognition noise. Shaping, per text:
 
-1. split into sentences; mark each one as channel talk (the housekeeping patterns plus video talk), a repeat of an
-   earlier sentence, garbled (other-script run, or mostly non-words), or an unpunctuated caption run (60+ words
+1. split into sentences; say a caption's stutter once ("There's, there's"), give an inverted question its question
+   mark back; mark each one as channel talk (the housekeeping patterns plus video talk), a repeat of an
+   earlier sentence, a sentence cut mid-phrase (it ends on "as.", "the.", "very."), garbled (other-script run, or mostly non-words), or an unpunctuated caption run (60+ words
    with no sentence end);
 2. collapse phrase loops inside a sentence to one occurrence;
 3. drop channel talk and repeats; garbled and caption sentences *split* the text into passages, and the longest
@@ -66,6 +67,20 @@ ENDS_SENTENCE_RE = re.compile(r"[.!?…][\"'”’)]*\s*$")
 # and they pull away from people"); word-level so punctuation between the copies does not hide it
 LOOP_MIN_REPEATS = {2: 3, 3: 3, 4: 3}
 LOOP_MAX_PERIOD = 15
+# A caption cut mid-phrase leaves a sentence ending in a word no English sentence ends on ("That's very common as.",
+# "And they give up all their."): such a sentence teaches a model to stop mid-thought, so it is dropped. Stranded
+# prepositions ("someone to talk to.") end sentences in speech and stay.
+CUT_END_WORDS = frozenset("the a an and or but as very than my your our their its because whose".split())
+# Captions lose the question mark: "How do you protect yourself." / "Would it be better to suppress it." An inverted
+# auxiliary before a subject is a question; the mark is put back (the prompt stage reads a talk's own questions).
+INVERTED_QUESTION_RE = re.compile(
+    r"^(?:(?:so|and|but|now|well|okay),?\s+)?(?:(?:how|why|what|where|when|who)\s+)?"
+    r"(?:do|does|did|is|are|was|were|can|could|would|should|will|have|has|am)(?:n't)?\s+"
+    r"(?:i|you|we|they|he|she|it|people|there|that|this|anyone|anybody|someone|somebody)\b[^.?!]*\.$",
+    re.IGNORECASE,
+)
+# "There's, there's a shame" / "I, I think": a caption's stutter, said once
+STUTTER_RE = re.compile(r"\b(\w+(?:['’]\w+)?)(?:,\s+\1\b)+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,8 @@ class ShapeResult:
     loops_collapsed: int = 0
     garbled_sentences: int = 0
     unpunctuated_sentences: int = 0
+    cut_sentences: int = 0  # sentences ending on a word no sentence ends on (CUT_END_WORDS), dropped
+    questions_marked: int = 0  # caption questions given back their question mark
     dropped_head_words: int = 0  # words before the kept passage (garbled / caption text, a partial first sentence)
     dropped_tail_words: int = 0  # words after it
     actions: list[str] = field(default_factory=list)
@@ -137,6 +154,23 @@ def is_fragment(sentence: str) -> bool:
     return len(sentence.split()) > MAX_STRAY_WORDS and not sentence.rstrip().endswith("?") and not has_clause_verb(sentence)
 
 
+def ends_cut(sentence: str) -> bool:
+    """A sentence that ends on a word no sentence ends on: the caption cut it mid-phrase."""
+    tail = sentence.rstrip().rstrip("\"'”’)")
+    if not tail.endswith("."):
+        return False
+    last = re.findall(r"[\w']+", tail.lower())
+    return bool(last) and last[-1] in CUT_END_WORDS
+
+
+def mark_question(sentence: str) -> tuple[str, bool]:
+    """The sentence with its question mark back when it is an inverted question that ends in a full stop."""
+    s = sentence.rstrip()
+    if INVERTED_QUESTION_RE.match(s):
+        return s[:-1] + "?", True
+    return sentence, False
+
+
 def leans_on_before(sentence: str) -> bool:
     first_two = [re.sub(r"[^\w']", "", w.lower()) for w in sentence.split()[:2]]
     if not first_two or " ".join(first_two) in ("those who", "these who"):  # generic: "Those who grew up ..."
@@ -162,6 +196,7 @@ def _tidy(sentence: str) -> str:
     """Stray commas where a caption dropped a filler word (", , how do we"), and a capital to start the sentence."""
     s = re.sub(r"(?:\s*,){2,}", ",", sentence)
     s = re.sub(r"^[\s,;:]+", "", s)
+    s = STUTTER_RE.sub(r"\1", s)
     return s[0].upper() + s[1:] if s and s[0].islower() and len(s.split()) > 1 else s
 
 
@@ -239,9 +274,13 @@ def _mark(sents: list[str], result: ShapeResult, settings: ShapingSettings) -> l
     for s in sents:
         s, loops = collapse_loops(_tidy(s))
         result.loops_collapsed += loops
+        s, marked_question = mark_question(s)
+        result.questions_marked += marked_question
         key = _norm(s)
         if any_talk and channel_talk(s):
             result.channel_talk_sentences += 1
+        elif ends_cut(s):
+            result.cut_sentences += 1
         elif key and key in seen and len(key.split()) >= 3:
             result.repeated_sentences += 1
         elif len(s.split()) >= settings.max_unpunctuated_words:  # no sentence end in 60+ words: caption text
@@ -280,7 +319,8 @@ def shape(text: str, settings: ShapingSettings = ShapingSettings()) -> ShapeResu
         head_words += len(sents.pop(0).split())
         result.actions.append("dropped a first sentence that starts mid-thought")
     leaning = 0
-    while sents and leaning < MAX_LEANING_OPENERS and (leans_on_before(sents[0]) or is_fragment(sents[0])):
+    while sents and leaning < MAX_LEANING_OPENERS and (leans_on_before(sents[0]) or ends_cut(sents[0])
+                                                        or is_fragment(sents[0])):
         head_words += len(sents.pop(0).split())
         leaning += 1
     if leaning:
@@ -299,6 +339,8 @@ def shape(text: str, settings: ShapingSettings = ShapingSettings()) -> ShapeResu
     result.dropped_head_words, result.dropped_tail_words = head_words, tail_words
     for n, what in ((result.channel_talk_sentences, "channel-talk sentence(s) removed"),
                     (result.repeated_sentences, "repeated sentence(s) removed"),
+                    (result.cut_sentences, "sentence(s) cut mid-phrase removed"),
+                    (result.questions_marked, "question mark(s) restored"),
                     (result.loops_collapsed, "phrase loop(s) collapsed"),
                     (result.garbled_sentences, "garbled sentence(s) found"),
                     (result.unpunctuated_sentences, "unpunctuated caption run(s) found")):
