@@ -30,13 +30,14 @@ PAIR_COLUMNS = ["dataset", "segment_id", "record_id", "prompt", "response", "con
 
 @dataclass(frozen=True)
 class DedupSettings:
-    near_threshold: float = 0.8
+    # the near-duplicate knobs' defaults are dedup.NearDupSettings' own (read as class attributes: written once)
+    near_threshold: float = dedup.NearDupSettings.near_threshold
     semantic_threshold: float = 0.95
     semantic_dedup: bool = True
-    num_perm: int = 128
-    shingle_words: int = 3
-    lsh_bands: int = 20
-    lsh_rows: int = 6
+    num_perm: int = dedup.NearDupSettings.num_perm
+    shingle_words: int = dedup.NearDupSettings.shingle_words
+    lsh_bands: int = dedup.NearDupSettings.lsh_bands
+    lsh_rows: int = dedup.NearDupSettings.lsh_rows
     dedup_prompts: bool = False  # also cluster segment pairs whose generated prompts are exact / near duplicates
     balance_policy: str = "warn"
     target_expert_ratio: float = 3.0

@@ -8,6 +8,10 @@ from dataclasses import asdict, dataclass, field
 from pixel_pipeline.core.records import STYLES
 from pixel_pipeline.curation import filters, shaping
 
+# The garbled / repetition / housekeeping defaults are the rule modules' own (filters.*Thresholds), read as class
+# attributes so that each is written once.
+_GARBLED, _REPETITION, _HOUSEKEEPING = filters.GarbledThresholds, filters.RepetitionThresholds, filters.HousekeepingThresholds
+
 
 @dataclass(frozen=True)
 class CurationSettings:
@@ -21,17 +25,17 @@ class CurationSettings:
     # language
     min_english_probability: float = 0.5
     # garbled
-    max_foreign_script_runs: int = 2
-    max_foreign_run_letters: int = 12
-    max_foreign_letter_share: float = 0.02
-    max_non_word_share: float = 0.35
-    max_broken_punctuation_per_100_words: float = 3.0
+    max_foreign_script_runs: int = _GARBLED.max_foreign_script_runs
+    max_foreign_run_letters: int = _GARBLED.max_foreign_run_letters
+    max_foreign_letter_share: float = _GARBLED.max_foreign_letter_share
+    max_non_word_share: float = _GARBLED.max_non_word_share
+    max_broken_punctuation_per_100_words: float = _GARBLED.max_broken_punctuation_per_100_words
     # repetition (the Gopher n-gram limits are fixed at the published values; see filters.RepetitionThresholds)
-    max_consecutive_repeats: int = 5
-    max_duplicate_sentence_share: float = 0.30
+    max_consecutive_repeats: int = _REPETITION.max_consecutive_repeats
+    max_duplicate_sentence_share: float = _REPETITION.max_duplicate_sentence_share
     # housekeeping
-    max_housekeeping_word_share: float = 0.25
-    max_housekeeping_reads: int = 2
+    max_housekeeping_word_share: float = _HOUSEKEEPING.max_housekeeping_word_share
+    max_housekeeping_reads: int = _HOUSEKEEPING.max_housekeeping_reads
     strip_housekeeping: bool = True
     # off_domain
     min_domain_margin: float = 0.0

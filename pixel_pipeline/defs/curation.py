@@ -5,14 +5,12 @@ tables / rejects / reports, and returns the metadata and check verdicts that cur
 """
 
 # No `from __future__ import annotations`: Dagster resolves the Config annotations at definition time.
-from dataclasses import fields, replace
-
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
 from pixel_pipeline.core.io import read_parquet, write_json, write_parquet, write_text
-from pixel_pipeline.core.records import STYLES, read_voice_choice
+from pixel_pipeline.core.records import read_voice_choice
 from pixel_pipeline.core.settings import REVIEW_DIR, PipelinePaths
 from pixel_pipeline.curation import checks, review
 from pixel_pipeline.curation.cache import ScoreCache
@@ -20,6 +18,7 @@ from pixel_pipeline.curation.curate import CurationOutcome, CurationSettings, cu
 from pixel_pipeline.curation.pairs import DedupSettings, deduplicate_pairs
 from pixel_pipeline.defs.metadata import materialize_result
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
+from pixel_pipeline.defs.settings import keyword_defaults, settings_from
 
 GROUP = "curation"
 LANGUAGE_CACHE_NAMESPACE = "py3langid:P(en):v1"
@@ -30,15 +29,6 @@ RULE_CACHE_NAMESPACE = "curation-rules"
 def _read_rejects(paths: PipelinePaths, stage: str) -> pd.DataFrame:
     path = paths.rejects(stage)
     return read_parquet(path) if path.exists() else pd.DataFrame(columns=["dataset", "segment_id", "record_id"])
-
-
-def _settings_from(config: dg.Config, cls):
-    values = {}
-    for f in fields(cls):
-        if hasattr(config, f.name):
-            v = getattr(config, f.name)
-            values[f.name] = tuple(v) if isinstance(v, list) else v
-    return cls(**values)
 
 
 def _language_cache(paths: PipelinePaths) -> ScoreCache:
@@ -59,41 +49,62 @@ def _write_outcome(paths: PipelinePaths, stage: str, out: CurationOutcome, setti
     }
 
 
+# Defaults of the knobs the pure settings own, read from them (a dataclass field's class attribute is its default);
+# a literal below is a knob only the asset uses (a check threshold).
+_RULES, _DEDUP = CurationSettings, DedupSettings
+
+
 # ---- curated_segments -----------------------------------------------------------------------------------------
 class CurationRulesConfig(dg.Config):
     """Rule thresholds shared by segments and conversations (same names as curate.CurationSettings)."""
 
-    max_words: int = Field(1400, description="Longest response kept (~1,800 tokens); longer is rejected or truncated.")
-    length_action: str = Field("reject", description="'reject' or 'truncate' (at a sentence boundary) too-long texts.")
-    min_english_probability: float = Field(0.5, description="py3langid P(English) below this rejects (language).")
-    max_foreign_script_runs: int = Field(2, description="garbled: runs of Cyrillic/CJK/Greek/... inside the text.")
-    max_foreign_run_letters: int = Field(12, description="garbled: letters in the longest other-script run.")
-    max_foreign_letter_share: float = Field(0.02, description="garbled: share of letters in other scripts.")
-    max_non_word_share: float = Field(0.35, description="garbled: share of words outside a 21k-word English vocabulary.")
-    max_broken_punctuation_per_100_words: float = Field(3.0, description="garbled: ' , it's', ',,', '. ,' per 100 words.")
-    max_consecutive_repeats: int = Field(5, description="repetition: a 1-8 word phrase said more often in a row rejects.")
-    max_duplicate_sentence_share: float = Field(0.30, description="repetition: share of sentences repeating an earlier one.")
-    keep_crisis_lines: bool = Field(True, description="PII: keep public crisis lines (988, 741741, ...) unredacted.")
+    max_words: int = Field(
+        _RULES.max_words, description="Longest response kept (~1,800 tokens); longer is rejected or truncated.")
+    length_action: str = Field(
+        _RULES.length_action, description="'reject' or 'truncate' (at a sentence boundary) too-long texts.")
+    min_english_probability: float = Field(
+        _RULES.min_english_probability, description="py3langid P(English) below this rejects (language).")
+    max_foreign_script_runs: int = Field(
+        _RULES.max_foreign_script_runs, description="garbled: runs of Cyrillic/CJK/Greek/... inside the text.")
+    max_foreign_run_letters: int = Field(
+        _RULES.max_foreign_run_letters, description="garbled: letters in the longest other-script run.")
+    max_foreign_letter_share: float = Field(
+        _RULES.max_foreign_letter_share, description="garbled: share of letters in other scripts.")
+    max_non_word_share: float = Field(
+        _RULES.max_non_word_share, description="garbled: share of words outside a 21k-word English vocabulary.")
+    max_broken_punctuation_per_100_words: float = Field(
+        _RULES.max_broken_punctuation_per_100_words, description="garbled: ' , it's', ',,', '. ,' per 100 words.")
+    max_consecutive_repeats: int = Field(
+        _RULES.max_consecutive_repeats, description="repetition: a 1-8 word phrase said more often in a row rejects.")
+    max_duplicate_sentence_share: float = Field(
+        _RULES.max_duplicate_sentence_share, description="repetition: share of sentences repeating an earlier one.")
+    keep_crisis_lines: bool = Field(
+        _RULES.keep_crisis_lines, description="PII: keep public crisis lines (988, 741741, ...) unredacted.")
     max_crisis_share: float = Field(0.25, description="Warn when more of the kept rows carry crisis flags.")
 
 
 class CuratedSegmentsConfig(CurationRulesConfig):
-    min_words: int = Field(30, description="length: shorter segments cannot answer anything.")
-    max_housekeeping_word_share: float = Field(0.25, description="housekeeping: promo share that rejects the segment.")
-    max_housekeeping_reads: int = Field(2, description="housekeeping: separate promo passages allowed before rejecting.")
-    strip_housekeeping: bool = Field(True, description="Below the thresholds, remove promo sentences instead of keeping them.")
-    min_domain_margin: float = Field(0.0, description="off_domain: domain similarity minus nearest off-topic similarity.")
+    min_words: int = Field(_RULES.min_words, description="length: shorter segments cannot answer anything.")
+    max_housekeeping_word_share: float = Field(
+        _RULES.max_housekeeping_word_share, description="housekeeping: promo share that rejects the segment.")
+    max_housekeeping_reads: int = Field(
+        _RULES.max_housekeeping_reads, description="housekeeping: separate promo passages allowed before rejecting.")
+    strip_housekeeping: bool = Field(
+        _RULES.strip_housekeeping, description="Below the thresholds, remove promo sentences instead of keeping them.")
+    min_domain_margin: float = Field(
+        _RULES.min_domain_margin, description="off_domain: domain similarity minus nearest off-topic similarity.")
     domain_reference_sources: list[str] = Field(
-        default_factory=list,
+        default_factory=lambda: list(_RULES.domain_reference_sources),
         description="Sources whose segments (passing the cheap rules) form the known-good centroid for off_domain. "
         "Empty: the voice sources raw_segments resolved (setting, PIXEL_VOICE_SOURCES, else detected).")
     expert_min_quality: dict[str, float] = Field(
-        default_factory=lambda: {s: 0.3 for s in STYLES}, description="Per-expert floor on the given `quality`.")
+        default_factory=lambda: dict(_RULES().expert_min_quality), description="Per-expert floor on the given `quality`.")
     expert_min_domain_margin: dict[str, float] = Field(
-        default_factory=dict, description="Per-expert override of min_domain_margin (style -> margin).")
-    quality_classifier: bool = Field(CurationSettings.quality_classifier, description="Apply the learned quality "
+        default_factory=lambda: dict(_RULES().expert_min_domain_margin),
+        description="Per-expert override of min_domain_margin (style -> margin).")
+    quality_classifier: bool = Field(_RULES.quality_classifier, description="Apply the learned quality "
                                      "classifier (curation/quality_model, trained on reading labels).")
-    quality_threshold: float | None = Field(CurationSettings.quality_threshold, description="quality_classifier: "
+    quality_threshold: float | None = Field(_RULES.quality_threshold, description="quality_classifier: "
                                             "P(reader rejects) at or above this rejects; empty: the cross-validated "
                                             "threshold in the model card.")
 
@@ -118,8 +129,8 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
     paths = storage.paths
     raw = paths.read_table("raw_segments")
     voice_sources = read_voice_choice(paths.voice_choice_file).sources  # resolved once, by raw_segments
-    settings = replace(_settings_from(config, CurationSettings),
-                       domain_reference_sources=tuple(config.domain_reference_sources) or voice_sources)
+    settings = settings_from(config, CurationSettings,
+                             domain_reference_sources=tuple(config.domain_reference_sources) or voice_sources)
     embedder = embedding_model.embedder(storage)
     context.log.info("curating %d segments", len(raw))
     out = curate_segments(raw, settings, embed=embedder.encode if len(raw) else None,
@@ -133,7 +144,8 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
 
 # ---- curated_conversations ------------------------------------------------------------------------------------
 class CuratedConversationsConfig(CurationRulesConfig):
-    conversation_min_words: int = Field(5, description="length: shortest therapist response kept.")
+    conversation_min_words: int = Field(
+        _RULES.conversation_min_words, description="length: shortest therapist response kept.")
 
 
 @dg.asset(
@@ -154,7 +166,7 @@ def curated_conversations(context: dg.AssetExecutionContext, config: CuratedConv
     paths = storage.paths
     frames = [paths.read_table("counseling_conversations"), paths.read_table("cot_conversations")]
     conv = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else frames[0]
-    settings = _settings_from(config, CurationSettings)
+    settings = settings_from(config, CurationSettings)
     out = curate_conversations(conv, settings, language_cache=_language_cache(paths), rule_cache=_rule_cache(paths))
     files = _write_outcome(paths, "curated_conversations", out, settings)
     return materialize_result(
@@ -165,17 +177,22 @@ def curated_conversations(context: dg.AssetExecutionContext, config: CuratedConv
 
 # ---- deduplicated_pairs ---------------------------------------------------------------------------------------
 class DeduplicatedPairsConfig(dg.Config):
-    near_threshold: float = Field(0.8, description="Near-dup: exact word 3-shingle Jaccard at or above this.")
-    semantic_threshold: float = Field(0.95, description="Semantic dup: embedding cosine at or above this.")
-    semantic_dedup: bool = Field(True, description="Run the embedding (semantic) dedup level.")
-    num_perm: int = Field(128, description="MinHash permutations.")
-    shingle_words: int = Field(3, description="Words per shingle.")
-    lsh_bands: int = Field(20, description="LSH bands (bands x rows <= num_perm).")
-    lsh_rows: int = Field(6, description="Signature rows per LSH band.")
-    dedup_prompts: bool = Field(False, description="Also cluster segment pairs whose generated prompts duplicate.")
-    balance_policy: str = Field("warn", description="'warn', 'cap' (largest experts) or 'upsample' (smallest).")
-    target_expert_ratio: float = Field(3.0, description="Largest / smallest expert count the rebalancing aims at.")
-    keep_crisis_lines: bool = Field(True, description="PII in prompts: keep public crisis lines.")
+    near_threshold: float = Field(
+        _DEDUP.near_threshold, description="Near-dup: exact word 3-shingle Jaccard at or above this.")
+    semantic_threshold: float = Field(
+        _DEDUP.semantic_threshold, description="Semantic dup: embedding cosine at or above this.")
+    semantic_dedup: bool = Field(_DEDUP.semantic_dedup, description="Run the embedding (semantic) dedup level.")
+    num_perm: int = Field(_DEDUP.num_perm, description="MinHash permutations.")
+    shingle_words: int = Field(_DEDUP.shingle_words, description="Words per shingle.")
+    lsh_bands: int = Field(_DEDUP.lsh_bands, description="LSH bands (bands x rows <= num_perm).")
+    lsh_rows: int = Field(_DEDUP.lsh_rows, description="Signature rows per LSH band.")
+    dedup_prompts: bool = Field(
+        _DEDUP.dedup_prompts, description="Also cluster segment pairs whose generated prompts duplicate.")
+    balance_policy: str = Field(
+        _DEDUP.balance_policy, description="'warn', 'cap' (largest experts) or 'upsample' (smallest).")
+    target_expert_ratio: float = Field(
+        _DEDUP.target_expert_ratio, description="Largest / smallest expert count the rebalancing aims at.")
+    keep_crisis_lines: bool = Field(_DEDUP.keep_crisis_lines, description="PII in prompts: keep public crisis lines.")
     max_remaining_duplicate_rate: float = Field(0.0, description="Blocking: share of kept rows still duplicated.")
     min_expert_count: int = Field(10, description="Warn: fewest segment pairs an expert may have (training is blocked "
                                   "by fine_tuning_exports' training_data_sizes check, after the exports are written).")
@@ -211,7 +228,7 @@ def deduplicated_pairs(context: dg.AssetExecutionContext, config: DeduplicatedPa
     prompts = paths.read_table("generated_prompts")
     convs = paths.read_table("curated_conversations")
     prompt_rejected_ids = set(_read_rejects(paths, "generated_prompts")["segment_id"].dropna())
-    settings = _settings_from(config, DedupSettings)
+    settings = settings_from(config, DedupSettings)
     embedder = embedding_model.embedder(storage) if config.semantic_dedup else None
     out = deduplicate_pairs(segs, prompts, convs, prompt_rejected_ids, settings,
                             embed=embedder.encode if embedder else None)
@@ -222,16 +239,21 @@ def deduplicated_pairs(context: dg.AssetExecutionContext, config: DeduplicatedPa
                paths.report_dir("deduplicated_pairs") / "report.json")
     return materialize_result(
         checks.deduplicated_pairs_metadata(out, figures, files),
-        checks.deduplicated_pairs_verdicts(out, figures, _settings_from(config, checks.PairLimits)),
+        checks.deduplicated_pairs_verdicts(out, figures, settings_from(config, checks.PairLimits)),
     )
 
 
 # ---- review_sample / review_verdicts --------------------------------------------------------------------------
+_SAMPLE = keyword_defaults(review.build_sample)
+
+
 class ReviewSampleConfig(dg.Config):
-    per_style: int = Field(50, description="Kept segment pairs per style.")
-    per_conversation_dataset: int = Field(25, description="Kept pairs per conversation dataset (counseling, cot).")
-    rejected_per_style: int = Field(5, description="Filter-rejected segments per style, for agreement both ways.")
-    seed: int = Field(0, description="Sampling seed.")
+    per_style: int = Field(_SAMPLE["per_style"], description="Kept segment pairs per style.")
+    per_conversation_dataset: int = Field(
+        _SAMPLE["per_conversation_dataset"], description="Kept pairs per conversation dataset (counseling, cot).")
+    rejected_per_style: int = Field(
+        _SAMPLE["rejected_per_style"], description="Filter-rejected segments per style, for agreement both ways.")
+    seed: int = Field(_SAMPLE["seed"], description="Sampling seed.")
 
 
 def _rejected_segments_for_review(paths: PipelinePaths) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from pixel_pipeline.core.settings import COT_DIR, COUNSELING_DIR, SEGMENTS_DIR, 
 from pixel_pipeline.core.verdicts import Verdict, json_value, path
 from pixel_pipeline.defs.metadata import materialize_result
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
+from pixel_pipeline.defs.settings import settings_from
 from pixel_pipeline.ingest import audit as audit_lib
 from pixel_pipeline.ingest import checks
 from pixel_pipeline.ingest import conversations as conv
@@ -38,6 +39,9 @@ from pixel_pipeline.ingest.style import build_style_classifier, style_agreement
 
 GROUP = "ingestion"
 INGESTED = ("raw_segments", "counseling_conversations", "cot_conversations")
+# Defaults of the knobs the pure settings own, read from them (a dataclass field's class attribute is its default);
+# a literal in a Config below is a knob only the asset uses (a check threshold, where the rows come from).
+_SEGMENTS, _CONVERSATIONS, _AUDIT = seg.SegmentSettings, conv.ConversationSettings, audit_lib.AuditSettings
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -90,17 +94,17 @@ def _resolve_voice_sources(context: dg.AssetExecutionContext, paths: PipelinePat
 class RawSegmentsConfig(dg.Config):
     """Validation, transcript cutting and style settings (defaults documented in docs/ingestion.md)."""
 
-    min_words: int = 5
-    max_words: int = 5000
-    max_chars: int = 100_000
-    max_confidence_given: float = 10.0
-    required_fields: list[str] = ["text", "style"]
-    target_words: int = 350
-    min_tail_words: int = 100
-    max_sentence_words: int = 80
-    transcript_source: str = seg.UNKNOWN_SOURCE
-    expert_style_from: str = "auto"
-    min_style_confidence: float = 0.7
+    min_words: int = _SEGMENTS.min_words
+    max_words: int = _SEGMENTS.max_words
+    max_chars: int = _SEGMENTS.max_chars
+    max_confidence_given: float = _SEGMENTS.max_confidence_given
+    required_fields: list[str] = list(_SEGMENTS.required_fields)
+    target_words: int = _SEGMENTS.target_words
+    min_tail_words: int = _SEGMENTS.min_tail_words
+    max_sentence_words: int = _SEGMENTS.max_sentence_words
+    transcript_source: str = _SEGMENTS.transcript_source
+    expert_style_from: str = _SEGMENTS.expert_style_from
+    min_style_confidence: float = _SEGMENTS.min_style_confidence
     style_encoder: str = "static"  # "static" (distilled from the embedding model, fast) or "sentence" (the model itself)
     voice_sources: list[str] = []
     voice_min_lead_ratio: float = VoiceRule.min_lead_ratio
@@ -110,19 +114,7 @@ class RawSegmentsConfig(dg.Config):
     min_style_kappa: float = 0.2
 
     def settings(self) -> seg.SegmentSettings:
-        return seg.SegmentSettings(
-            min_words=self.min_words,
-            max_words=self.max_words,
-            max_chars=self.max_chars,
-            max_confidence_given=self.max_confidence_given,
-            required_fields=tuple(self.required_fields),
-            target_words=self.target_words,
-            min_tail_words=self.min_tail_words,
-            max_sentence_words=self.max_sentence_words,
-            transcript_source=self.transcript_source,
-            expert_style_from=self.expert_style_from,
-            min_style_confidence=self.min_style_confidence,
-        )
+        return settings_from(self, seg.SegmentSettings)
 
 
 RAW_SEGMENTS_CHECKS = _check_specs(
@@ -191,15 +183,15 @@ class CounselingConversationsConfig(dg.Config):
 
     counseling_hub_id: str = ""
     counseling_hub_split: str = "train"
-    min_chars: int = 2
-    max_chars: int = 50_000
-    quality_level: str = "unrated"
+    min_chars: int = _CONVERSATIONS.min_chars
+    max_chars: int = _CONVERSATIONS.max_chars
+    quality_level: str = _CONVERSATIONS.quality_level
 
 
 class CotConversationsConfig(dg.Config):
-    min_chars: int = 2
-    max_chars: int = 50_000
-    quality_level: str = "unrated"
+    min_chars: int = _CONVERSATIONS.min_chars
+    max_chars: int = _CONVERSATIONS.max_chars
+    quality_level: str = _CONVERSATIONS.quality_level
 
 
 def _skipped_notes(context: dg.AssetExecutionContext, paths: PipelinePaths, asset: str, dataset: str) -> list[str]:
@@ -245,7 +237,7 @@ def _conversation_result(
 )
 def counseling_conversations(context: dg.AssetExecutionContext, config: CounselingConversationsConfig, storage: PixelStorage) -> dg.MaterializeResult:
     paths = storage.paths
-    settings = conv.ConversationSettings(min_chars=config.min_chars, max_chars=config.max_chars, quality_level=config.quality_level)
+    settings = settings_from(config, conv.ConversationSettings)
     hub_id = config.counseling_hub_id or os.environ.get("PIXEL_COUNSELING_HUB_ID", "")
     results, origin = conv.load_counseling(
         paths.input_dir(COUNSELING_DIR), paths.data_dir, settings, hub_id, config.counseling_hub_split, context.log.warning
@@ -264,7 +256,7 @@ def counseling_conversations(context: dg.AssetExecutionContext, config: Counseli
 )
 def cot_conversations(context: dg.AssetExecutionContext, config: CotConversationsConfig, storage: PixelStorage) -> dg.MaterializeResult:
     paths = storage.paths
-    settings = conv.ConversationSettings(min_chars=config.min_chars, max_chars=config.max_chars, quality_level=config.quality_level)
+    settings = settings_from(config, conv.ConversationSettings)
     results = conv.load_cot(paths.input_dir(COT_DIR), paths.data_dir, settings)
     return _conversation_result(context, paths, "cot_conversations", DATASET_COT, results)
 
@@ -274,14 +266,14 @@ def cot_conversations(context: dg.AssetExecutionContext, config: CotConversation
 
 
 class AuditedSchemaConfig(dg.Config):
-    short_words: int = 50
-    long_words: int = 2000
-    min_non_latin_chars: int = 3
-    min_repeats: int = 5
-    max_non_latin_share: float = 0.05
-    max_extreme_length_share: float = 0.10
-    max_near_duplicate_share: float = 0.05
-    max_examples: int = 5
+    short_words: int = _AUDIT.short_words
+    long_words: int = _AUDIT.long_words
+    min_non_latin_chars: int = _AUDIT.min_non_latin_chars
+    min_repeats: int = _AUDIT.min_repeats
+    max_non_latin_share: float = _AUDIT.max_non_latin_share
+    max_extreme_length_share: float = _AUDIT.max_extreme_length_share
+    max_near_duplicate_share: float = _AUDIT.max_near_duplicate_share
+    max_examples: int = _AUDIT.max_examples
 
 
 def _read_rejects(paths: PipelinePaths, name: str) -> pd.DataFrame:
@@ -320,7 +312,7 @@ def _voice_sources(paths: PipelinePaths) -> tuple[str, ...]:
 )
 def audited_schema(context: dg.AssetExecutionContext, config: AuditedSchemaConfig, storage: PixelStorage) -> dg.MaterializeResult:
     paths = storage.paths
-    settings = audit_lib.AuditSettings(**config.model_dump())
+    settings = settings_from(config, audit_lib.AuditSettings)
     segments, counseling, cot = (paths.read_table(name) for name in INGESTED)
     segment_files, _ = scan_input_folder(paths.input_dir(SEGMENTS_DIR), paths.data_dir, (".json",))
     input_files = _input_file_counts(paths)

@@ -7,7 +7,6 @@ tables, writes the table / rejects / report, and turns the figures into metadata
 # No `from __future__ import annotations`: Dagster resolves the Config annotation at definition time.
 import os
 import time
-from dataclasses import fields
 
 import dagster as dg
 import pandas as pd
@@ -17,6 +16,7 @@ from pixel_pipeline.core.records import rejects_frame
 from pixel_pipeline.core.settings import PipelinePaths
 from pixel_pipeline.defs.metadata import materialize_result
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
+from pixel_pipeline.defs.settings import keyword_defaults, settings_from
 from pixel_pipeline.prompts.checks import (
     PromptThresholds,
     prompt_figures,
@@ -24,61 +24,64 @@ from pixel_pipeline.prompts.checks import (
     prompts_metadata,
     prompts_report,
 )
-from pixel_pipeline.prompts.generators import GENERATOR_NAMES
 from pixel_pipeline.prompts.pipeline import STAGE, PromptSettings, StageProgress, generate_prompts
+from pixel_pipeline.prompts.report import sample_pairs_markdown
 
 ASSET = "generated_prompts"
 UPSTREAM_SEGMENTS = "curated_segments"
 UPSTREAM_CONVERSATIONS = "curated_conversations"
+# Defaults of the knobs the pure settings own, read from them (a dataclass field's class attribute is its default).
+_PROMPTS, _THRESHOLDS = PromptSettings, PromptThresholds
 
 
 class GeneratedPromptsConfig(dg.Config):
     """Knobs of prompt generation (same names as PromptSettings); empty llm_model / cross_encoder_model fall back
     to PIXEL_PROMPT_LLM / PIXEL_PROMPT_CROSS_ENCODER."""
 
-    generators: list[str] = list(GENERATOR_NAMES)
-    alignment_floor: float = 0.3
-    reuse_penalty: float = 0.15
-    unique_prompts: bool = True
-    specificity_weight: float = 0.15
-    runner_ups: int = 5
-    seed: int = 13
-    talk_min_words_after: int = 80
-    talk_max_words_before: int = 200
-    retrieval_top_k: int = 8
-    retrieval_min_similarity: float = 0.6
-    retrieval_datasets: list[str] = ["counseling"]
-    concept_min_mentions: int = 3
-    concept_general_forms: bool = True
-    template_candidates: int = 6
-    llm_model: str = ""
-    llm_batch_size: int = 8
-    llm_max_new_tokens: int = 64
-    llm_candidates: int = 2
-    llm_temperature: float = 0.8
-    llm_device: str = ""
-    opening_words: int = 60
-    opening_floor: float = 0.62
-    concept_fallback: bool = False
-    cross_encoder_model: str = ""
-    min_words: int = 6
-    max_words: int = 60
-    copied_ngram_words: int = 6
+    generators: list[str] = list(_PROMPTS().generators)
+    alignment_floor: float = _PROMPTS.alignment_floor
+    reuse_penalty: float = _PROMPTS.reuse_penalty
+    unique_prompts: bool = _PROMPTS.unique_prompts
+    specificity_weight: float = _PROMPTS.specificity_weight
+    runner_ups: int = _PROMPTS.runner_ups
+    seed: int = _PROMPTS.seed
+    talk_min_words_after: int = _PROMPTS.talk_min_words_after
+    talk_max_words_before: int = _PROMPTS.talk_max_words_before
+    retrieval_top_k: int = _PROMPTS.retrieval_top_k
+    retrieval_min_similarity: float = _PROMPTS.retrieval_min_similarity
+    retrieval_datasets: list[str] = list(_PROMPTS().retrieval_datasets)
+    concept_min_mentions: int = _PROMPTS.concept_min_mentions
+    concept_general_forms: bool = _PROMPTS.concept_general_forms
+    template_candidates: int = _PROMPTS.template_candidates
+    llm_model: str = _PROMPTS.llm_model
+    llm_batch_size: int = _PROMPTS.llm_batch_size
+    llm_max_new_tokens: int = _PROMPTS.llm_max_new_tokens
+    llm_candidates: int = _PROMPTS.llm_candidates
+    llm_temperature: float = _PROMPTS.llm_temperature
+    llm_device: str = _PROMPTS.llm_device
+    opening_words: int = _PROMPTS.opening_words
+    opening_floor: float = _PROMPTS.opening_floor
+    concept_fallback: bool = _PROMPTS.concept_fallback
+    cross_encoder_model: str = _PROMPTS.cross_encoder_model
+    min_words: int = _PROMPTS.min_words
+    max_words: int = _PROMPTS.max_words
+    copied_ngram_words: int = _PROMPTS.copied_ngram_words
     # check thresholds
-    min_alignment_share: float = 0.95
-    min_distinct_prompts: float = 0.95
-    min_specificity: float = 0.5
-    min_prompt_yield: float = 0.1
-    sample_pairs_per_style: int = 3
+    min_alignment_share: float = _THRESHOLDS.min_alignment_share
+    min_distinct_prompts: float = _THRESHOLDS.min_distinct_prompts
+    min_specificity: float = _THRESHOLDS.min_specificity
+    min_prompt_yield: float = _THRESHOLDS.min_prompt_yield
+    sample_pairs_per_style: int = keyword_defaults(sample_pairs_markdown)["per_style"]
 
     def settings(self) -> PromptSettings:
-        values = {f.name: getattr(self, f.name) for f in fields(PromptSettings)}
-        values["llm_model"] = self.llm_model or os.environ.get("PIXEL_PROMPT_LLM", "")
-        values["cross_encoder_model"] = self.cross_encoder_model or os.environ.get("PIXEL_PROMPT_CROSS_ENCODER", "")
-        return PromptSettings(**values)
+        return settings_from(
+            self, PromptSettings,
+            llm_model=self.llm_model or os.environ.get("PIXEL_PROMPT_LLM", ""),
+            cross_encoder_model=self.cross_encoder_model or os.environ.get("PIXEL_PROMPT_CROSS_ENCODER", ""),
+        )
 
     def thresholds(self) -> PromptThresholds:
-        return PromptThresholds(**{f.name: getattr(self, f.name) for f in fields(PromptThresholds)})
+        return settings_from(self, PromptThresholds)
 
 
 CHECKS = [

@@ -10,6 +10,7 @@ from pydantic import PrivateAttr
 from pixel_pipeline.core.embeddings import PACKAGED_MODEL, Embedder, resolve_model_path
 from pixel_pipeline.core.static_embeddings import StaticEmbedder
 from pixel_pipeline.core.settings import PipelinePaths
+from pixel_pipeline.defs.settings import keyword_defaults
 
 
 class PixelStorage(dg.ConfigurableResource):
@@ -35,7 +36,7 @@ class EmbeddingModel(dg.ConfigurableResource):
 
     model_name_or_path: str = ""
     device: str = ""
-    batch_size: int = 64
+    batch_size: int = keyword_defaults(Embedder)["batch_size"]
     use_cache: bool = True
     cache_dir: str = ""
     precision: str = ""

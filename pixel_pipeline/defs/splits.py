@@ -6,6 +6,7 @@ and hands the metadata and check verdicts it builds (pixel_pipeline.splits.check
 
 # No `from __future__ import annotations`: Dagster resolves the Config annotations at definition time.
 import json
+from dataclasses import asdict
 
 import dagster as dg
 from pydantic import Field
@@ -14,9 +15,10 @@ from pixel_pipeline.core.io import atomic_path, read_parquet, write_json, write_
 from pixel_pipeline.core.records import read_voice_choice, rejects_frame
 from pixel_pipeline.defs.metadata import materialize_result
 from pixel_pipeline.defs.resources import PixelStorage
+from pixel_pipeline.defs.settings import keyword_defaults, settings_from
 from pixel_pipeline.splits import accounting as acct
-from pixel_pipeline.splits import checks, formats, plans, previous, sizes
-from pixel_pipeline.splits.assign import assign_splits
+from pixel_pipeline.splits import checks, previous, sizes
+from pixel_pipeline.splits.assign import SplitSettings, assign_splits
 from pixel_pipeline.splits.exports import EXPORT_SETTINGS, write_exports
 from pixel_pipeline.splits.hub import push_exports_to_hub
 from pixel_pipeline.splits.reports import split_reports
@@ -28,10 +30,13 @@ SPLIT_CONFIG_FILE = previous.SPLIT_CONFIG_FILE
 
 # ---- splits --------------------------------------------------------------------------------------------------------
 class SplitsConfig(dg.Config):
-    validation_ratio: float = Field(0.1, description="Target share of rows in validation (whole split groups move).")
-    test_ratio: float = Field(0.0, description="Target share of rows in an optional test split (0 = no test split).")
-    seed: int = Field(42, description="Seed of the group hash; changing it reshuffles every group.")
-    min_validation_groups: int = Field(1, description="Floor of validation split groups per expert and per dataset.")
+    validation_ratio: float = Field(
+        SplitSettings.validation_ratio, description="Target share of rows in validation (whole split groups move).")
+    test_ratio: float = Field(
+        SplitSettings.test_ratio, description="Target share of rows in an optional test split (0 = no test split).")
+    seed: int = Field(SplitSettings.seed, description="Seed of the group hash; changing it reshuffles every group.")
+    min_validation_groups: int = Field(
+        SplitSettings.min_validation_groups, description="Floor of validation split groups per expert and per dataset.")
     ratio_tolerance: float = Field(
         0.05, description="Allowed |share - target| per split (widened to 3 sigma of the group-level sampling noise)."
     )
@@ -71,14 +76,8 @@ def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: Pix
     context.log.info("previous assignments: %s", previous_note)
 
     result = assign_splits(
-        pairs,
-        validation_ratio=config.validation_ratio,
-        test_ratio=config.test_ratio,
-        seed=config.seed,
-        min_validation_groups=config.min_validation_groups,
-        voice_sources=voice.sources,
-        review_verdicts=verdicts,
-        previous_assignments=kept_before,
+        pairs, **asdict(settings_from(config, SplitSettings)),
+        voice_sources=voice.sources, review_verdicts=verdicts, previous_assignments=kept_before,
     )
     reports = split_reports(result.splits, config.validation_ratio, config.test_ratio, config.ratio_tolerance)
 
@@ -94,27 +93,32 @@ def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: Pix
 
 
 # ---- fine_tuning_exports -------------------------------------------------------------------------------------------
+_EXPORTS = keyword_defaults(write_exports)  # the exports' knobs and their defaults are write_exports' keywords
+
+
 class ExportsConfig(dg.Config):
     base_model: str = Field("", description="Model whose tokenizer and chat template measure sequence lengths; empty: "
                             "PIXEL_BASE_MODEL, else the embedded tiny Llama (the same resolution as training).")
-    max_seq_length: int = Field(1024, description="Pairs longer than this (in tokens) are flagged `exceeds_max_length`.")
-    include_system_prompt: bool = Field(True, description="Start each chat with the expert's (or general) system prompt.")
+    max_seq_length: int = Field(
+        _EXPORTS["max_seq_length"], description="Pairs longer than this (in tokens) are flagged `exceeds_max_length`.")
+    include_system_prompt: bool = Field(
+        _EXPORTS["include_system_prompt"], description="Start each chat with the expert's (or general) system prompt.")
     conversation_turns: str = Field(
-        formats.DEFAULT_CONVERSATION_TURNS,
+        _EXPORTS["conversation_turns"],
         description="all: every turn of multi-turn conversations (a trainer learns every therapist turn); pair: first "
                     "question + final answer (docs/CONTRACTS.md).",
     )
     mixed_weights: dict[str, float] = Field(
-        default_factory=lambda: dict(plans.DEFAULT_MIXED_WEIGHTS),
+        default_factory=lambda: dict(_EXPORTS["mixed_weights"]),
         description="Sampling weights of the mixed plan over the pools counseling / reasoning / voice.",
     )
     mixed_stopping_strategy: str = Field(
-        "first_exhausted", description="first_exhausted: no repeats, large pools subsampled; all_exhausted: small pools repeated."
+        _EXPORTS["mixed_stopping_strategy"], description="first_exhausted: no repeats, large pools subsampled; all_exhausted: small pools repeated."
     )
-    seed: int = Field(42, description="Seed of file order and of the mixed sample.")
-    stage_epochs: list[int] = Field(default_factory=lambda: list(plans.DEFAULT_STAGE_EPOCHS),
+    seed: int = Field(_EXPORTS["seed"], description="Seed of file order and of the mixed sample.")
+    stage_epochs: list[int] = Field(default_factory=lambda: list(_EXPORTS["stage_epochs"]),
                                     description="Epochs per stage recorded in plans/plans.json.")
-    stage_learning_rates: list[float] = Field(default_factory=lambda: list(plans.DEFAULT_STAGE_LEARNING_RATES),
+    stage_learning_rates: list[float] = Field(default_factory=lambda: list(_EXPORTS["stage_learning_rates"]),
                                               description="Learning rates per stage recorded in plans/plans.json.")
     hub_repo_id: str = Field("", description="Hugging Face dataset repo to push the DatasetDict to (empty = no push).")
     hub_token_env_var: str = Field("HF_TOKEN", description="Environment variable holding the Hub token (never logged).")
@@ -179,8 +183,7 @@ def fine_tuning_exports(
     png = paths.report_dir("fine_tuning_exports") / "token_lengths.png"
     with atomic_path(png) as tmp:
         tmp.write_bytes(png_bytes)
-    rule = sizes.SizeRule(config.min_stage_train, config.min_stage_validation, config.min_expert_train,
-                          config.min_expert_validation)
+    rule = settings_from(config, sizes.SizeRule)
     metadata = checks.exports_metadata(
         result, report, base_model=base_model, max_seq_length=config.max_seq_length, histogram_png=png_bytes,
         histogram_path=png, hub=hub, voice=voice,

