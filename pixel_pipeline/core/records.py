@@ -23,6 +23,12 @@ DATASETS = (DATASET_SEGMENTS, DATASET_COUNSELING, DATASET_COT)
 STYLES = ("therapeutic", "educational", "empathetic", "practical")
 EXPERT_INDEX = {style: i for i, style in enumerate(STYLES)}
 
+# The three training stages: their number (the `stage` column of splits and exports), their name (export folders
+# under exports/stages/) and their training asset (`lora_<name>`). Written once here.
+STAGE_COUNSELING, STAGE_REASONING, STAGE_VOICE = 1, 2, 3
+STAGE_NAMES = {STAGE_COUNSELING: "stage1_counseling", STAGE_REASONING: "stage2_reasoning", STAGE_VOICE: "stage3_voice"}
+STAGE_ASSETS = {number: f"lora_{name}" for number, name in STAGE_NAMES.items()}
+
 
 def id_column(dataset: str) -> str:
     """`segment_id` for segments, `record_id` for conversations."""

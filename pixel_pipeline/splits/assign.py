@@ -25,10 +25,14 @@ from typing import Any
 
 import pandas as pd
 
-from pixel_pipeline.core.records import (
+from pixel_pipeline.core.records import (  # the stage names are re-exported: plans, sizes and tests read them here
     DATASET_COT,
     DATASET_COUNSELING,
     DATASET_SEGMENTS,
+    STAGE_COUNSELING,
+    STAGE_NAMES,
+    STAGE_REASONING,
+    STAGE_VOICE,
     reject_row,
 )
 from pixel_pipeline.splits.keys import (  # plans and exports import hash_unit, augmented_mask from here
@@ -45,8 +49,6 @@ from pixel_pipeline.splits.keys import (  # plans and exports import hash_unit, 
 )
 
 SPLITS = ("train", "validation", "test")
-STAGE_COUNSELING, STAGE_REASONING, STAGE_VOICE = 1, 2, 3
-STAGE_NAMES = {STAGE_COUNSELING: "stage1_counseling", STAGE_REASONING: "stage2_reasoning", STAGE_VOICE: "stage3_voice"}
 REVIEWER_REJECTED = "reviewer_rejected"
 REJECT_VERDICTS = frozenset({"reject", "rejected"})
 _SPLIT_PRIORITY = {"validation": 0, "test": 1, "train": 2}  # ties in previous splits keep evaluation sets intact

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pixel_pipeline.core.markdown import markdown_table
-from pixel_pipeline.splits.assign import STAGE_NAMES, STAGE_VOICE
+from pixel_pipeline.core.records import STAGE_COUNSELING, STAGE_NAMES, STAGE_VOICE
 from pixel_pipeline.splits.system_prompts import system_prompt
 from pixel_pipeline.training.base_model import DEFAULT_BASE_MODEL
 from pixel_pipeline.training.data import Example, collate_rows, epoch_batches, read_messages_jsonl, tokenize_conversations
@@ -33,7 +33,7 @@ EVAL_QUESTIONS_FILE = Path(__file__).with_name("eval_questions.json")
 BASE = "base"
 STAGE_MODELS = tuple(STAGE_NAMES.values())
 VOICE_STAGE = STAGE_NAMES[STAGE_VOICE]
-GENERATION_MODELS = (BASE, "stage1_counseling", VOICE_STAGE)  # plus the routed expert
+GENERATION_MODELS = (BASE, STAGE_NAMES[STAGE_COUNSELING], VOICE_STAGE)  # plus the routed expert
 ROUTED = "routed_expert"
 CHECK_STAGE_PERPLEXITY = "each_stage_lowers_its_own_validation_perplexity"
 CHECK_VOICE = "stage3_raises_voice_score"
@@ -240,7 +240,7 @@ def evaluation_verdicts(report: Mapping[str, Any], min_perplexity_drop: float = 
          # the embedded tiny model is randomly initialised: its answers are noise, so on it the voice score is
          # reported as a warning, not a verdict (the perplexity check stays an error on every model)
          "severity": "warn" if report.get("base_model") == DEFAULT_BASE_MODEL else "error",
-         "metadata": {"base": base, "stage3_voice": stage3, "references": report.get("voice_references", 0)}},
+         "metadata": {"base": base, VOICE_STAGE: stage3, "references": report.get("voice_references", 0)}},
     ]
 
 
@@ -268,7 +268,7 @@ def perplexity_matrix_markdown(rows: Sequence[Mapping[str, Any]], kind: str) -> 
 
 
 def generations_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    return markdown_table([[r["question"], r[BASE], r["stage1_counseling"], r[VOICE_STAGE],
+    return markdown_table([[r["question"], r[BASE], r[STAGE_NAMES[STAGE_COUNSELING]], r[VOICE_STAGE],
                             f"**{r['routed_style']}**: {r[ROUTED]}"] for r in rows],
                           columns=["question", "base", "stage 1", "stage 3", "routed expert"])
 
@@ -296,7 +296,7 @@ def models_and_sets(stage_pointers: Mapping[str, Mapping[str, Any]], experts_poi
     """The models and validation sets `evaluate_training` compares, from the training assets' pointers
     (`stage_pointers` keyed by STAGE_MODELS names); validation sets that were not exported are left out."""
     # stage 1's base is the chain's starting point (in merge mode later stages sit on merged copies of it)
-    base = ModelRef(BASE, stage_pointers["stage1_counseling"]["base_model"])
+    base = ModelRef(BASE, stage_pointers[STAGE_NAMES[STAGE_COUNSELING]]["base_model"])
     stages = {name: ModelRef(name, p["base_model"], p["adapter_path"]) for name, p in stage_pointers.items()}
     experts = {style: ModelRef(style, experts_pointer["base_model"], folder)
                for style, folder in experts_pointer["experts"].items()}

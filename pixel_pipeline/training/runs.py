@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from pixel_pipeline.core.io import write_json
-from pixel_pipeline.core.records import STYLES
+from pixel_pipeline.core.records import STAGE_ASSETS as _STAGE_ASSETS, STAGE_NAMES, STYLES
 from pixel_pipeline.core.settings import PipelinePaths
 
 STRATEGIES = ("staged", "mixed", "curriculum")
-STAGE_ASSETS = ("lora_stage1_counseling", "lora_stage2_reasoning", "lora_stage3_voice")
-STAGE_EXPORT_DIRS = {"lora_stage1_counseling": "stage1_counseling", "lora_stage2_reasoning": "stage2_reasoning",
-                     "lora_stage3_voice": "stage3_voice"}
+STAGE_ASSETS = tuple(_STAGE_ASSETS[n] for n in sorted(_STAGE_ASSETS))
+STAGE_EXPORT_DIRS = {_STAGE_ASSETS[n]: STAGE_NAMES[n] for n in sorted(STAGE_NAMES)}
 # Keys of the per-asset hyper-parameters that are the asset's own, not the trainer's.
 NOT_TRAINER_FIELDS = ("expert_learning_rates", "styles")
 
