@@ -65,12 +65,21 @@ def test_fixture_corpus_materializes_with_every_check_green(fixture_corpus, shar
     meta = metadata(result, "raw_segments")
     assert meta["dagster/row_count"] == 12 and meta["rows_in"] == 12
     assert Path(meta["path"]).exists() and Path(meta["rejects_path"]).exists()
-    assert "| **empathetic** |" in meta["style_confusion"]
+    assert meta["voice_choice"].startswith("voice sources ") and len(meta) <= 11
+    report = json.loads(Path(meta["report_path"]).read_text())
+    assert Path(meta["report_path"]) == paths.report_dir("raw_segments") / "summary.json"
+    assert report["rows_in"] == 12 and report["by_origin"] == {"segments_file": 8, "transcript": 4}
+    assert report["voice_choice"] == meta["voice_choice"] and report["file_cache"] == meta["file_cache"]
+    assert sum(report["style_confusion"]["empathetic"].values()) > 0 and report["voice_choice_file"].endswith("voice_sources.json")
+    assert "| **empathetic** |" in found[("raw_segments", "style_agreement")].metadata["confusion"].value
+    assert raw_segments.specs_by_key[dg.AssetKey("raw_segments")].metadata["dagster/column_schema"].columns[0].name == "segment_id"
 
     counseling = pd.read_parquet(paths.table("counseling_conversations"))
     cot = pd.read_parquet(paths.table("cot_conversations"))
     assert list(counseling.columns) == list(cot.columns) == list(CONVERSATION_COLUMNS)
-    assert metadata(result, "counseling_conversations")["counseling_origin"] == "local files"
+    counseling_meta = metadata(result, "counseling_conversations")
+    assert counseling_meta["counseling_origin"] == "local files"
+    assert json.loads(Path(counseling_meta["report_path"]).read_text())["per_source"]
     assert (len(counseling), len(cot)) == (5, 3)
     cot_rejects = pd.read_parquet(paths.rejects("cot_conversations"))
     assert list(cot_rejects.columns) == REJECT_COLUMNS and len(cot_rejects) == 2
@@ -83,8 +92,8 @@ def test_fixture_corpus_materializes_with_every_check_green(fixture_corpus, shar
     page = (report_dir / "audit.html").read_text()
     assert page.count("<img") >= 4 and "data:image/png;base64," in page and "http" not in page.split("<body>")[1][:2000]
     audit_meta = metadata(result, "audited_schema")
-    assert audit_meta["dagster/row_count"] == 12 + 5 + 3
-    assert audit_meta["Segment length by style (words)"].startswith("![")
+    assert audit_meta["dagster/row_count"] == 12 + 5 + 3 and Path(audit_meta["audit_json"]) == report_dir / "audit.json"
+    assert audit_meta["Segment length by style (words)"].startswith("![") and len(audit_meta) <= 10
 
 
 def test_bad_input_battery_end_to_end(tmp_paths, shared_embedding_cache):
@@ -131,7 +140,8 @@ def test_bad_input_battery_end_to_end(tmp_paths, shared_embedding_cache):
          "empty_text", "too_long", "unsafe_file_path", "duplicate", "invalid_json_item", "invalid_file", "invalid_file"]
     )
     meta = metadata(result, "raw_segments")
-    assert "training_segments/object.json" in meta["invalid_files"] and "expected a JSON list" in meta["invalid_files"]
+    invalid_files = json.loads(Path(meta["report_path"]).read_text())["invalid_files"]
+    assert any(i["file"] == "training_segments/object.json" and "expected a JSON list" in i["reason"] for i in invalid_files)
     assert meta["rows_in"] == 14 and meta["rejected"] == 12
 
 

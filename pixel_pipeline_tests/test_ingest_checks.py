@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -167,35 +169,62 @@ def test_raw_segments_verdicts_are_the_declared_checks_in_order():
                      "given_confidence_is_probability"]
 
 
-def test_raw_segments_metadata_names_rejects_rejected_and_the_output_path():
-    data = balanced_segments()
+def segments_report(data: checks.Ingested, voice: VoiceChoice, run_info=None, choice_file=None) -> dict:
     agreement = style_agreement(data.rows["style_given"], data.rows["style_predicted"])
+    return checks.raw_segments_report(data, agreement, voice, "auto", run_info or {}, choice_file)
+
+
+RAW_SEGMENTS_HEADLINE = {"dagster/row_count", "path", "rejects_path", "report_path", "rows_in", "kept", "rejected",
+                         "voice_choice", "file_cache", "reject_reasons", "preview"}
+
+
+def test_raw_segments_metadata_is_the_headline_picked_from_the_report():
+    data = balanced_segments()
     voice = VoiceChoice(("Chan",), "detected", {"Chan": 2}, 2, [{"source": "Chan", "segments": 2}])
-    outputs = {"path": {"type": "path", "raw_value": "/t/raw_segments.parquet"}}
-    meta = checks.raw_segments_metadata(data, agreement, voice, "auto", outputs, {"style_encoder": "static"})
+    report = segments_report(data, voice, {"style_encoder": "static", "file_cache": {"files": 2, "cache_hits": 1}})
+    outputs = {key: {"type": "path", "raw_value": f"/t/{key}"} for key in ("path", "rejects_path", "report_path")}
+    meta = checks.raw_segments_metadata(report, data.rows, outputs)
+    assert set(meta) == RAW_SEGMENTS_HEADLINE
     assert (meta["dagster/row_count"], meta["rows_in"], meta["kept"], meta["rejected"]) == (2, 4, 2, 2)
-    assert meta["path"] == outputs["path"] and meta["style_encoder"] == "static"
-    assert not any("quarantin" in key for key in meta) and "table_path" not in meta
-    assert meta["voice_share"] == 1.0 and meta["by_origin"]["raw_value"] == {"segments_file": 2}
-    assert meta["reject_reasons"]["raw_value"].startswith("| reason | count |") and "notes" not in meta
+    assert meta["path"] == outputs["path"] and meta["report_path"] == outputs["report_path"]
+    assert meta["voice_choice"] == voice.describe() and meta["file_cache"]["raw_value"] == {"files": 2, "cache_hits": 1}
+    assert meta["reject_reasons"]["raw_value"].startswith("| reason | count |")
+    assert "| segment_id |" in meta["preview"]["raw_value"]
 
 
-def test_raw_segments_metadata_shows_where_the_voice_choice_was_written_when_given():
+def test_raw_segments_report_keeps_every_figure_the_metadata_leaves_out():
     data = balanced_segments()
-    agreement = style_agreement(data.rows["style_given"], data.rows["style_predicted"])
+    voice = VoiceChoice(("Chan",), "detected", {"Chan": 2}, 2, [{"source": "Chan", "segments": 2}])
+    report = segments_report(data, voice, {"style_encoder": "static", "classifier_fingerprint": "f"})
+    assert json.loads(json.dumps(report)) == report, "plain JSON"
+    assert (report["rows_in"], report["kept"], report["rejected"], report["input_files"]) == (4, 2, 2, 2)
+    assert report["invalid_files"] == [{"file": "training_segments/b.json", "reason": "not valid JSON"}]
+    assert report["reject_reasons"] == {"too_short": 2} and report["by_origin"] == {"segments_file": 2}
+    assert report["voice_share"] == 1.0 and report["voice_sources"] == ["Chan"] and report["sources"] == 1
+    assert report["voice_candidates"] == [{"source": "Chan", "segments": 2}]
+    assert report["style_kappa"] is not None and report["style_confusion"]["empathetic"]["empathetic"] == 2
+    assert {"style": "empathetic", "given": 2, "predicted": 2, "expert style": 2} in report["per_style"]
+    assert report["style_encoder"] == "static" and report["classifier_fingerprint"] == "f"
+    assert report["expert_style_from"] == "auto" and report["style_from_prediction_share"] == 1.0
+    assert (report["file_paths_sanitised"], report["texts_with_invisible_characters"]) == (0, 0)
+    assert report["skipped_inputs"] == [] and report["notes"] == []
+
+
+def test_raw_segments_report_names_where_the_voice_choice_was_written_when_given():
+    data = balanced_segments()
     voice = VoiceChoice(("Chan",), "asset setting", {"Chan": 2}, 2)
-    meta = checks.raw_segments_metadata(data, agreement, voice, "auto", {}, {}, "/t/voice_choice.json")
-    assert meta["voice_choice_file"] == {"type": "path", "raw_value": "/t/voice_choice.json"}
-    assert "voice_choice_file" not in checks.raw_segments_metadata(data, agreement, voice, "auto", {}, {})
+    assert segments_report(data, voice, choice_file="/t/voice_choice.json")["voice_choice_file"] == "/t/voice_choice.json"
+    assert "voice_choice_file" not in segments_report(data, voice)
 
 
-def test_raw_segments_metadata_lists_notes_and_skipped_inputs_only_when_there_are_some():
+def test_raw_segments_metadata_lists_notes_only_when_there_are_some():
     data = checks.Ingested("raw_segments", [], segment_rows("x", 0), rejects(), 0, ["skipped data/link: outside the data folder"])
-    voice = VoiceChoice((), "none (no segments)", {}, 0)
-    meta = checks.raw_segments_metadata(data, style_agreement(data.rows["style_given"], data.rows["style_predicted"]), voice, "auto", {}, {})
-    assert meta["skipped_inputs"]["raw_value"] == "- data/link: outside the data folder"
+    report = segments_report(data, VoiceChoice((), "none (no segments)", {}, 0))
+    assert report["skipped_inputs"] == ["data/link: outside the data folder"] and report["voice_share"] is None
+    meta = checks.raw_segments_metadata(report, data.rows, {})
     assert meta["notes"]["raw_value"] == "- skipped data/link: outside the data folder"
-    assert meta["preview"]["raw_value"] == "_empty_" and meta["voice_share"] is None
+    assert meta["preview"]["raw_value"] == "_empty_" and "file_cache" not in meta
+    assert "notes" not in checks.raw_segments_metadata(segments_report(balanced_segments(), VoiceChoice((), "x", {}, 0)), data.rows, {})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -209,18 +238,37 @@ def test_hub_reachable_passes_without_a_hub_id_and_warns_on_a_fallback_to_local_
     assert not fallback.passed and fallback.severity == WARN and fallback.metadata["counseling_hub_id"] == "org/set"
 
 
-def test_conversation_metadata_counts_sources_turns_and_repeated_questions():
+def conversations(notes=()) -> checks.Ingested:
     rows = pd.DataFrame({
         "record_id": ["r1", "r2", "r3"], "question_id": ["q1", "q1", "q2"], "source": ["hub", "hub", "csv"],
         "n_turns": [2, 2, 4], "prompt": ["p"] * 3, "response": ["a" * 200, "b", "c"], "input_file": ["counseling/c.csv"] * 3,
     })
     results = [FileResult("counseling/c.csv", None, rejects_frame([]), rows_in=3)]
-    data = checks.Ingested("counseling_conversations", results, rows, rejects_frame([]), 1)
-    meta = checks.conversation_metadata(data, {"path": "p"})
-    assert meta["per_source"]["raw_value"] == {"hub": 2, "csv": 1} and meta["n_turns"]["raw_value"] == {"2": 2, "4": 1}
-    assert meta["repeated_questions"]["raw_value"]["questions_with_several_answers"] == 1
-    assert (meta["rows_in"], meta["rejected"], meta["skipped_inputs"]["raw_value"]) == (3, 0, "_none_")
-    assert "a" * 80 + "…" in meta["preview"]["raw_value"] and "a" * 81 not in meta["preview"]["raw_value"]
+    return checks.Ingested("counseling_conversations", results, rows, rejects_frame([]), 1, notes)
+
+
+def test_conversation_report_counts_sources_turns_and_repeated_questions():
+    report = checks.conversation_report(conversations(), {"counseling_origin": "local files"})
+    assert json.loads(json.dumps(report)) == report, "plain JSON"
+    assert report["per_source"] == {"hub": 2, "csv": 1} and report["n_turns"] == {"2": 2, "4": 1}
+    assert report["repeated_questions"]["questions_with_several_answers"] == 1
+    assert (report["rows_in"], report["rejected"], report["input_files"], report["skipped_inputs"]) == (3, 0, 1, [])
+    assert report["invalid_files"] == [] and report["counseling_origin"] == "local files"
+
+
+def test_conversation_metadata_is_the_headline_picked_from_the_report():
+    data = conversations()
+    outputs = {key: {"type": "path", "raw_value": f"/t/{key}"} for key in ("path", "rejects_path", "report_path")}
+    counseling = checks.conversation_metadata(checks.conversation_report(data, {"counseling_origin": "local files"}), data.rows, outputs)
+    assert set(counseling) == {"dagster/row_count", "path", "rejects_path", "report_path", "rows_in", "kept", "rejected",
+                               "reject_reasons", "preview", "counseling_origin"}
+    assert (counseling["dagster/row_count"], counseling["rows_in"], counseling["counseling_origin"]) == (3, 3, "local files")
+    assert "a" * 80 + "…" in counseling["preview"]["raw_value"] and "a" * 81 not in counseling["preview"]["raw_value"]
+    cot = checks.conversation_metadata(checks.conversation_report(data), data.rows, outputs)
+    assert set(cot) == set(counseling) - {"counseling_origin"}
+    skipped = conversations(["skipped cot/dir.json: not a file"])
+    meta = checks.conversation_metadata(checks.conversation_report(skipped), skipped.rows, outputs)
+    assert meta["notes"]["raw_value"] == "- skipped cot/dir.json: not a file"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -248,14 +296,19 @@ def test_anomalies_warn_and_name_each_share_over_its_limit():
     assert verdict.description == "over the limit: extreme_lengths 25.0% > 10%, near_duplicates 50.0% > 5%"
 
 
-def test_audited_schema_metadata_counts_every_audited_row_and_shows_the_plots():
+def test_audited_schema_metadata_counts_every_audited_row_and_shows_the_headline_plots():
     report = {"segments": {
         "raw_fields": {"fields": {"text": {"types": {"string": 3}, "missing_rate": 0.0, "null_rate": 0.0}}},
         "per_source": {"Chan": 3}, "word_count_by_style": {}, "confidence_given": {}, "quality": {},
         "anomalies": anomalies(),
     }}
     counts = {"segments": 3, "counseling": 2, "cot": 1}
-    meta = checks.audited_schema_metadata(report, counts, {"cot": 1}, {"audit_json": "j"}, {"Lengths": "![x](data:)"})
+    images = {title: f"![{title}](data:)" for title in [*checks.HEADLINE_PLOTS, "Quality"]}
+    meta = checks.audited_schema_metadata(report, counts, {"audit_json": "j", "audit_html": "h"}, images)
+    assert set(meta) == {"dagster/row_count", "audit_json", "audit_html", "segments", "counseling", "cot", "segment_fields",
+                         *checks.HEADLINE_PLOTS}
     assert meta["dagster/row_count"] == 6 and meta["segments"] == 3 and meta["audit_json"] == "j"
-    assert meta["Lengths"] == {"type": "md", "raw_value": "![x](data:)"}
+    title = checks.HEADLINE_PLOTS[0]
+    assert meta[title] == {"type": "md", "raw_value": f"![{title}](data:)"}, "the other plots are in audit.html"
     assert '{"string": 3}' in meta["segment_fields"]["raw_value"]
+    assert not set(checks.HEADLINE_PLOTS) & set(checks.audited_schema_metadata(report, {"segments": 0}, {}, {}))

@@ -1,9 +1,11 @@
 """Dagster layer of ingestion: raw_segments, counseling_conversations, cot_conversations, audited_schema.
 
-The logic lives in pixel_pipeline.ingest (pure, file by file) and the checks and metadata in ingest.checks (plain
-verdicts and values); these assets list the input files, call them, write the tables and rejects atomically, and
-return what ingest.checks built. (No `from __future__ import
-annotations` here: Dagster resolves the Config annotations at definition time.)
+The logic lives in pixel_pipeline.ingest (pure, file by file) and the checks, reports and metadata in ingest.checks
+(plain verdicts and values); these assets list the input files, call them, write the tables, rejects and report
+(reports/<asset>/summary.json; audited_schema: audit.json and audit.html) atomically, and return the few headline
+values ingest.checks picked from the report. The contract columns are definition metadata
+(`dagster/column_schema`). (No `from __future__ import annotations` here: Dagster resolves the Config annotations
+at definition time.)
 """
 
 import os
@@ -24,7 +26,7 @@ from pixel_pipeline.core.records import (
     rejects_frame,
 )
 from pixel_pipeline.core.settings import COT_DIR, COUNSELING_DIR, SEGMENTS_DIR, TRANSCRIPTS_DIR, PipelinePaths
-from pixel_pipeline.core.verdicts import Verdict, json_value, path
+from pixel_pipeline.core.verdicts import Verdict, path
 from pixel_pipeline.defs.metadata import materialize_result
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
 from pixel_pipeline.defs.settings import settings_from
@@ -48,12 +50,21 @@ _SEGMENTS, _CONVERSATIONS, _AUDIT = seg.SegmentSettings, conv.ConversationSettin
 # shared helpers
 
 
-def _write_outputs(paths: PipelinePaths, name: str, rows: pd.DataFrame, rejects: pd.DataFrame, schema: dict[str, str]) -> dict[str, Any]:
-    """Write the table and its rejects; their metadata, headed by the contract columns (the UI's asset overview)."""
+def _column_schema(schema: dict[str, str]) -> dict[str, dg.TableSchema]:
+    """The contract columns as definition metadata (the UI's asset overview, before any run)."""
+    return {"dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(column, kind) for column, kind in schema.items()])}
+
+
+def _write_outputs(paths: PipelinePaths, name: str, rows: pd.DataFrame, rejects: pd.DataFrame) -> dict[str, Any]:
+    """Write the table and its rejects; their `path` and `rejects_path`."""
     table = write_parquet(rows, paths.table(name))
     rejects_path = write_parquet(rejects if len(rejects) else rejects_frame([]), paths.rejects(name))
-    columns = dg.TableSchema(columns=[dg.TableColumn(column, kind) for column, kind in schema.items()])
-    return {"dagster/column_schema": dg.MetadataValue.table_schema(columns), "path": path(table), "rejects_path": path(rejects_path)}
+    return {"path": path(table), "rejects_path": path(rejects_path)}
+
+
+def _write_report(paths: PipelinePaths, name: str, report: dict[str, Any]) -> dict[str, Any]:
+    """reports/<name>/summary.json; its `report_path`."""
+    return {"report_path": path(write_json(report, paths.report_dir(name) / "summary.json"))}
 
 
 def _warn_unreadable(context: dg.AssetExecutionContext, asset: str, results: Sequence[FileResult]) -> None:
@@ -131,6 +142,7 @@ RAW_SEGMENTS_CHECKS = _check_specs(
     group_name=GROUP,
     kinds={"python", "parquet"},
     check_specs=RAW_SEGMENTS_CHECKS,
+    metadata=_column_schema(seg.RAW_SEGMENT_COLUMNS),
     description=(
         "Every training_segments/*.json row and every segment cut from transcripts/*.txt, validated row by row "
         "(bad rows -> rejects/raw_segments.parquet with reasons) and style-scored by the embedding classifier."
@@ -150,7 +162,7 @@ def raw_segments(
     results, cache_stats = seg.ingest_segment_files(files, settings, classifier, cache, context.log.info)
     _warn_unreadable(context, "raw_segments", results)
     rows, rejects = seg.combine_file_results(results)
-    outputs = _write_outputs(paths, "raw_segments", rows, rejects, seg.RAW_SEGMENT_COLUMNS)
+    outputs = _write_outputs(paths, "raw_segments", rows, rejects)
     voice = _resolve_voice_sources(context, paths, rows, config)
 
     ingested = checks.Ingested("raw_segments", results, rows, rejects, len(files), notes)
@@ -158,12 +170,14 @@ def raw_segments(
     run_info = {
         "style_encoder": f"{config.style_encoder} ({classifier.embedder.cache_namespace})",
         "classifier_fingerprint": classifier.fingerprint,
-        "file_cache": json_value(cache_stats),
-        "embedding_cache": json_value(dict(classifier.embedder.stats)),
+        "file_cache": dict(cache_stats),
+        "embedding_cache": dict(classifier.embedder.stats),
     }
-    metadata = checks.raw_segments_metadata(
-        ingested, agreement, voice, settings.expert_style_from, outputs, run_info, paths.voice_choice_file
+    report = checks.raw_segments_report(
+        ingested, agreement, voice, settings.expert_style_from, run_info, paths.voice_choice_file
     )
+    outputs.update(_write_report(paths, "raw_segments", report))
+    metadata = checks.raw_segments_metadata(report, rows, outputs)
     verdicts = checks.raw_segments_verdicts(
         ingested, raw_segments_schema_problems(rows), agreement, config.max_rejected_share, config.min_style_kappa
     )
@@ -210,17 +224,19 @@ def _conversation_result(
     asset: str,
     dataset: str,
     results: list[FileResult],
-    extra_meta: dict[str, Any] | None = None,
+    extra_report: dict[str, Any] | None = None,
     extra_verdicts: Sequence[Verdict] = (),
 ) -> dg.MaterializeResult:
     """Combine, write and report one conversation asset (shared by counseling and cot)."""
     _warn_unreadable(context, asset, results)
     notes = _skipped_notes(context, paths, asset, dataset)
     rows, rejects = conv.combine_conversation_results(results, dataset, asset)
-    outputs = _write_outputs(paths, asset, rows, rejects, conv.CONVERSATION_COLUMNS)
+    outputs = _write_outputs(paths, asset, rows, rejects)
     ingested = checks.Ingested(asset, results, rows, rejects, len(results), notes)
+    report = checks.conversation_report(ingested, extra_report)
+    outputs.update(_write_report(paths, asset, report))
     verdicts = [*checks.common_verdicts(ingested, conversation_schema_problems(rows, dataset)), *extra_verdicts]
-    return materialize_result({**checks.conversation_metadata(ingested, outputs), **(extra_meta or {})}, verdicts)
+    return materialize_result(checks.conversation_metadata(report, rows, outputs), verdicts)
 
 
 @dg.asset(
@@ -230,6 +246,7 @@ def _conversation_result(
         "counseling_conversations",
         [("hub_reachable", "When a hub id is configured, the rows came from the Hub; a fallback to local files is a warning with the reason.", False)],
     ),
+    metadata=_column_schema(conv.CONVERSATION_COLUMNS),
     description=(
         "Counseling conversations (Context -> Response) in the standard conversation format, from the Hugging Face "
         "Hub when configured and reachable, else from counseling/*.{csv,json,jsonl,parquet}."
@@ -252,6 +269,7 @@ def counseling_conversations(context: dg.AssetExecutionContext, config: Counseli
     group_name=GROUP,
     kinds={"python", "parquet"},
     check_specs=_check_specs("cot_conversations"),
+    metadata=_column_schema(conv.CONVERSATION_COLUMNS),
     description="Reasoning (chain-of-thought) conversations from cot/*.json|jsonl, roles normalised to client/therapist.",
 )
 def cot_conversations(context: dg.AssetExecutionContext, config: CotConversationsConfig, storage: PixelStorage) -> dg.MaterializeResult:
@@ -332,7 +350,7 @@ def audited_schema(context: dg.AssetExecutionContext, config: AuditedSchemaConfi
     counts = {"segments": len(segments), "counseling": len(counseling), "cot": len(cot)}
     outputs = {"audit_json": path(json_path), "audit_html": path(html_path)}
     context.log.info(f"audited_schema: report at {html_path}")
-    return materialize_result(checks.audited_schema_metadata(report, counts, input_files, outputs, images), [verdict])
+    return materialize_result(checks.audited_schema_metadata(report, counts, outputs, images), [verdict])
 
 
 defs = dg.Definitions(assets=[raw_segments, counseling_conversations, cot_conversations, audited_schema])

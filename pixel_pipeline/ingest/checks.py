@@ -4,6 +4,10 @@ Every ingestion asset shares four checks (`schema`, `row_accounting`, `not_empty
 `Ingested` outcome; raw_segments adds the rejected share, style agreement and the given-confidence scale,
 counseling_conversations the hub fallback, audited_schema the anomaly shares. `defs/ingestion.py` reads, calls
 these and writes; tests call them directly with tiny frames.
+
+Metadata is two-tier (issue 16): `*_report` builds everything an asset knows as plain JSON (written to
+reports/<asset>/summary.json; audited_schema's report is its audit.json), and `*_metadata` picks the few headline
+values, the output paths and one to three tables / plots from it for the UI.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from pixel_pipeline.core.records import STYLES, VoiceChoice
-from pixel_pipeline.core.verdicts import WARN, Verdict, json_value, md, path, table
+from pixel_pipeline.core.verdicts import WARN, Verdict, json_value, md, plain, table
 from pixel_pipeline.ingest.audit import AuditSettings
 from pixel_pipeline.ingest.cache import FileResult
 from pixel_pipeline.ingest.conversations import repeated_questions
@@ -72,10 +76,9 @@ def preview(df: pd.DataFrame, columns: Sequence[str], n: int = 5, width: int = 8
     return table(cut, list(columns))
 
 
-def skipped_inputs(notes: Sequence[str]) -> dict[str, Any]:
-    """Entries skipped at the data-directory boundary (dangling links, directories, links outside), or _none_."""
-    skipped = [n.removeprefix("skipped ") for n in notes if n.startswith("skipped ")]
-    return md("\n".join(f"- {n}" for n in skipped) or "_none_")
+def skipped_inputs(notes: Sequence[str]) -> list[str]:
+    """Entries skipped at the data-directory boundary (dangling links, directories, links outside), with the reason."""
+    return [n.removeprefix("skipped ") for n in notes if n.startswith("skipped ")]
 
 
 def _bullets(items: Sequence[str]) -> str:
@@ -158,17 +161,37 @@ def common_verdicts(ingested: Ingested, schema_problems: Sequence[str]) -> list[
     ]
 
 
-def accounting_metadata(ingested: Ingested) -> dict[str, Any]:
-    """The counts and reasons every ingestion asset shows."""
+def accounting_report(ingested: Ingested) -> dict[str, Any]:
+    """The counts, reasons, unreadable and skipped inputs every ingestion asset reports (plain JSON)."""
     acc = ingested.accounting
     return {
         "rows_in": acc["rows_in"],
         "kept": acc["kept"],
         "rejected": acc["rejected"],
         "input_files": ingested.n_inputs,
-        "invalid_files": table(ingested.invalid_files, ["file", "reason"]),
-        "reject_reasons": counts_table(ingested.reject_reasons, "reason"),
+        "invalid_files": list(ingested.invalid_files),
+        "reject_reasons": dict(ingested.reject_reasons),
+        "skipped_inputs": skipped_inputs(ingested.notes),
+        "notes": list(ingested.notes),
     }
+
+
+def headline_metadata(report: Mapping[str, Any], n_rows: int, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What every ingestion asset shows first: its row count, the files written (as `path`s), rows in / kept /
+    rejected and the rejects per reason."""
+    return {
+        "dagster/row_count": n_rows,
+        **outputs,
+        "rows_in": report["rows_in"],
+        "kept": report["kept"],
+        "rejected": report["rejected"],
+        "reject_reasons": counts_table(report["reject_reasons"], "reason"),
+    }
+
+
+def notes_metadata(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The notes (skipped inputs, a sources.json problem) as a bullet list, only when there are some."""
+    return {"notes": md(_bullets(report["notes"]))} if report["notes"] else {}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -240,8 +263,9 @@ def raw_segments_verdicts(
     ]
 
 
-def style_metadata(rows: pd.DataFrame, agreement: Mapping[str, Any], expert_style_from: str) -> dict[str, Any]:
-    """Given, predicted and expert style per style, and how well given and predicted agree."""
+def style_report(rows: pd.DataFrame, agreement: Mapping[str, Any], expert_style_from: str) -> dict[str, Any]:
+    """Given, predicted and expert style per style, and how well given and predicted agree (`style_confusion`: given
+    style -> predicted style -> segments; the markdown table is in the style_agreement check)."""
     per_style = [
         {
             "style": s,
@@ -253,59 +277,65 @@ def style_metadata(rows: pd.DataFrame, agreement: Mapping[str, Any], expert_styl
     ]
     from_prediction = round(float((rows["style"] == rows["style_predicted"]).mean()), 4) if len(rows) else None
     return {
-        "per_style": table(per_style, ["style", "given", "predicted", "expert style"]),
+        "per_style": per_style,
         "style_agreement": agreement.get("agreement"),
         "style_kappa": agreement.get("kappa"),
-        "style_confusion": md(confusion_markdown(dict(agreement))),
-        "style_per_label": json_value(agreement.get("per_style", {})),
+        "style_confusion": dict(agreement.get("confusion", {})),
+        "style_per_label": dict(agreement.get("per_style", {})),
         "expert_style_from": expert_style_from,
         "style_from_prediction_share": from_prediction,
     }
 
 
-def voice_metadata(rows: pd.DataFrame, voice: VoiceChoice, choice_file: str | Path | None = None) -> dict[str, Any]:
+def voice_report(rows: pd.DataFrame, voice: VoiceChoice, choice_file: str | Path | None = None) -> dict[str, Any]:
     """The voice sources chosen, how, and their share of the segments (`choice_file`: where the choice was written)."""
-    metadata = {
+    report = {
         "sources": int(rows["source"].nunique()),
-        "voice_sources": json_value(list(voice.sources)),
+        "voice_sources": list(voice.sources),
         "voice_choice": voice.describe(),
-        "voice_candidates": table(voice.candidates, ["source", "segments"]),
+        "voice_candidates": list(voice.candidates),
         "voice_share": round(float(rows["source"].isin(list(voice.sources)).mean()), 4) if len(rows) else None,
     }
     if choice_file is not None:
-        metadata["voice_choice_file"] = path(choice_file)
-    return metadata
+        report["voice_choice_file"] = str(choice_file)
+    return report
 
 
-def raw_segments_metadata(
+def raw_segments_report(
     ingested: Ingested,
     agreement: Mapping[str, Any],
     voice: VoiceChoice,
     expert_style_from: str,
-    outputs: Mapping[str, Any],
-    classifier: Mapping[str, Any],
+    run_info: Mapping[str, Any],
     voice_choice_file: str | Path | None = None,
 ) -> dict[str, Any]:
-    """What the UI shows for raw_segments. `outputs`: the files written (as `path`s), shown first; `classifier`: the
-    style encoder, its fingerprint and the cache statistics of this run."""
+    """reports/raw_segments/summary.json: everything raw_segments knows. `run_info`: the style encoder, its
+    fingerprint and the file and embedding cache statistics of this run."""
     rows = ingested.rows
     by_origin = rows["origin"].value_counts().to_dict()
-    metadata = {
-        "dagster/row_count": len(rows),
-        **outputs,
-        **accounting_metadata(ingested),
-        "by_origin": json_value({str(k): int(v) for k, v in by_origin.items()}),
-        **style_metadata(rows, agreement, expert_style_from),
-        **classifier,
+    return plain({
+        **accounting_report(ingested),
+        "by_origin": {str(k): int(v) for k, v in by_origin.items()},
+        **voice_report(rows, voice, voice_choice_file),
+        **style_report(rows, agreement, expert_style_from),
+        **run_info,
         "file_paths_sanitised": sum(int(r.notes.get("file_paths_sanitised", 0)) for r in ingested.results),
-        **voice_metadata(rows, voice, voice_choice_file),
         "texts_with_invisible_characters": int(rows["text"].map(count_invisible).gt(0).sum()) if len(rows) else 0,
-        "skipped_inputs": skipped_inputs(ingested.notes),
+    })
+
+
+def raw_segments_metadata(report: Mapping[str, Any], rows: pd.DataFrame, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What the UI shows for raw_segments, picked from its report: the headline counts and files (`outputs`: `path`,
+    `rejects_path`, `report_path`), the voice choice, the file cache of this run, the rejects per reason and a
+    preview."""
+    metadata = {
+        **headline_metadata(report, len(rows), outputs),
+        "voice_choice": report["voice_choice"],
         "preview": preview(rows, SEGMENTS_PREVIEW),
     }
-    if ingested.notes:
-        metadata["notes"] = md(_bullets(ingested.notes))
-    return metadata
+    if "file_cache" in report:
+        metadata["file_cache"] = json_value(report["file_cache"])
+    return {**metadata, **notes_metadata(report)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -323,18 +353,24 @@ def hub_reachable_verdict(hub_id: str, origin: str) -> Verdict:
     )
 
 
-def conversation_metadata(ingested: Ingested, outputs: Mapping[str, Any]) -> dict[str, Any]:
+def conversation_report(ingested: Ingested, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """reports/<asset>/summary.json of a conversation asset; `extra`: what only this asset knows (counseling_origin)."""
     rows = ingested.rows
-    return {
-        "dagster/row_count": len(rows),
-        **outputs,
-        **accounting_metadata(ingested),
-        "per_source": json_value({str(k): int(v) for k, v in rows["source"].value_counts().head(20).items()}),
-        "repeated_questions": json_value(repeated_questions(rows)),
-        "n_turns": json_value({str(k): int(v) for k, v in rows["n_turns"].value_counts().sort_index().items()}),
-        "preview": preview(rows, CONVERSATIONS_PREVIEW),
-        "skipped_inputs": skipped_inputs(ingested.notes),
-    }
+    return plain({
+        **accounting_report(ingested),
+        "per_source": {str(k): int(v) for k, v in rows["source"].value_counts().head(20).items()},
+        "repeated_questions": repeated_questions(rows),
+        "n_turns": {str(k): int(v) for k, v in rows["n_turns"].value_counts().sort_index().items()},
+        **(extra or {}),
+    })
+
+
+def conversation_metadata(report: Mapping[str, Any], rows: pd.DataFrame, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The headline counts and files, the rejects per reason and a preview; `counseling_origin` when reported."""
+    metadata = {**headline_metadata(report, len(rows), outputs), "preview": preview(rows, CONVERSATIONS_PREVIEW)}
+    if "counseling_origin" in report:
+        metadata["counseling_origin"] = report["counseling_origin"]
+    return {**metadata, **notes_metadata(report)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -369,27 +405,24 @@ def anomalies_verdict(anomalies: Mapping[str, Any], shares: Mapping[str, tuple[f
     )
 
 
+# The plots audited_schema shows in the UI (of `audit.audit_plots`); audit.html holds every plot.
+HEADLINE_PLOTS = ("Segment length by style (words)", "Segments per source (top 15)")
+
+
 def audited_schema_metadata(
-    report: Mapping[str, Any], counts: Mapping[str, int], input_files: Mapping[str, int], outputs: Mapping[str, Any], images: Mapping[str, str]
+    report: Mapping[str, Any], counts: Mapping[str, int], outputs: Mapping[str, Any], images: Mapping[str, str]
 ) -> dict[str, Any]:
-    """`counts`: rows audited per dataset (segments, counseling, cot); `images`: plot title -> markdown image."""
-    seg = report["segments"]
+    """`report`: the audit (audit.json, where every other figure is); `counts`: rows audited per dataset (segments,
+    counseling, cot); `outputs`: `audit_json` and `audit_html`; `images`: plot title -> markdown image."""
     fields = [
         {"field": f, "types": json.dumps(v["types"]), "missing_rate": v["missing_rate"], "null_rate": v["null_rate"]}
-        for f, v in seg["raw_fields"]["fields"].items()
+        for f, v in report["segments"]["raw_fields"]["fields"].items()
     ]
-    by_style = [{"style": s, **d} for s, d in seg["word_count_by_style"].items()]
     return {
         "dagster/row_count": sum(counts.values()),
         **outputs,
         **counts,
-        "input_files": json_value(dict(input_files)),
         "segment_fields": table(fields, ["field", "types", "missing_rate", "null_rate"]),
-        "per_source": counts_table(dict(list(seg["per_source"].items())[:15]), "source"),
-        "word_count_by_style": table(by_style, ["style", "count", "min", "median", "mean", "p95", "max"]),
-        "confidence_given": json_value(seg["confidence_given"]),
-        "quality": json_value(seg["quality"]),
-        "anomalies": _plain_anomalies(seg["anomalies"]),
-        **{title: md(image) for title, image in images.items()},
+        **{title: md(images[title]) for title in HEADLINE_PLOTS if title in images},
     }
 
