@@ -108,6 +108,15 @@ def test_curation_chain_writes_tables_rejects_and_passes_its_checks(tmp_paths, r
     for run, asset in ((first, "curated_segments"), (first, "curated_conversations"), (result, "deduplicated_pairs")):
         metadata = run.asset_materializations_for_node(asset)[0].metadata
         assert metadata["path"].value == str(tmp_paths.table(asset)), asset  # the table the asset wrote
+        assert metadata["report_path"].value == str(tmp_paths.report_dir(asset) / "report.json"), asset
+        assert len(metadata) <= 10, (asset, sorted(metadata))  # headline values; the rest is in report.json
+    # what the metadata leaves out is in the reports
+    seg_report = json.loads((tmp_paths.report_dir("curated_segments") / "report.json").read_text())
+    assert seg_report["embedding_cache"]["requested"] >= 1 and seg_report["pii_counts"]
+    assert seg_report["kept_score_quantiles"]["off_domain_margin"]["rows"] == seg_report["kept"]
+    assert {"examples", "shaping_of_kept", "rule_cache", "language_cache", "score_quantiles"} <= set(seg_report)
+    pairs_report = json.loads((tmp_paths.report_dir("deduplicated_pairs") / "report.json").read_text())
+    assert pairs_report["crisis_flagged_pairs"] >= 1 and {"accounting", "lsh", "prompts", "balance"} <= set(pairs_report)
 
     curated_rejects = pd.read_parquet(tmp_paths.rejects("curated_segments"))
     assert list(curated_rejects.columns) == REJECT_COLUMNS and (curated_rejects["dropped_by"] == "curated_segments").all()

@@ -34,9 +34,9 @@ def _stage_report(by_source: list[dict], crisis_rows: int = 0) -> dict:
             "off_domain": "margin >= 0.0", "score_quantiles": {}, "language_cache": {}, "rule_cache": {}}
 
 
-def _segment_outcome(kept_ids, rejected_ids, by_source, crisis_rows=0) -> CurationOutcome:
+def _segment_outcome(kept_ids, rejected_ids, by_source, crisis_rows=0, classifier_scores=None) -> CurationOutcome:
     kept = pd.DataFrame({"segment_id": kept_ids, "score_off_domain": [0.2] * len(kept_ids),
-                         "score_quality_classifier": [None] * len(kept_ids)})
+                         "score_quality_classifier": classifier_scores or [None] * len(kept_ids)})
     return CurationOutcome(kept, pd.DataFrame({"segment_id": rejected_ids}), _stage_report(by_source, crisis_rows))
 
 
@@ -112,14 +112,45 @@ def test_segment_checks_are_accounting_main_voice_and_crisis_share():
     assert [v.passed for v in verdicts] == [True, True, False]  # 1 of 2 kept rows flagged: above 25 %
 
 
-def test_segment_metadata_names_the_written_files_and_plots_only_scored_columns():
-    outcome = _segment_outcome(["s1", "s2"], ["s3"], [{"source": "Main", "rows_in": 3, "kept": 2}])
+SEGMENT_METADATA_KEYS = {"dagster/row_count", "path", "rejects_path", "report_path", "rows_in", "kept", "rejected",
+                         "rejected_by_rule", "by_source", "off_domain_margin"}
+
+
+def test_segment_metadata_is_the_headline_counts_files_two_tables_and_the_off_domain_plot():
+    outcome = _segment_outcome(["s1", "s2"], ["s3"], [{"source": "Main", "rows_in": 3, "kept": 2}],
+                               classifier_scores=[0.1, 0.3])
     files = {"path": Path("t.parquet"), "rejects_path": Path("r.parquet"), "report_path": Path("report.json")}
-    metadata = checks.curated_segments_metadata(3, outcome, files, {"requested": 2})
+    metadata = checks.curated_segments_metadata(3, outcome, files)
+    assert set(metadata) == SEGMENT_METADATA_KEYS  # the classifier histogram's numbers are in report.json
     assert (metadata["dagster/row_count"], metadata["rows_in"], metadata["kept"], metadata["rejected"]) == (2, 3, 2, 1)
     assert metadata["path"] == {"type": "path", "raw_value": "t.parquet"} and "table" not in metadata
     assert "| garbled | 1 | 1 | A: 1 |" in metadata["rejected_by_rule"]["raw_value"]
-    assert "off_domain_margin" in metadata and "quality_classifier_score" not in metadata  # all None: no plot
+    assert "| Main | 3 | 2 |" in metadata["by_source"]["raw_value"]
+
+
+def test_segment_metadata_plots_only_a_scored_column():
+    outcome = _segment_outcome(["s1"], [], [{"source": "Main", "rows_in": 1, "kept": 1}])
+    assert "off_domain_margin" in checks.score_histograms(outcome.kept)
+    assert checks.score_histograms(outcome.kept, ["quality_classifier_score"]) == {}  # all None: no plot
+    assert checks.score_histograms(outcome.kept.drop(columns="score_off_domain")) == {}
+
+
+def test_segment_report_keeps_what_the_metadata_leaves_out():
+    outcome = _segment_outcome(["s1", "s2"], ["s3"], [{"source": "Main", "rows_in": 3, "kept": 2}],
+                               classifier_scores=[0.1, 0.3])
+    report = checks.curated_segments_report({"min_words": 8}, outcome, {"requested": 2, "cache_hits": 1})
+    assert report["settings"] == {"min_words": 8} and report["embedding_cache"] == {"requested": 2, "cache_hits": 1}
+    for key in ("examples", "pii_counts", "crisis_counts", "housekeeping_sentences_removed", "quality_classifier",
+                "shaping_of_kept", "off_domain", "score_quantiles", "language_cache", "rule_cache",
+                "rejected_by_rule_and_source", "by_source"):
+        assert key in report, key
+    kept_scores = report["kept_score_quantiles"]
+    assert kept_scores["off_domain_margin"] == {"rows": 2, "0.05": 0.2, "0.25": 0.2, "0.5": 0.2, "0.75": 0.2,
+                                                "0.95": 0.2}
+    classifier = kept_scores["quality_classifier_score"]
+    assert classifier["rows"] == 2 and classifier["0.5"] == 0.2
+    unscored = checks.kept_score_quantiles(_segment_outcome(["s1"], [], []).kept)
+    assert list(unscored) == ["off_domain_margin"]  # no classifier score on a kept row: nothing to summarise
 
 
 # ---- curated_conversations ------------------------------------------------------------------------------------------
@@ -142,6 +173,12 @@ def test_conversation_metadata_shows_rules_and_by_dataset():
     files = {"path": Path("t"), "rejects_path": Path("r"), "report_path": Path("j")}
     metadata = checks.curated_conversations_metadata(2, outcome, files)
     assert metadata["kept"] == 1 and metadata["rejected"] == 1 and "| cot | 2 |" in metadata["by_dataset"]["raw_value"]
+    assert set(metadata) == {"dagster/row_count", "path", "rejects_path", "report_path", "rows_in", "kept", "rejected",
+                             "by_dataset", "rejected_by_rule"}
+    report = checks.outcome_report({"conversation_min_words": 3}, outcome)
+    assert report["settings"] == {"conversation_min_words": 3}
+    assert report["by_dataset"] == [{"dataset": "cot", "rows_in": 2}]
+    assert {"by_source", "examples", "pii_counts", "crisis_counts"} <= set(report)
 
 
 # ---- deduplicated_pairs ---------------------------------------------------------------------------------------------
@@ -223,10 +260,16 @@ def test_pairs_report_and_metadata_carry_what_the_checks_measured():
               "duplicates_by_kind": {}, "clusters": 0, "lsh": {}, "semantic": "off", "prompts": {}}
     written = checks.pairs_report({"near_threshold": 0.8}, report, figures)
     assert written["remaining_duplicates"]["rows"] == 1 and written["expert_counts"][3]["count"] == 1
+    assert written["crisis_flagged_pairs"] == 0 and written["semantic"] == "off"
+    for key in ("accounting", "lsh", "prompts", "balance", "settings"):  # left out of the metadata, kept here
+        assert key in written, key
+    files = {"path": Path("p"), "rejects_path": Path("r"), "report_path": Path("report.json")}
     metadata = checks.deduplicated_pairs_metadata(PairsOutcome(pd.DataFrame({"a": [1]}), pd.DataFrame(), report),
-                                                  figures, {"path": Path("p"), "rejects_path": Path("r")})
+                                                  figures, files)
+    assert set(metadata) == {"dagster/row_count", "path", "rejects_path", "report_path", "by_dataset",
+                             "duplicates_by_kind", "clusters", "crisis_flagged_pairs", "expert_counts", "expert_shares"}
     assert metadata["dagster/row_count"] == 1 and metadata["path"]["raw_value"] == "p"
-    assert metadata["crisis_flagged_pairs"] == 0 and metadata["semantic"] == "off"
+    assert metadata["crisis_flagged_pairs"] == 0 and metadata["report_path"]["raw_value"] == "report.json"
 
 
 # ---- review_sample / review_verdicts --------------------------------------------------------------------------------

@@ -3,6 +3,10 @@
 Every check the curation assets report is built here from the stage's outcome (kept rows, rejects, report), so tests
 call the builders directly with tiny hand-made inputs; `defs/curation.py` reads, calls the pure stage, writes, and
 returns `materialize_result(<stage>_metadata(...), <stage>_verdicts(...))`.
+
+The metadata is what a user scans first in the UI (issue 16: row count, the files written, 3-5 headline numbers, at
+most three tables / plots); everything else the stage measured goes to its report JSON (`<stage>_report` / the
+stage's own report), so nothing is lost by keeping the metadata short.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ from pixel_pipeline.curation.curate import CONVERSATION_RULES, SEGMENT_RULES, Cu
 from pixel_pipeline.curation.pairs import PairsOutcome
 
 BY_SOURCE_COLUMNS = ["source", "rows_in", "kept", "rejected", "reject_rate"]
-SCORE_HISTOGRAMS = {  # metadata key -> (score column of the kept rows, title, x label)
+SCORE_HISTOGRAMS = {  # name -> (score column of the kept rows, title, x label)
     "off_domain_margin": ("score_off_domain", "off_domain margin of kept segments", "domain - off-topic similarity"),
     "quality_classifier_score": ("score_quality_classifier", "quality classifier P(reject) of kept segments",
                                  "P(reader rejects)"),
 }
+PLOTTED_SCORES = ("off_domain_margin",)  # the metadata's histogram; report.json has every kept score's quantiles
+KEPT_SCORE_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 # ---- checks shared by the curation stages -----------------------------------------------------------------------
@@ -70,17 +76,17 @@ def _rule_counts(report: Mapping, rules: Iterable[str]) -> dict:
     return table(rows, ["rule", "fired", "only_reason", "by_source"])
 
 
-def _examples(report: Mapping) -> dict:
-    rows = [{"rule": r, "id": e["id"], "source": e["source"], "reason": (e["reason"] or "")[:160]}
-            for r, exs in report["examples"].items() for e in exs]
-    return table(rows, ["rule", "id", "source", "reason"])
-
-
 def _outcome_metadata(rows_in: int, outcome: CurationOutcome, files: Mapping[str, Path]) -> dict:
     """Counts and files every curation stage reports: `files` holds the `path`, `rejects_path` and `report_path` written."""
     kept = len(outcome.kept)
     return {"dagster/row_count": kept, "rows_in": rows_in, "kept": kept, "rejected": len(outcome.rejects),
             **{key: path(files[key]) for key in ("path", "rejects_path", "report_path")}}
+
+
+def outcome_report(settings: Mapping, outcome: CurationOutcome, **extra: Any) -> dict:
+    """The report.json of curated_segments / curated_conversations: the settings, the stage's report (per rule, per
+    source, examples, PII and crisis counts, score quantiles, caches, ...) and what the asset adds (`extra`)."""
+    return {"settings": dict(settings), **outcome.report, **extra}
 
 
 # ---- curated_segments ---------------------------------------------------------------------------------------------
@@ -109,34 +115,47 @@ def curated_segments_verdicts(raw: pd.DataFrame, outcome: CurationOutcome, voice
     ]
 
 
-def score_histograms(kept: pd.DataFrame) -> dict:
-    """Histograms of the kept segments' off_domain margin and classifier score, where any were scored."""
+def _kept_scores(kept: pd.DataFrame, column: str) -> list[float]:
+    return pd.to_numeric(kept[column], errors="coerce").dropna().tolist() if column in kept and len(kept) else []
+
+
+def score_histograms(kept: pd.DataFrame, keys: Sequence[str] = PLOTTED_SCORES) -> dict:
+    """Histograms of the kept segments' scores named in `keys` (SCORE_HISTOGRAMS), where any were scored."""
     out = {}
-    for key, (column, title, xlabel) in SCORE_HISTOGRAMS.items():
-        values = kept[column].dropna().tolist() if len(kept) else []
+    for key in keys:
+        column, title, xlabel = SCORE_HISTOGRAMS[key]
+        values = _kept_scores(kept, column)
         if values:
             out[key] = md(plots.histogram_markdown(values, title, xlabel))
     return out
 
 
-def curated_segments_metadata(rows_in: int, outcome: CurationOutcome, files: Mapping[str, Path],
-                              embedding_cache: Mapping) -> dict:
+def kept_score_quantiles(kept: pd.DataFrame) -> dict:
+    """Rows scored and quantiles of each SCORE_HISTOGRAMS score over the kept segments (the report's numbers for
+    the histograms; `report["score_quantiles"]` is over every judged row)."""
+    out = {}
+    for key, (column, _title, _xlabel) in SCORE_HISTOGRAMS.items():
+        values = pd.Series(_kept_scores(kept, column), dtype=float)
+        if len(values):
+            out[key] = {"rows": int(len(values)),
+                        **{str(q): round(float(values.quantile(q)), 4) for q in KEPT_SCORE_QUANTILES}}
+    return out
+
+
+def curated_segments_report(settings: Mapping, outcome: CurationOutcome, embedding_cache: Mapping) -> dict:
+    """report.json of curated_segments: the stage's report, the embedding cache's hits and the kept scores."""
+    return outcome_report(settings, outcome, embedding_cache=dict(embedding_cache),
+                          kept_score_quantiles=kept_score_quantiles(outcome.kept))
+
+
+def curated_segments_metadata(rows_in: int, outcome: CurationOutcome, files: Mapping[str, Path]) -> dict:
+    """Counts, files, the per-rule and per-source tables and the off_domain histogram; the rest (examples, PII and
+    crisis counts, shaping, caches, quantiles, ...) is in report.json (curated_segments_report)."""
     report = outcome.report
     return {
         **_outcome_metadata(rows_in, outcome, files),
         "rejected_by_rule": _rule_counts(report, SEGMENT_RULES),
         "by_source": table(pd.DataFrame(report["by_source"]), BY_SOURCE_COLUMNS),
-        "examples": _examples(report),
-        "pii_redacted": json_value(report["pii_counts"]),
-        "crisis_flags": json_value(report["crisis_counts"]),
-        "housekeeping_sentences_removed": report["housekeeping_sentences_removed"],
-        "quality_classifier": report["quality_classifier"],
-        "shaping_of_kept": json_value(report["shaping_of_kept"]),
-        "off_domain": report["off_domain"],
-        "score_quantiles": json_value(report["score_quantiles"]),
-        "language_cache": json_value(report["language_cache"]),
-        "rule_cache": json_value(report["rule_cache"]),
-        "embedding_cache": json_value(embedding_cache),
         **score_histograms(outcome.kept),
     }
 
@@ -153,15 +172,13 @@ def curated_conversations_verdicts(conversations: pd.DataFrame, outcome: Curatio
 
 
 def curated_conversations_metadata(rows_in: int, outcome: CurationOutcome, files: Mapping[str, Path]) -> dict:
+    """Counts, files and the per-dataset and per-rule tables; by_source, examples, PII and crisis counts are in
+    report.json (outcome_report)."""
     report = outcome.report
     return {
         **_outcome_metadata(rows_in, outcome, files),
         "by_dataset": table(report.get("by_dataset", [])),
         "rejected_by_rule": _rule_counts(report, CONVERSATION_RULES),
-        "by_source": table(pd.DataFrame(report["by_source"]), BY_SOURCE_COLUMNS),
-        "examples": _examples(report),
-        "pii_redacted": json_value(report["pii_counts"]),
-        "crisis_flags": json_value(report["crisis_counts"]),
     }
 
 
@@ -268,26 +285,22 @@ def deduplicated_pairs_verdicts(outcome: PairsOutcome, figures: PairFigures, lim
 def pairs_report(settings: Mapping, report: Mapping, figures: PairFigures) -> dict:
     """The report.json of deduplicated_pairs: settings, the dedup report and what the checks measured."""
     return {"settings": dict(settings), **report, "remaining_duplicates": figures.remaining,
-            "expert_counts": figures.expert_counts.to_dict("records")}
+            "expert_counts": figures.expert_counts.to_dict("records"), "crisis_flagged_pairs": figures.crisis_rows}
 
 
 def deduplicated_pairs_metadata(outcome: PairsOutcome, figures: PairFigures, files: Mapping[str, Path]) -> dict:
+    """Counts, files, the duplicates removed and the expert counts (table and bar chart); accounting, LSH, semantic,
+    prompt duplicates and balance are in report.json (pairs_report)."""
     report, counts = outcome.report, figures.expert_counts
     return {
         "dagster/row_count": len(outcome.pairs),
-        "path": path(files["path"]),
-        "rejects_path": path(files["rejects_path"]),
+        **{key: path(files[key]) for key in ("path", "rejects_path", "report_path")},
         "by_dataset": json_value(report["by_dataset"]),
         "duplicates_by_kind": json_value(report["duplicates_by_kind"]),
         "clusters": report["clusters"],
-        "lsh": json_value(report["lsh"]),
-        "semantic": report["semantic"],
-        "prompt_duplicates": json_value(report["prompts"]),
+        "crisis_flagged_pairs": figures.crisis_rows,
         "expert_counts": table(counts),
         "expert_shares": md(plots.bar_markdown(dict(zip(counts["style"], counts["count"])), "segment pairs per expert")),
-        "balance": json_value(report["balance"]),
-        "crisis_flagged_pairs": figures.crisis_rows,
-        "accounting": json_value(report["accounting"]),
     }
 
 

@@ -40,12 +40,13 @@ def _rule_cache(paths: PipelinePaths) -> ScoreCache:
     return ScoreCache(paths.cache_dir / "curation_scores.sqlite", RULE_CACHE_NAMESPACE)
 
 
-def _write_outcome(paths: PipelinePaths, stage: str, out: CurationOutcome, settings: CurationSettings) -> dict:
-    """The kept table, its rejects and the report (with the settings that made it); their paths by metadata key."""
+def _write_outcome(paths: PipelinePaths, stage: str, out: CurationOutcome, report: dict) -> dict:
+    """The kept table, its rejects and the report (checks.outcome_report: with the settings that made it); their
+    paths by metadata key."""
     return {
         "path": write_parquet(out.kept, paths.table(stage)),
         "rejects_path": write_parquet(out.rejects, paths.rejects(stage)),
-        "report_path": write_json({"settings": settings.as_dict(), **out.report}, paths.report_dir(stage) / "report.json"),
+        "report_path": write_json(report, paths.report_dir(stage) / "report.json"),
     }
 
 
@@ -135,9 +136,10 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
     context.log.info("curating %d segments", len(raw))
     out = curate_segments(raw, settings, embed=embedder.encode if len(raw) else None,
                           language_cache=_language_cache(paths), rule_cache=_rule_cache(paths))
-    files = _write_outcome(paths, "curated_segments", out, settings)
+    files = _write_outcome(paths, "curated_segments", out,
+                           checks.curated_segments_report(settings.as_dict(), out, embedder.stats))
     return materialize_result(
-        checks.curated_segments_metadata(len(raw), out, files, embedder.stats),
+        checks.curated_segments_metadata(len(raw), out, files),
         checks.curated_segments_verdicts(raw, out, voice_sources, config.max_crisis_share),
     )
 
@@ -168,7 +170,7 @@ def curated_conversations(context: dg.AssetExecutionContext, config: CuratedConv
     conv = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else frames[0]
     settings = settings_from(config, CurationSettings)
     out = curate_conversations(conv, settings, language_cache=_language_cache(paths), rule_cache=_rule_cache(paths))
-    files = _write_outcome(paths, "curated_conversations", out, settings)
+    files = _write_outcome(paths, "curated_conversations", out, checks.outcome_report(settings.as_dict(), out))
     return materialize_result(
         checks.curated_conversations_metadata(len(conv), out, files),
         checks.curated_conversations_verdicts(conv, out, config.max_crisis_share),
@@ -234,9 +236,9 @@ def deduplicated_pairs(context: dg.AssetExecutionContext, config: DeduplicatedPa
                             embed=embedder.encode if embedder else None)
     figures = checks.measure_pairs(out.pairs, settings.near())
     files = {"path": write_parquet(out.pairs, paths.table("deduplicated_pairs")),
-             "rejects_path": write_parquet(out.rejects, paths.rejects("deduplicated_pairs"))}
-    write_json(checks.pairs_report(config.model_dump(), out.report, figures),
-               paths.report_dir("deduplicated_pairs") / "report.json")
+             "rejects_path": write_parquet(out.rejects, paths.rejects("deduplicated_pairs")),
+             "report_path": write_json(checks.pairs_report(config.model_dump(), out.report, figures),
+                                       paths.report_dir("deduplicated_pairs") / "report.json")}
     return materialize_result(
         checks.deduplicated_pairs_metadata(out, figures, files),
         checks.deduplicated_pairs_verdicts(out, figures, settings_from(config, checks.PairLimits)),
