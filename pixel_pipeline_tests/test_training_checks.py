@@ -14,7 +14,8 @@ from pixel_pipeline.training.evaluation import CHECK_STAGE_PERPLEXITY, CHECK_VOI
 def trainer_result(name="stage", **kw) -> dict:
     """One run's result as the trainer returns it, reduced to what the checks and the metadata read."""
     result = {
-        "name": name, "adapter_path": f"/out/{name}/adapter", "base_model": "pixel-tiny-llama", "device": "cpu",
+        "name": name, "adapter_path": f"/out/{name}/adapter", "report_path": f"/out/{name}/result.json",
+        "base_model": "pixel-tiny-llama", "device": "cpu", "learning_rate": 1e-4,
         "trackers": ["tensorboard"], "train_curve": [[1, 2.0], [2, 1.5]], "val_curve": [[0, 2.1], [2, 1.6]],
         "train_loss_final": 1.5, "val_loss_initial": 2.1, "val_loss_final": 1.6, "val_perplexity": math.exp(1.6),
         "tokens_per_second": 100.0, "peak_memory_mb": 10.0, "mfu": None, "steps": 2, "resumed_from_steps": [],
@@ -96,14 +97,34 @@ def test_report_to_pipes_sends_each_verdict_with_its_severity_and_metadata():
     metadata, version = pipes.materializations[0]
     assert version == "abc"
     assert metadata["adapter_path"] == {"type": "path", "raw_value": "/out/stage/adapter"}
-    assert metadata["rows_truncated"] == 1 and metadata["loss_curves"]["type"] == "md"
+    assert metadata["report_path"] == {"type": "path", "raw_value": "/out/stage/result.json"}
+    assert metadata["loss_curves"]["type"] == "md"
 
 
-def test_metadata_of_several_runs_is_keyed_by_run_name_with_a_summary_table():
-    meta = reporting.materialization_metadata([trainer_result("a"), trainer_result("b")], adapter_path="/out/experts")
+def test_a_stage_shows_its_headline_numbers_and_leaves_the_rest_to_its_result_json():
+    meta = reporting.materialization_metadata([trainer_result()])
+    assert set(meta) == {"adapter_path", "base_model", "device", "val_loss_initial", "val_loss_final",
+                         "val_perplexity", "tokens_per_second", "steps", "loss_curves", "report_path"}
+    assert meta["val_loss_final"] == 1.6 and meta["steps"] == 2 and meta["base_model"] == "pixel-tiny-llama"
+    assert meta["val_perplexity"] == round(math.exp(1.6), 6)
+
+
+def test_a_non_finite_headline_number_is_reported_as_none():
+    meta = reporting.materialization_metadata([trainer_result(val_loss_final=float("nan"))])
+    assert meta["val_loss_final"] is None
+
+
+def test_metadata_of_several_runs_is_one_summary_table_with_each_adapter_and_report():
+    meta = reporting.materialization_metadata([trainer_result("a"), trainer_result("b", learning_rate=2e-3)],
+                                              adapter_path="/out/experts")
+    assert set(meta) == {"adapter_path", "adapter_path_a", "adapter_path_b", "base_model", "device", "loss_curves",
+                         "summary", "report_paths"}
     assert meta["adapter_path"] == {"type": "path", "raw_value": "/out/experts"}
-    assert meta["adapter_path_b"]["raw_value"] == "/out/b/adapter" and meta["b/steps"] == 2
-    assert meta["summary"]["type"] == "md" and "| a |" in meta["summary"]["raw_value"]
+    assert meta["adapter_path_b"]["raw_value"] == "/out/b/adapter"
+    assert meta["report_paths"] == {"type": "json", "raw_value": {"a": "/out/a/result.json",
+                                                                  "b": "/out/b/result.json"}}
+    table = meta["summary"]["raw_value"]
+    assert meta["summary"]["type"] == "md" and "| a | 2.1000 | 1.6000 |" in table and "| 2 | 0.002 |" in table
 
 
 # ------------------------------------------------------------------------------------------------- skipped stages

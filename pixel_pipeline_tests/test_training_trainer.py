@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -63,6 +64,15 @@ def test_interrupted_run_resumes_from_its_checkpoint_and_ends_where_an_uninterru
     assert full["adapter_reload"]["matches"] and full["adapter_reload"]["logits_max_abs_diff"] < 1e-4
     assert full["val_perplexity"] == pytest.approx(math.exp(full["val_loss_final"]))
     assert (tmp_path / "full" / "tensorboard").is_dir() and any((tmp_path / "full" / "tensorboard").iterdir())
+    # result.json (the asset's report_path) keeps what the materialization metadata leaves out
+    report = json.loads((tmp_path / "full" / "result.json").read_text())
+    assert full["report_path"] == str(tmp_path / "full" / "result.json")
+    for key in ("train_loss_final", "peak_memory_mb", "mfu", "resumed_from_steps", "init", "tensorboard_dir",
+                "trackers", "train_data", "validation_data", "learning_rate", "chaining", "train_files"):
+        assert key in report, key
+    assert report["rows_truncated"] == report["train_data"]["rows_truncated"] + \
+        report["validation_data"]["rows_truncated"]
+    assert report["last_checkpoint"].endswith("step_0000012") and report["learning_rate"] == 1e-3
 
 
 def test_changed_data_does_not_resume_someone_elses_checkpoint(exports, models_dir, tmp_path):

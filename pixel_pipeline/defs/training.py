@@ -19,7 +19,7 @@ import dagster as dg
 from pixel_pipeline.core.io import write_json
 from pixel_pipeline.core.records import STYLES
 from pixel_pipeline.core.settings import PipelinePaths
-from pixel_pipeline.core.verdicts import json_value, path
+from pixel_pipeline.core.verdicts import json_value
 from pixel_pipeline.defs.metadata import materialize_result, to_metadata
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
 from pixel_pipeline.defs.settings import keyword_defaults
@@ -278,8 +278,8 @@ def _stage_asset(asset: str, config_cls: type[LoraRunConfig], previous: str | No
         result = launch_trainer(context, pipes_training_client, [run], checks,
                                 paths.training_dir(asset) / "trainer_config.json")
         write_pointer(paths, asset, {**_reported(result), "strategy": strategy})
-        return _with_metadata(result, {"strategy": strategy, "chaining": lora_training.chaining,
-                                       "train_file": path(train_file)})
+        # chaining and the train / validation files are in the run's result.json (the trainer's `report_path`)
+        return _with_metadata(result, {"strategy": strategy})
 
     return _stage
 
@@ -316,8 +316,8 @@ def expert_adapters(context: dg.AssetExecutionContext, config: ExpertConfig, sto
     result = launch_trainer(context, pipes_training_client, runs, checks, root / "trainer_config.json",
                             adapter_path=str(root))
     write_pointer(paths, "expert_adapters", experts_pointer(root, runs, lora_training.chaining))
-    return _with_metadata(result, {"chaining": lora_training.chaining, "experts_skipped": json_value(skipped),
-                                   "learning_rates": json_value({r["name"]: r["learning_rate"] for r in runs})})
+    # each expert's learning rate is a column of the trainer's `summary` table; chaining is in its result.json
+    return _with_metadata(result, {"experts_skipped": json_value(skipped)})
 
 
 @dg.asset(

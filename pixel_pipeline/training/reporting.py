@@ -36,51 +36,46 @@ def loss_curve_markdown(results: list[dict[str, Any]]) -> str:
     return line_markdown(curves, "loss per optimizer step", "step", "loss (assistant tokens)")
 
 
-def run_metadata(r: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    train, val = r["train_data"], r["validation_data"]
-    meta = {
-        "train_loss_final": _num(r["train_loss_final"]),
-        "val_loss_initial": _num(r["val_loss_initial"]),
-        "val_loss_final": _num(r["val_loss_final"]),
-        "val_perplexity": _num(r["val_perplexity"]),
-        "tokens_per_second": _num(r["tokens_per_second"]),
-        "peak_memory_mb": _num(r["peak_memory_mb"]),
-        "mfu": _num(r["mfu"]),
-        "steps": r["steps"],
-        "resumed_from_steps": json_value(r["resumed_from_steps"]),
-        "train_rows": json_value(train),
-        "validation_rows": json_value(val),
-        "rows_truncated": train["rows_truncated"] + val["rows_truncated"],
-        "rows_dropped_overlong": train["rows_dropped_overlong"] + val["rows_dropped_overlong"],
-        "rows_invalid": train["rows_invalid"] + val["rows_invalid"],
-        "tensorboard_dir": path(r["tensorboard_dir"]),
-        "init": json_value(r["init"]),
-    }
-    if r["checkpoints"]:
-        meta["last_checkpoint"] = path(r["checkpoints"][-1])
-    return {f"{prefix}{k}": v for k, v in meta.items()}
+# Per run, the headline numbers a user scans first. Everything else the trainer knows about the run (train loss,
+# peak memory, MFU, the row accounting, resumes, the chaining facts, checkpoints, trackers, TensorBoard folder,
+# learning rate) is in the run's result.json (`report_path`), written by the trainer beside the adapter.
+HEADLINE_KEYS = ("val_loss_initial", "val_loss_final", "val_perplexity", "tokens_per_second")
+
+
+def run_metadata(r: dict[str, Any]) -> dict[str, Any]:
+    """One run's headline numbers and its report (result.json) path."""
+    return {**{k: _num(r[k]) for k in HEADLINE_KEYS}, "steps": r["steps"], "report_path": path(r["report_path"])}
+
+
+def summary_markdown(results: list[dict[str, Any]]) -> str:
+    """One row per run (the experts): what each run's `run_metadata` holds for a single stage."""
+    rows = ["| run | val loss start | val loss end | perplexity | tokens/s | steps | learning rate |",
+            "|---|---|---|---|---|---|---|"]
+    for r in results:
+        rows.append(f"| {r['name']} | {_fmt(r['val_loss_initial'])} | {_fmt(r['val_loss_final'])} | "
+                    f"{_fmt(r['val_perplexity'])} | {_fmt(r['tokens_per_second'], 0)} | {r['steps']} | "
+                    f"{r['learning_rate']:g} |")
+    return "\n".join(rows)
 
 
 def materialization_metadata(results: list[dict[str, Any]], adapter_path: str | None = None) -> dict[str, Any]:
-    """Metadata for one asset: one run (a stage) or several (the experts, keyed by run name)."""
+    """Metadata for one asset: one run (a stage: its headline numbers and `report_path`) or several (the experts:
+    one summary table, each expert's adapter folder as `adapter_path_<name>` and its result.json in
+    `report_paths`)."""
     first = results[0]
     meta: dict[str, Any] = {
         "adapter_path": path(adapter_path or first["adapter_path"]),
         "base_model": first["base_model"],
         "device": first["device"],
-        "trackers": ", ".join(first["trackers"]),
         "loss_curves": md(loss_curve_markdown(results)),
     }
     if len(results) == 1:
         meta.update(run_metadata(first))
     else:
-        rows = ["| run | val loss start | val loss end | perplexity | tokens/s | steps |", "|---|---|---|---|---|---|"]
         for r in results:
             meta[f"adapter_path_{r['name']}"] = path(r["adapter_path"])
-            meta.update(run_metadata(r, prefix=f"{r['name']}/"))
-            rows.append(f"| {r['name']} | {_fmt(r['val_loss_initial'])} | {_fmt(r['val_loss_final'])} | "
-                        f"{_fmt(r['val_perplexity'])} | {_fmt(r['tokens_per_second'], 0)} | {r['steps']} |")
-        meta["summary"] = md("\n".join(rows))
+        meta["summary"] = md(summary_markdown(results))
+        meta["report_paths"] = json_value({r["name"]: r["report_path"] for r in results})
     return meta
 
 

@@ -397,8 +397,11 @@ def throughput(loop: Loop, n_params: int) -> tuple[float, float | None]:
 
 def run_result(loop: Loop, init_check: dict[str, Any], trained_on: str, n_params: int,
                adapter_dir: Path) -> dict[str, Any]:
-    """Everything reported for the run (result.json, Pipes metadata) and the facts the asset checks judge."""
+    """Everything known about the run and the facts the asset checks judge: written whole to result.json (its
+    `report_path`), of which the asset's materialization metadata shows the headline numbers (reporting.py)."""
     cfg, state, data = loop.cfg, loop.state, loop.data
+    checkpoints = [str(p) for p in list_checkpoints(loop.checkpoint_root)]
+    train_stats, val_stats = data.train_stats.as_dict(), data.validation_stats.as_dict()
     tokens_per_second, mfu = throughput(loop, n_params)
     reload = verify_adapter_reload(loop.model, trained_on, cfg, adapter_dir, data.validation or data.train,
                                    loop.device, loop.pad_id)
@@ -407,12 +410,17 @@ def run_result(loop: Loop, init_check: dict[str, Any], trained_on: str, n_params
     return {
         "name": cfg.name,
         "adapter_path": str(adapter_dir),
+        "report_path": str(loop.out / "result.json"),
         "base_model": trained_on,
         "fingerprint": loop.fingerprint,
         "device": loop.device,
         "steps": state["step"],
         "total_steps": loop.total_steps,
         "epochs": cfg.epochs,
+        "learning_rate": cfg.learning_rate,
+        "chaining": cfg.chaining,
+        "train_files": list(cfg.train_files),
+        "validation_files": list(cfg.validation_files),
         "resumed_from_steps": state["resumed_from"],
         "train_curve": state["train_curve"],
         "val_curve": state["val_curve"],
@@ -425,9 +433,12 @@ def run_result(loop: Loop, init_check: dict[str, Any], trained_on: str, n_params
         "peak_memory_mb": peak_memory_mb(loop.device),
         "mfu": mfu,
         "n_parameters": n_params,
-        "train_data": data.train_stats.as_dict(),
-        "validation_data": data.validation_stats.as_dict(),
-        "checkpoints": [str(p) for p in list_checkpoints(loop.checkpoint_root)],
+        "train_data": train_stats,
+        "validation_data": val_stats,
+        **{key: train_stats[key] + val_stats[key] for key in ("rows_truncated", "rows_dropped_overlong",
+                                                              "rows_invalid")},
+        "checkpoints": checkpoints,
+        "last_checkpoint": checkpoints[-1] if checkpoints else None,
         "tensorboard_dir": str(loop.out / "tensorboard"),
         "trackers": loop.trackers.active,
         "init": init_check,
