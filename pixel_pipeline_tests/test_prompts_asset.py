@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -138,9 +139,12 @@ def test_every_segment_gets_a_question_a_person_would_ask_or_a_reason_why_not(tm
     metadata = result.asset_materializations_for_node("generated_prompts")[0].metadata
     assert metadata["dagster/row_count"].value == KEPT
     assert metadata["specificity_bm25_recall_at_1"].value >= 0.5
-    assert metadata["distinct_prompts"].value == 1.0
-    assert "data:image/png;base64" in metadata["alignment_histogram"].value
-    assert "| style |" in metadata["sample_pairs"].value and "llm" in metadata["skipped_generators"].value
+    assert "| style |" in metadata["sample_pairs"].value
+    assert "| no_acceptable_question | 1 |" in metadata["reject_reasons"].value
+    report = json.loads(Path(metadata["report_path"].value).read_text())
+    assert report == json.loads((tmp_paths.report_dir("generated_prompts") / "summary.json").read_text())
+    assert report["kept"] == KEPT and report["distinct_prompts"] == 1.0 and "llm" in report["skipped_generators"]
+    assert sum(sum(counts) for counts in report["alignment_histogram"]["by_style"].values()) == KEPT
 
 
 def test_with_the_fallback_on_a_segment_left_without_a_question_gets_its_concept_in_a_general_form_marked_as_fallback(
@@ -162,8 +166,8 @@ def test_with_the_fallback_on_a_segment_left_without_a_question_gets_its_concept
 def test_without_client_questions_retrieval_is_skipped_with_a_message(tmp_paths, resources):
     write_inputs(tmp_paths, conversations=False)
     result = materialize(resources)
-    metadata = result.asset_materializations_for_node("generated_prompts")[0].metadata
-    assert "retrieval: no client questions" in metadata["skipped_generators"].value
+    report = json.loads((tmp_paths.report_dir("generated_prompts") / "summary.json").read_text())
+    assert any("retrieval: no client questions" in m for m in report["skipped_generators"].values())
     table = read_parquet(tmp_paths.table("generated_prompts"))
     assert len(table) == KEPT and set(table["generator"]) == {"talk", "concepts"}
 

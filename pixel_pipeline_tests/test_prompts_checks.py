@@ -21,6 +21,7 @@ from pixel_pipeline.prompts.checks import (
     prompts_metadata,
     prompts_report,
     reject_counts,
+    reject_reason_counts,
     specificity_verdict,
 )
 from pixel_pipeline.prompts.pipeline import OUTPUT_COLUMNS, PromptRun, PromptSettings
@@ -191,27 +192,53 @@ def test_prompt_verdicts_fail_accounting_when_a_segment_is_lost():
     assert not {v.check_name: v for v in verdicts}["row_accounting"].passed
 
 
-def test_metadata_names_the_written_table_path_and_the_report_repeats_the_figures(tmp_path):
+HEADLINE_KEYS = [
+    "dagster/row_count", "path", "rejects_path", "report_path", "rows_in", "rejected", "reject_reasons", "distinct_2",
+    "specificity_bm25_recall_at_1", "sample_pairs",
+]
+
+
+def test_metadata_holds_the_paths_and_headline_figures_and_the_report_holds_the_rest(tmp_path):
     run = prompt_run([ROW], [reject("s2", "no_acceptable_question: none")])
     figures = prompt_figures(run.table, segments_frame())
     written = {"path": tmp_path / "t.parquet", "rejects_path": tmp_path / "r.parquet", "report_path": tmp_path / "s.json"}
-    metadata = prompts_metadata(run, figures, PromptSettings(), written, elapsed=2.0, sample_pairs_per_style=3)
-    assert list(metadata)[:4] == ["dagster/row_count", "path", "rejects_path", "report_path"]
+    metadata = prompts_metadata(run, figures, PromptSettings(), written, sample_pairs_per_style=3)
+    assert list(metadata) == HEADLINE_KEYS
     assert metadata["path"] == {"type": "path", "raw_value": str(tmp_path / "t.parquet")}
-    assert metadata["dagster/row_count"] == 1 and metadata["rejected"] == 1 and metadata["segments_per_second"] == 1.0
-    assert metadata["seconds"]["raw_value"] == {"talk": 0.1, "total": 2.0}
-    assert "llm" in metadata["skipped_generators"]["raw_value"]
+    assert metadata["dagster/row_count"] == 1 and metadata["rows_in"] == 2 and metadata["rejected"] == 1
+    assert "| no_acceptable_question | 1 |" in metadata["reject_reasons"]["raw_value"]
+    assert "| style |" in metadata["sample_pairs"]["raw_value"]
     report = prompts_report(run, figures, PromptSettings(), elapsed=2.0)
     assert (report["rows_in"], report["kept"], report["rejected"]) == (2, 1, 1)
+    assert report["reject_reasons"] == {"no_acceptable_question": 1}
     assert report["winners_per_style"] == {"empathetic": {"talk": 1, "total": 1}}
+    # what the metadata no longer shows is in the report
+    assert report["seconds"] == {"talk": 0.1, "total": 2.0} and report["segments_per_second"] == 1.0
+    assert report["skipped_generators"] == {"llm": "no model configured"}
+    assert report["valid_candidates_per_generator"] == {"talk": 1, "concepts": 1}
+    assert report["rule_failures_per_generator"] == {"talk": {"too_short": 1}} and report["cache"] == {}
+    assert report["alignment_mean"] == 0.7 and report["distinct_prompts"] == 1.0
+    histogram = report["alignment_histogram"]
+    assert histogram["floor"] == PromptSettings().alignment_floor and sum(histogram["by_style"]["empathetic"]) == 1
+    assert len(histogram["edges"]) == len(histogram["by_style"]["empathetic"]) + 1
+
+
+def test_reject_reasons_count_each_segment_once_by_its_first_reason_most_frequent_first():
+    rejects = [reject("a", "alignment_below_floor: best 0.2 < 0.3"), reject("b", "no_valid_prompt: 3 candidates"),
+               reject("c", "no_valid_prompt: 1 candidate")]
+    rejects[0]["reasons"].append("no_valid_prompt: also")
+    assert reject_reason_counts(rejects) == {"no_valid_prompt": 2, "alignment_below_floor": 1}
+    assert reject_reason_counts([]) == {}
 
 
 def test_metadata_of_an_empty_run_says_there_are_no_pairs(tmp_path):
     run = prompt_run([], [])
     figures = prompt_figures(run.table, pd.DataFrame({"segment_id": [], "text": []}))
-    metadata = prompts_metadata(run, figures, PromptSettings(), {"path": tmp_path}, elapsed=0.0, sample_pairs_per_style=3)
-    assert metadata["alignment_histogram"]["raw_value"] == "_(no pairs)_"
-    assert metadata["alignment_mean"] == 0.0 and metadata["segments_per_second"] == 0.0
+    metadata = prompts_metadata(run, figures, PromptSettings(), {"path": tmp_path}, sample_pairs_per_style=3)
+    assert metadata["sample_pairs"]["raw_value"] == "_(no pairs)_"
+    assert metadata["reject_reasons"]["raw_value"] == "_(none)_"
+    report = prompts_report(run, figures, PromptSettings(), elapsed=0.0)
+    assert report["segments_per_second"] == 0.0 and report["alignment_histogram"]["by_style"] == {}
 
 
 def test_config_thresholds_are_the_check_defaults():

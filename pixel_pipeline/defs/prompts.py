@@ -174,7 +174,7 @@ def generated_prompts(
         "report_path": write_json(report, paths.report_dir(ASSET) / "summary.json"),
     }
     return materialize_result(
-        prompts_metadata(run, figures, settings, written, elapsed, config.sample_pairs_per_style),
+        prompts_metadata(run, figures, settings, written, config.sample_pairs_per_style),
         prompt_verdicts(run, figures, segments, settings, config.thresholds()),
     )
 

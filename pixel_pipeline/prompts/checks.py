@@ -6,14 +6,16 @@ layer (defs/prompts.py) turns them into check results and metadata values.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from pixel_pipeline.core import plots
+from pixel_pipeline.core.records import reason_key
 from pixel_pipeline.core.verdicts import WARN, Verdict, json_value, md, path
 from pixel_pipeline.core.verdicts import table as md_table
 from pixel_pipeline.prompts.generators import CONCEPTS
@@ -213,18 +215,30 @@ def run_seconds(run: PromptRun, elapsed: float) -> dict[str, float]:
     return {**run.seconds, "total": round(elapsed, 2)}
 
 
+def reject_reason_counts(rejects: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Rejected segments per reason rule (the key of each segment's first reason), most frequent first; the counts
+    add up to the rejected segments."""
+    counts = Counter(reason_key(r["reasons"][0]) for r in rejects)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def prompts_report(run: PromptRun, figures: PromptFigures, settings: PromptSettings, elapsed: float) -> dict[str, Any]:
-    """reports/generated_prompts/summary.json."""
+    """reports/generated_prompts/summary.json: every figure of the run, including those the UI metadata leaves out
+    (alignment, timings, cache, generator statistics)."""
     distribution = figures.distribution
     return {
         "rows_in": run.rows_in,
         "kept": len(run.table),
         "rejected": len(run.rejects),
+        "reject_reasons": reject_reason_counts(run.rejects),
         **figures.metrics,
+        "alignment_histogram": alignment_histogram_counts(run.table, settings.alignment_floor),
         "skipped_generators": run.skipped,
         "cache": run.cache_stats,
         "seconds": run_seconds(run, elapsed),
+        "segments_per_second": round(run.rows_in / elapsed, 2) if elapsed > 0 else 0.0,
         "candidates_per_generator": run.candidates_per_generator,
+        "valid_candidates_per_generator": run.valid_candidates_per_generator,
         "rule_failures_per_generator": run.rule_failures,
         "generator_stats": run.generator_stats,
         "concept_slot_violations": run.concept_slot_violations,
@@ -234,38 +248,32 @@ def prompts_report(run: PromptRun, figures: PromptFigures, settings: PromptSetti
 
 
 def prompts_metadata(run: PromptRun, figures: PromptFigures, settings: PromptSettings, written: Mapping[str, Path],
-                     elapsed: float, sample_pairs_per_style: int) -> dict[str, Any]:
-    """The asset's metadata; `written` holds the output paths (`path`, `rejects_path`, `report_path`)."""
+                     sample_pairs_per_style: int) -> dict[str, Any]:
+    """The asset's headline metadata; `written` holds the output paths (`path`, `rejects_path`, `report_path`).
+    Everything else (alignment, generator statistics, cache, timings) is in the report (`prompts_report`)."""
     table, metrics = run.table, figures.metrics
+    reasons = reject_reason_counts(run.rejects)
     return {
         "dagster/row_count": len(table),
         **{key: path(value) for key, value in written.items()},
         "rows_in": run.rows_in,
         "rejected": len(run.rejects),
-        "specificity_bm25_recall_at_1": metrics["specificity_bm25_recall_at_1"],
-        "distinct_prompts": metrics["distinct_prompts"],
+        "reject_reasons": md_table([{"reason": r, "segments": n} for r, n in reasons.items()], ["reason", "segments"]),
         "distinct_2": metrics["distinct_2"],
-        "alignment_mean": metrics.get("alignment_mean", 0.0),
-        "alignment_histogram": md(alignment_histogram(table, settings.alignment_floor)),
+        "specificity_bm25_recall_at_1": metrics["specificity_bm25_recall_at_1"],
         "sample_pairs": md(sample_pairs_markdown(table, figures.responses, per_style=sample_pairs_per_style, seed=settings.seed)),
-        "generators_per_style": md_table(figures.distribution, index=True),
-        "skipped_generators": md("\n".join(f"- **{k}**: {v}" for k, v in run.skipped.items()) or "none"),
-        "candidate_cache": json_value(run.cache_stats),
-        "rule_failures_per_generator": json_value(run.rule_failures),
-        "generator_stats": json_value(run.generator_stats),
-        "valid_candidates_per_generator": json_value(run.valid_candidates_per_generator),
-        "seconds": json_value(run_seconds(run, elapsed)),
-        "segments_per_second": round(run.rows_in / elapsed, 2) if elapsed > 0 else 0.0,
     }
 
 
-def alignment_histogram(table: pd.DataFrame, alignment_floor: float) -> str:
+def alignment_histogram_counts(table: pd.DataFrame, alignment_floor: float, bins: int = 30) -> dict[str, Any]:
+    """Prompt-response alignment per style as histogram counts over shared bin edges (the report's plot data)."""
     if not len(table):
-        return "_(no pairs)_"
+        return {"floor": alignment_floor, "edges": [], "by_style": {}}
+    values = table["alignment"].astype(float)
+    edges = np.histogram_bin_edges(values, bins=bins)
     by_style = table.groupby(table["style"].fillna("unknown"))["alignment"]
-    return plots.histogram_markdown(
-        {str(style): group.tolist() for style, group in by_style},
-        f"prompt-response alignment by style (floor {alignment_floor})",
-        "alignment (cosine)",
-        bins=30,
-    )
+    return {
+        "floor": alignment_floor,
+        "edges": [round(float(e), 4) for e in edges],
+        "by_style": {str(style): np.histogram(group.astype(float), bins=edges)[0].tolist() for style, group in by_style},
+    }
