@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -78,6 +79,14 @@ def test_splits_and_exports_pass_every_check(paths):
     )
     assert "data:image/png;base64" in meta["token_length_histogram"].value
     assert meta["base_model"].value and (paths.report_dir("fine_tuning_exports") / "token_lengths.png").exists()
+    summary = json.loads(Path(meta["report_path"].value).read_text())
+    assert summary["pairs"] == meta["dagster/row_count"].value and summary["base_model"] == meta["base_model"].value
+    assert summary["rows_per_split"] == meta["rows_per_split"].value and summary["hub"] == {"pushed": False}
+    assert Path(summary["accounting"]) == paths.report_dir("fine_tuning_exports") / "accounting.json"
+    splits_meta = _materialization(result, "splits").materialization.metadata
+    splits_summary = json.loads(Path(splits_meta["report_path"].value).read_text())
+    assert splits_summary["rows_per_split"] == splits_meta["rows_per_split"].value
+    assert splits_summary["previous_assignments"] == splits_meta["previous_assignments"].value
     rejected = read_jsonl(paths.exports_dir / "rejected.jsonl")
     assert {line["stage"] for line in rejected} >= {"raw_segments", "curated_segments", "deduplicated_pairs", "splits"}
 
@@ -139,8 +148,9 @@ def test_push_to_hub_is_configured_by_env_var_and_redacted(paths, monkeypatch):
     assert calls == [("someone/pixel-data", secret, True, ["train", "validation"])]
     events = result.all_events
     assert events and not any(secret in str(e) for e in events)
-    meta = _materialization(result, "fine_tuning_exports").materialization.metadata
-    assert meta["hub"].value["repo_id"] == "someone/pixel-data" and meta["hub"].value["pushed"] is True
+    summary = (paths.report_dir("fine_tuning_exports") / "summary.json").read_text()
+    hub = json.loads(summary)["hub"]
+    assert hub["repo_id"] == "someone/pixel-data" and hub["pushed"] is True and secret not in summary
     manifest = (paths.exports_dir / "manifest.json").read_text()
     assert secret not in manifest and "MY_HUB_TOKEN" in manifest
 

@@ -138,19 +138,28 @@ def test_summary_tables_count_rows_per_dataset_and_per_stage():
     assert checks.rows_by_dataset_and_split(counted.iloc[:0]).empty and checks.rows_by_stage(counted.iloc[:0]).empty
 
 
-def test_splits_metadata_keeps_the_keys_the_ui_shows(tmp_path):
+def test_splits_metadata_keeps_the_headline_keys_and_the_summary_keeps_the_rest(tmp_path):
     pairs = _pairs()
     result = assign_splits(pairs, voice_sources=["tim"])
+    reports = split_reports(result.splits, 0.1, 0.0, 0.05)
     voice = VoiceChoice(sources=("tim",), origin="detected", segments={"tim": 8}, total_segments=8)
-    meta = checks.splits_metadata(result, split_reports(result.splits, 0.1, 0.0, 0.05), table_path=tmp_path / "t",
-                                  rejects_path=tmp_path / "r", previous_note="none", voice=voice, config={"seed": 42})
+    meta = checks.splits_metadata(result, reports, table_path=tmp_path / "t", rejects_path=tmp_path / "r",
+                                  report_path=tmp_path / "s.json", previous_note="none")
     assert list(meta) == [
-        "dagster/row_count", "path", "rejects_path", "reviewer_rejected", "rows_per_split", "rows_by_dataset_and_split",
-        "rows_by_expert_and_split", "rows_by_stage", "validation_rows_per_expert", "split_groups",
-        "split_groups_by_rule", "floor_promotions", "previous_assignments", "voice_sources", "voice_choice",
-        "rows_moved_by_merges", "config"]
+        "dagster/row_count", "path", "rejects_path", "report_path", "reviewer_rejected", "rows_per_split",
+        "rows_by_dataset_and_split", "rows_by_expert_and_split", "rows_by_stage", "previous_assignments"]
     assert meta["dagster/row_count"] == len(pairs) and meta["path"] == {"type": "path", "raw_value": str(tmp_path / "t")}
+    assert meta["report_path"]["raw_value"] == str(tmp_path / "s.json")
     assert sum(meta["rows_per_split"]["raw_value"].values()) == len(pairs)
+    summary = checks.splits_summary({"seed": 42}, voice, result, reports, "none")
+    assert summary["config"] == {"seed": 42} and summary["voice"]["sources"] == ["tim"]
+    assert summary["previous_assignments"] == "none" and summary["rows_per_split"] == meta["rows_per_split"]["raw_value"]
+    assert {"split_groups", "split_groups_by_rule", "floor_promotions", "rows_moved_by_merges"} <= set(summary["report"])
+    assert {"leakage", "ratios", "coverage"} <= set(summary)
+    assert sum(summary["rows_by_stage"].values()) == len(pairs)
+    assert sum(r["train"] + r.get("validation", 0) for r in summary["rows_by_dataset_and_split"]) == len(pairs)
+    assert summary["validation_rows_per_expert"] == checks.validation_rows_per_expert(reports["coverage"])
+    json.dumps(summary, default=str)  # written with core.io.write_json
 
 
 # ---- fine_tuning_exports checks ------------------------------------------------------------------------------------
@@ -253,15 +262,35 @@ def test_exports_verdicts_are_the_three_checks_of_the_exports_asset(tmp_path):
         ("chain_accounting", True), ("training_data_sizes", True), ("pairs_within_max_length", True)]
 
 
-def test_exports_metadata_lists_files_without_the_hf_dataset_and_inlines_the_histogram(tmp_path):
-    voice = VoiceChoice(sources=("tim",), origin="detected", segments={"tim": 3}, total_segments=3)
-    meta = checks.exports_metadata(_export_result(tmp_path), {}, base_model="m", max_seq_length=64,
-                                   histogram_png=b"png", histogram_path=tmp_path / "h.png", hub={"pushed": False},
-                                   voice=voice)
-    assert meta["dagster/row_count"] == 3 and meta["exceeding_max_length"] == 0
-    assert "messages/train.jsonl" in meta["files"]["raw_value"] and "hf_dataset" not in meta["files"]["raw_value"]
+def test_exports_metadata_holds_the_headline_and_inlines_the_histogram(tmp_path):
+    meta = checks.exports_metadata(_export_result(tmp_path), base_model="m", histogram_png=b"png",
+                                   report_path=tmp_path / "summary.json")
+    assert list(meta) == [
+        "dagster/row_count", "exports_dir", "manifest", "report_path", "rows_per_split", "rows_by_stage", "rejected",
+        "exceeding_max_length", "base_model", "token_length_histogram"]
+    assert meta["dagster/row_count"] == 3 and meta["exceeding_max_length"] == 0 and meta["rejected"] == 0
     assert meta["token_length_histogram"]["raw_value"] == "![tokens per pair](data:image/png;base64,cG5n)"
     assert meta["manifest"]["raw_value"] == str(tmp_path / "exports" / "manifest.json")
+    by_stage = meta["rows_by_stage"]["raw_value"]  # stages and experts in one table
+    assert "| stage1_counseling | 2 | 1 |" in by_stage and "| practical | 2 | 1 |" in by_stage
+
+
+def test_exports_summary_keeps_what_the_metadata_leaves_out_and_lists_files_without_the_hf_dataset(tmp_path):
+    voice = VoiceChoice(sources=("tim",), origin="detected", segments={"tim": 3}, total_segments=3)
+    summary = checks.exports_summary(_export_result(tmp_path), base_model="m", max_seq_length=64,
+                                     accounting_path=tmp_path / "accounting.json", histogram_path=tmp_path / "h.png",
+                                     hub={"pushed": False}, voice=voice)
+    assert summary["files"] == {"messages/train.jsonl": {"rows": 2, "sha256": "a" * 64}}
+    assert summary["messages_train"] == str(tmp_path / "exports" / "messages" / "train.jsonl")
+    assert summary["rejected_jsonl"] == str(tmp_path / "exports" / "rejected.jsonl")
+    assert summary["token_histogram_png"] == str(tmp_path / "h.png")
+    assert summary["accounting"] == str(tmp_path / "accounting.json")
+    assert summary["rows_by_expert"] == {"practical": {"train": 2, "validation": 1}}
+    assert summary["token_stats"] == {"train/cot": {"rows": 2}} and summary["over_length_policy"] == "kept"
+    assert (summary["base_model"], summary["max_seq_length"], summary["hub"]) == ("m", 64, {"pushed": False})
+    assert summary["voice_sources"] == ["tim"] and "tim" in summary["voice_choice"]
+    assert summary["mixed_plan"] == {"counts": {}} and summary["rejected_by_stage"] == {}
+    json.dumps(summary)
 
 
 def test_the_export_settings_the_asset_passes_by_name_exist_on_both_sides():

@@ -81,14 +81,13 @@ def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: Pix
     )
     reports = split_reports(result.splits, config.validation_ratio, config.test_ratio, config.ratio_tolerance)
 
-    write_parquet(result.splits, paths.table("splits"))
-    write_parquet(rejects_frame(result.rejects), paths.rejects("splits"))
+    table_path = write_parquet(result.splits, paths.table("splits"))
+    rejects_path = write_parquet(rejects_frame(result.rejects), paths.rejects("splits"))
     write_json(params, config_file)
-    write_json(checks.splits_summary(config.model_dump(), voice, result, reports), paths.report_dir("splits") / "summary.json")
-    metadata = checks.splits_metadata(
-        result, reports, table_path=paths.table("splits"), rejects_path=paths.rejects("splits"),
-        previous_note=previous_note, voice=voice, config=config.model_dump(),
-    )
+    report_path = write_json(checks.splits_summary(config.model_dump(), voice, result, reports, previous_note),
+                             paths.report_dir("splits") / "summary.json")
+    metadata = checks.splits_metadata(result, reports, table_path=table_path, rejects_path=rejects_path,
+                                      report_path=report_path, previous_note=previous_note)
     return materialize_result(metadata, checks.splits_verdicts(pairs, result, reports))
 
 
@@ -179,15 +178,16 @@ def fine_tuning_exports(
     report = acct.chain_accounting(ingestion, rejects, config.ingestion_stages, message_files, rejected)
     png_bytes = histogram_png(result.lengths_by_dataset, config.max_seq_length)
 
-    write_json(report, paths.report_dir("fine_tuning_exports") / "accounting.json")
-    png = paths.report_dir("fine_tuning_exports") / "token_lengths.png"
+    report_dir = paths.report_dir("fine_tuning_exports")
+    accounting_path = write_json(report, report_dir / "accounting.json")
+    png = report_dir / "token_lengths.png"
     with atomic_path(png) as tmp:
         tmp.write_bytes(png_bytes)
+    summary = checks.exports_summary(result, base_model=base_model, max_seq_length=config.max_seq_length,
+                                     accounting_path=accounting_path, histogram_path=png, hub=hub, voice=voice)
+    report_path = write_json(summary, report_dir / "summary.json")
     rule = settings_from(config, sizes.SizeRule)
-    metadata = checks.exports_metadata(
-        result, report, base_model=base_model, max_seq_length=config.max_seq_length, histogram_png=png_bytes,
-        histogram_path=png, hub=hub, voice=voice,
-    )
+    metadata = checks.exports_metadata(result, base_model=base_model, histogram_png=png_bytes, report_path=report_path)
     return materialize_result(
         metadata, checks.exports_verdicts(result, report, rejected, rule, voice.sources, config.max_seq_length)
     )

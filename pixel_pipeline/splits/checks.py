@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 
-from pixel_pipeline.core.plots import bar_markdown
 from pixel_pipeline.core.records import VoiceChoice
 from pixel_pipeline.core.verdicts import WARN, Verdict, json_value, md, path, table
 from pixel_pipeline.splits import sizes
@@ -102,39 +101,48 @@ def rows_by_stage(counted: pd.DataFrame) -> pd.DataFrame:
     return stages.value_counts().rename_axis("stage").reset_index()
 
 
+def rows_per_split(counted: pd.DataFrame) -> dict[str, int]:
+    return counted["split"].value_counts().to_dict() if not counted.empty else {}
+
+
 def splits_summary(
-    config: Mapping[str, Any], voice: VoiceChoice, result: SplitResult, reports: Mapping[str, Any]
+    config: Mapping[str, Any], voice: VoiceChoice, result: SplitResult, reports: Mapping[str, Any], previous_note: str,
 ) -> dict[str, Any]:
-    """reports/splits/summary.json (fine_tuning_exports reads its `config` for the dataset card)."""
-    return {"config": dict(config), "voice": voice.to_dict(), "report": result.report, **reports}
+    """reports/splits/summary.json: the config (fine_tuning_exports reads it for the dataset card), the voice choice,
+    the assignment report (split groups, by rule, floor promotions, rows moved by merges), the leakage / ratio /
+    coverage reports, the previous-assignments decision and the row counts the metadata shows as tables."""
+    counted = counted_rows(result.splits)
+    return {
+        "config": dict(config),
+        "voice": voice.to_dict(),
+        "report": result.report,
+        **reports,
+        "previous_assignments": previous_note,
+        "rows_per_split": rows_per_split(counted),
+        "rows_by_dataset_and_split": rows_by_dataset_and_split(counted).to_dict("records"),
+        "rows_by_stage": dict(rows_by_stage(counted).values.tolist()),
+        "validation_rows_per_expert": validation_rows_per_expert(reports["coverage"]),
+    }
 
 
 def splits_metadata(
-    result: SplitResult, reports: Mapping[str, Any], *, table_path: Path, rejects_path: Path, previous_note: str,
-    voice: VoiceChoice, config: Mapping[str, Any],
+    result: SplitResult, reports: Mapping[str, Any], *, table_path: Path, rejects_path: Path, report_path: Path,
+    previous_note: str,
 ) -> dict[str, Any]:
+    """The asset's headline metadata; the rest (split groups and their rules, floor promotions, merges, voice, config,
+    leakage / ratio / coverage reports) is in the report (`splits_summary`)."""
     counted = counted_rows(result.splits)
-    report = result.report
     return {
         "dagster/row_count": len(result.splits),
         "path": path(table_path),
         "rejects_path": path(rejects_path),
+        "report_path": path(report_path),
         "reviewer_rejected": len(result.rejects),
-        "rows_per_split": json_value(counted["split"].value_counts().to_dict() if not counted.empty else {}),
+        "rows_per_split": json_value(rows_per_split(counted)),
         "rows_by_dataset_and_split": table(rows_by_dataset_and_split(counted)),
         "rows_by_expert_and_split": table(rows_by_expert_and_split(reports["coverage"])),
         "rows_by_stage": table(rows_by_stage(counted)),
-        "validation_rows_per_expert": md(
-            bar_markdown(validation_rows_per_expert(reports["coverage"]), "validation rows per expert")
-        ),
-        "split_groups": report["split_groups"],
-        "split_groups_by_rule": json_value(report["split_groups_by_rule"]),
-        "floor_promotions": json_value(report["floor_promotions"]),
         "previous_assignments": previous_note,
-        "voice_sources": json_value(list(voice.sources)),
-        "voice_choice": voice.describe(),
-        "rows_moved_by_merges": report["rows_moved_by_merges"],
-        "config": json_value(dict(config)),
     }
 
 
@@ -156,7 +164,7 @@ def training_sizes_verdict(counts: Mapping[str, Any], rule: sizes.SizeRule, caus
     """training_data_sizes: every stage and expert has its minimum train / validation pairs, else training is
     blocked and the description says where the rows went (`causes`: sizes.shortfall_causes)."""
     problems = sizes.size_problems(counts["by_stage"], counts["by_expert"], rule, causes)
-    rows = [{"stage or expert": k, **v} for k, v in {**counts["by_stage"], **counts["by_expert"]}.items()]
+    rows = rows_by_stage_and_expert(counts)
     return Verdict(
         "training_data_sizes",
         passed=not problems,
@@ -198,36 +206,61 @@ def png_markdown(png_bytes: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png_bytes).decode('ascii')})"
 
 
-def exports_metadata(
-    result: ExportResult, accounting: Mapping[str, Mapping[str, Any]], *, base_model: str, max_seq_length: int,
-    histogram_png: bytes, histogram_path: Path, hub: Mapping[str, Any], voice: VoiceChoice,
+def rows_by_stage_and_expert(counts: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Exported pairs per split of each training stage, then of each style expert (one table)."""
+    return [{"stage or expert": k, **v} for k, v in {**counts["by_stage"], **counts["by_expert"]}.items()]
+
+
+def exports_summary(
+    result: ExportResult, *, base_model: str, max_seq_length: int, accounting_path: Path, histogram_path: Path,
+    hub: Mapping[str, Any], voice: VoiceChoice,
 ) -> dict[str, Any]:
+    """reports/fine_tuning_exports/summary.json: what the metadata leaves out (file paths, counts per split and
+    dataset / stage / expert, rejects per stage, the mixed plan, token statistics per group, the files with their
+    hashes, the Hub push, the voice choice); the per-dataset accounting is in accounting.json beside it."""
     counts, stats, exports_dir = result.counts, result.token_stats, result.exports_dir
-    files = [{"file": f, "rows": e.get("rows", ""), "sha256": e["sha256"][:12]} for f, e in result.files.items()
-             if not f.startswith("hf_dataset/")]
     return {
-        "dagster/row_count": counts["pairs"],
-        "exports_dir": path(exports_dir),
-        "manifest": path(exports_dir / "manifest.json"),
-        "messages_train": path(exports_dir / "messages" / "train.jsonl"),
-        "rejected_jsonl": path(exports_dir / "rejected.jsonl"),
-        "rows_per_split": json_value(counts["by_split"]),
-        "rows_by_split_and_dataset": json_value(counts["by_split_and_dataset"]),
-        "rows_by_stage": json_value(counts["by_stage"]),
-        "rows_by_expert": json_value(counts["by_expert"]),
+        "pairs": counts["pairs"],
+        "exports_dir": str(exports_dir),
+        "manifest": str(exports_dir / "manifest.json"),
+        "messages_train": str(exports_dir / "messages" / "train.jsonl"),
+        "rejected_jsonl": str(exports_dir / "rejected.jsonl"),
+        "accounting": str(accounting_path),
+        "token_histogram_png": str(histogram_path),
+        "rows_per_split": counts["by_split"],
+        "rows_by_split_and_dataset": counts["by_split_and_dataset"],
+        "rows_by_stage": counts["by_stage"],
+        "rows_by_expert": counts["by_expert"],
         "rejected": counts["rejected"],
-        "rejected_by_stage": json_value(counts["rejected_by_stage"]),
-        "mixed_plan": json_value(result.mixed),
+        "rejected_by_stage": counts["rejected_by_stage"],
+        "mixed_plan": result.mixed,
         "base_model": base_model,
         "max_seq_length": max_seq_length,
         "exceeding_max_length": stats["overall"].get("exceeding_max_length", 0),
         "over_length_policy": stats["over_length_policy"],
-        "token_stats": table([{"group": g, **s} for g, s in stats["by_group"].items()]),
-        "token_length_histogram": md(png_markdown(histogram_png, "tokens per pair")),
-        "token_histogram_png": path(histogram_path),
-        "files": table(files),
-        "hub": json_value(hub),
-        "accounting": table(accounting_rows(accounting)),
-        "voice_sources": json_value(list(voice.sources)),
+        "token_stats": stats["by_group"],
+        "files": {f: {"rows": e.get("rows", ""), "sha256": e["sha256"]} for f, e in result.files.items()
+                  if not f.startswith("hf_dataset/")},
+        "hub": dict(hub),
+        "voice_sources": list(voice.sources),
         "voice_choice": voice.describe(),
+    }
+
+
+def exports_metadata(
+    result: ExportResult, *, base_model: str, histogram_png: bytes, report_path: Path,
+) -> dict[str, Any]:
+    """The asset's headline metadata; the rest is in the report (`exports_summary`) and accounting.json."""
+    counts, exports_dir = result.counts, result.exports_dir
+    return {
+        "dagster/row_count": counts["pairs"],
+        "exports_dir": path(exports_dir),
+        "manifest": path(exports_dir / "manifest.json"),
+        "report_path": path(report_path),
+        "rows_per_split": json_value(counts["by_split"]),
+        "rows_by_stage": table(rows_by_stage_and_expert(counts)),
+        "rejected": counts["rejected"],
+        "exceeding_max_length": result.token_stats["overall"].get("exceeding_max_length", 0),
+        "base_model": base_model,
+        "token_length_histogram": md(png_markdown(histogram_png, "tokens per pair")),
     }
