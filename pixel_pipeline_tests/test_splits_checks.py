@@ -266,12 +266,12 @@ def test_exports_metadata_holds_the_headline_and_inlines_the_histogram(tmp_path)
     meta = checks.exports_metadata(_export_result(tmp_path), base_model="m", histogram_png=b"png",
                                    report_path=tmp_path / "summary.json")
     assert list(meta) == [
-        "dagster/row_count", "exports_dir", "manifest", "report_path", "rows_per_split", "rows_by_stage", "rejected",
+        "dagster/row_count", "exports_dir", "manifest", "report_path", "rows_per_split", "rows_by_stage_and_expert", "rejected",
         "exceeding_max_length", "base_model", "token_length_histogram"]
     assert meta["dagster/row_count"] == 3 and meta["exceeding_max_length"] == 0 and meta["rejected"] == 0
     assert meta["token_length_histogram"]["raw_value"] == "![tokens per pair](data:image/png;base64,cG5n)"
     assert meta["manifest"]["raw_value"] == str(tmp_path / "exports" / "manifest.json")
-    by_stage = meta["rows_by_stage"]["raw_value"]  # stages and experts in one table
+    by_stage = meta["rows_by_stage_and_expert"]["raw_value"]  # stages and experts in one table
     assert "| stage1_counseling | 2 | 1 |" in by_stage and "| practical | 2 | 1 |" in by_stage
 
 

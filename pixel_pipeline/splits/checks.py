@@ -258,7 +258,7 @@ def exports_metadata(
         "manifest": path(exports_dir / "manifest.json"),
         "report_path": path(report_path),
         "rows_per_split": json_value(counts["by_split"]),
-        "rows_by_stage": table(rows_by_stage_and_expert(counts)),
+        "rows_by_stage_and_expert": table(rows_by_stage_and_expert(counts)),
         "rejected": counts["rejected"],
         "exceeding_max_length": result.token_stats["overall"].get("exceeding_max_length", 0),
         "base_model": base_model,
