@@ -113,7 +113,7 @@ def test_segment_checks_are_accounting_main_voice_and_crisis_share():
 
 
 SEGMENT_METADATA_KEYS = {"dagster/row_count", "path", "rejects_path", "report_path", "rows_in", "kept", "rejected",
-                         "rejected_by_rule", "by_source", "off_domain_margin"}
+                         "reject_reasons", "by_source", "off_domain_margin"}
 
 
 def test_segment_metadata_is_the_headline_counts_files_two_tables_and_the_off_domain_plot():
@@ -124,7 +124,7 @@ def test_segment_metadata_is_the_headline_counts_files_two_tables_and_the_off_do
     assert set(metadata) == SEGMENT_METADATA_KEYS  # the classifier histogram's numbers are in report.json
     assert (metadata["dagster/row_count"], metadata["rows_in"], metadata["kept"], metadata["rejected"]) == (2, 3, 2, 1)
     assert metadata["path"] == {"type": "path", "raw_value": "t.parquet"} and "table" not in metadata
-    assert "| garbled | 1 | 1 | A: 1 |" in metadata["rejected_by_rule"]["raw_value"]
+    assert "| garbled | 1 | 1 | A: 1 |" in metadata["reject_reasons"]["raw_value"]
     assert "| Main | 3 | 2 |" in metadata["by_source"]["raw_value"]
 
 
@@ -174,7 +174,7 @@ def test_conversation_metadata_shows_rules_and_by_dataset():
     metadata = checks.curated_conversations_metadata(2, outcome, files)
     assert metadata["kept"] == 1 and metadata["rejected"] == 1 and "| cot | 2 |" in metadata["by_dataset"]["raw_value"]
     assert set(metadata) == {"dagster/row_count", "path", "rejects_path", "report_path", "rows_in", "kept", "rejected",
-                             "by_dataset", "rejected_by_rule"}
+                             "by_dataset", "reject_reasons"}
     report = checks.outcome_report({"conversation_min_words": 3}, outcome)
     assert report["settings"] == {"conversation_min_words": 3}
     assert report["by_dataset"] == [{"dataset": "cot", "rows_in": 2}]

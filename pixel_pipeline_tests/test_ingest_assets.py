@@ -93,7 +93,7 @@ def test_fixture_corpus_materializes_with_every_check_green(fixture_corpus, shar
     assert page.count("<img") >= 4 and "data:image/png;base64," in page and "http" not in page.split("<body>")[1][:2000]
     audit_meta = metadata(result, "audited_schema")
     assert audit_meta["dagster/row_count"] == 12 + 5 + 3 and Path(audit_meta["audit_json"]) == report_dir / "audit.json"
-    assert audit_meta["Segment length by style (words)"].startswith("![") and len(audit_meta) <= 10
+    assert audit_meta["segment_length_by_style"].startswith("![") and len(audit_meta) <= 10
 
 
 def test_bad_input_battery_end_to_end(tmp_paths, shared_embedding_cache):

@@ -154,7 +154,7 @@ def curated_segments_metadata(rows_in: int, outcome: CurationOutcome, files: Map
     report = outcome.report
     return {
         **_outcome_metadata(rows_in, outcome, files),
-        "rejected_by_rule": _rule_counts(report, SEGMENT_RULES),
+        "reject_reasons": _rule_counts(report, SEGMENT_RULES),
         "by_source": table(pd.DataFrame(report["by_source"]), BY_SOURCE_COLUMNS),
         **score_histograms(outcome.kept),
     }
@@ -178,7 +178,7 @@ def curated_conversations_metadata(rows_in: int, outcome: CurationOutcome, files
     return {
         **_outcome_metadata(rows_in, outcome, files),
         "by_dataset": table(report.get("by_dataset", [])),
-        "rejected_by_rule": _rule_counts(report, CONVERSATION_RULES),
+        "reject_reasons": _rule_counts(report, CONVERSATION_RULES),
     }
 
 

@@ -405,8 +405,10 @@ def anomalies_verdict(anomalies: Mapping[str, Any], shares: Mapping[str, tuple[f
     )
 
 
-# The plots audited_schema shows in the UI (of `audit.audit_plots`); audit.html holds every plot.
-HEADLINE_PLOTS = ("Segment length by style (words)", "Segments per source (top 15)")
+# The plots audited_schema shows in the UI (of `audit.audit_plots`, by title), under a metadata key; audit.html holds
+# every plot.
+HEADLINE_PLOTS = {"Segment length by style (words)": "segment_length_by_style",
+                  "Segments per source (top 15)": "segments_per_source"}
 
 
 def audited_schema_metadata(
@@ -423,6 +425,6 @@ def audited_schema_metadata(
         **outputs,
         **counts,
         "segment_fields": table(fields, ["field", "types", "missing_rate", "null_rate"]),
-        **{title: md(images[title]) for title in HEADLINE_PLOTS if title in images},
+        **{key: md(images[title]) for title, key in HEADLINE_PLOTS.items() if title in images},
     }
 
