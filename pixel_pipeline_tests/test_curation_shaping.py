@@ -169,3 +169,8 @@ def test_a_statement_keeps_its_full_stop():
 def test_a_caption_stutter_is_said_once():
     result = shape("There's, there's a kind of shame that grows in silence. " + GOOD)
     assert result.text.startswith("There's a kind of shame that grows in silence.")
+
+
+def test_a_caption_question_at_the_opening_stays_as_the_talk_s_own_question():
+    result = shape("So why do we keep going back to this. " + GOOD)
+    assert result.text.startswith("So why do we keep going back to this? Shame tells you")

@@ -274,8 +274,6 @@ def _mark(sents: list[str], result: ShapeResult, settings: ShapingSettings) -> l
     for s in sents:
         s, loops = collapse_loops(_tidy(s))
         result.loops_collapsed += loops
-        s, marked_question = mark_question(s)
-        result.questions_marked += marked_question
         key = _norm(s)
         if any_talk and channel_talk(s):
             result.channel_talk_sentences += 1
@@ -312,7 +310,10 @@ def _longest_passage(marked: list[tuple[str, bool]]) -> tuple[int, int]:
 def shape(text: str, settings: ShapingSettings = ShapingSettings()) -> ShapeResult:
     original_words = len(text.split())
     result = ShapeResult(text=text, original_words=original_words, kept_words=original_words)
-    sents = sentences(text)
+    # a caption question gets its mark back first: the opening rules leave a talk's own question alone
+    marked_questions = [mark_question(s) for s in sentences(text)]
+    sents = [s for s, _ in marked_questions]
+    result.questions_marked = sum(marked for _, marked in marked_questions)
     head_words = tail_words = 0
     # the cut points of the segment: a first sentence that starts mid-thought, a last one that never ends
     if sents and starts_mid_thought(sents[0]):
