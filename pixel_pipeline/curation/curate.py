@@ -140,9 +140,8 @@ def judged_segments(raw: pd.DataFrame, settings: CurationSettings, embed: Embed 
     evidence = prepare_segments(raw, settings, embed, scores)
     rules = [r for r in rules_for(settings, RuleContext(True, language_cache, embed)) if r.name not in skip]
     judge_all(rules, evidence, scores)
-    # counted before the crisis flags, as the report always has (so `rule_cache` leaves their texts out)
-    evidence.stats["rule_cache"] = dict(scores.stats) if rule_cache else None
     evidence.crisis = scores.each("crisis_flags", evidence.texts, safety.crisis_flags)
+    evidence.stats["rule_cache"] = dict(scores.stats) if rule_cache else None  # every per-text result, crisis flags too
     return evidence
 
 
