@@ -50,7 +50,7 @@ def input_file_metadata(input_path: Path, table_path: Path, result: FileResult, 
     metadata: dict[str, Any] = {
         "dagster/row_count": len(rows),
         "input_file": path(input_path),
-        "table_path": path(table_path),
+        "path": path(table_path),
         "rows_in": result.rows_in,
         "kept": len(rows),
         "rejected": len(result.rejects),
