@@ -54,6 +54,21 @@ class PipelinePaths:
             raise FileNotFoundError(f"{path} is missing: materialize `{name}` first")
         return read_parquet(path)
 
+    def write_outputs(self, name: str, table=None, rejects=None, report: dict | None = None,
+                      report_file: str = "summary.json") -> dict[str, Path]:
+        """Write what an asset produced (its table, its rejects, its report: those given) and return their paths under
+        the metadata keys every asset uses: `path`, `rejects_path`, `report_path`."""
+        from pixel_pipeline.core.io import write_json, write_parquet
+
+        written = {}
+        if table is not None:
+            written["path"] = write_parquet(table, self.table(name))
+        if rejects is not None:
+            written["rejects_path"] = write_parquet(rejects, self.rejects(name))
+        if report is not None:
+            written["report_path"] = write_json(report, self.report_dir(name) / report_file)
+        return written
+
     def rejects(self, stage: str) -> Path:
         """Parquet file of rows dropped at one stage: output/rejects/<stage>.parquet (schema in core.rejects)."""
         return self.output_dir / "rejects" / f"{stage}.parquet"

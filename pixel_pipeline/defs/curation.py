@@ -14,7 +14,7 @@ from pixel_pipeline.core.records import read_voice_choice
 from pixel_pipeline.core.settings import REVIEW_DIR, PipelinePaths
 from pixel_pipeline.curation import checks, review
 from pixel_pipeline.curation.cache import ScoreCache
-from pixel_pipeline.curation.curate import CurationOutcome, CurationSettings, curate_conversations, curate_segments
+from pixel_pipeline.curation.curate import CurationSettings, curate_conversations, curate_segments
 from pixel_pipeline.curation.pairs import DedupSettings, deduplicate_pairs
 from pixel_pipeline.defs.metadata import materialize_result
 from pixel_pipeline.defs.resources import EmbeddingModel, PixelStorage
@@ -38,16 +38,6 @@ def _language_cache(paths: PipelinePaths) -> ScoreCache:
 def _rule_cache(paths: PipelinePaths) -> ScoreCache:
     """Per-text rule results (keyed by rule, thresholds, rule code and text): re-runs score only new texts."""
     return ScoreCache(paths.cache_dir / "curation_scores.sqlite", RULE_CACHE_NAMESPACE)
-
-
-def _write_outcome(paths: PipelinePaths, stage: str, out: CurationOutcome, report: dict) -> dict:
-    """The kept table, its rejects and the report (checks.outcome_report: with the settings that made it); their
-    paths by metadata key."""
-    return {
-        "path": write_parquet(out.kept, paths.table(stage)),
-        "rejects_path": write_parquet(out.rejects, paths.rejects(stage)),
-        "report_path": write_json(report, paths.report_dir(stage) / "report.json"),
-    }
 
 
 # Defaults of the knobs the pure settings own, read from them (a dataclass field's class attribute is its default);
@@ -136,8 +126,8 @@ def curated_segments(context: dg.AssetExecutionContext, config: CuratedSegmentsC
     context.log.info("curating %d segments", len(raw))
     out = curate_segments(raw, settings, embed=embedder.encode if len(raw) else None,
                           language_cache=_language_cache(paths), rule_cache=_rule_cache(paths))
-    files = _write_outcome(paths, "curated_segments", out,
-                           checks.curated_segments_report(settings.as_dict(), out, embedder.stats))
+    files = paths.write_outputs("curated_segments", out.kept, out.rejects,
+                                checks.curated_segments_report(settings.as_dict(), out, embedder.stats), "report.json")
     return materialize_result(
         checks.curated_segments_metadata(len(raw), out, files),
         checks.curated_segments_verdicts(raw, out, voice_sources, config.max_crisis_share),
@@ -170,7 +160,8 @@ def curated_conversations(context: dg.AssetExecutionContext, config: CuratedConv
     conv = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else frames[0]
     settings = settings_from(config, CurationSettings)
     out = curate_conversations(conv, settings, language_cache=_language_cache(paths), rule_cache=_rule_cache(paths))
-    files = _write_outcome(paths, "curated_conversations", out, checks.outcome_report(settings.as_dict(), out))
+    files = paths.write_outputs("curated_conversations", out.kept, out.rejects,
+                                checks.outcome_report(settings.as_dict(), out), "report.json")
     return materialize_result(
         checks.curated_conversations_metadata(len(conv), out, files),
         checks.curated_conversations_verdicts(conv, out, config.max_crisis_share),
@@ -235,10 +226,8 @@ def deduplicated_pairs(context: dg.AssetExecutionContext, config: DeduplicatedPa
     out = deduplicate_pairs(segs, prompts, convs, prompt_rejected_ids, settings,
                             embed=embedder.encode if embedder else None)
     figures = checks.measure_pairs(out.pairs, settings.near())
-    files = {"path": write_parquet(out.pairs, paths.table("deduplicated_pairs")),
-             "rejects_path": write_parquet(out.rejects, paths.rejects("deduplicated_pairs")),
-             "report_path": write_json(checks.pairs_report(config.model_dump(), out.report, figures),
-                                       paths.report_dir("deduplicated_pairs") / "report.json")}
+    files = paths.write_outputs("deduplicated_pairs", out.pairs, out.rejects,
+                                checks.pairs_report(config.model_dump(), out.report, figures), "report.json")
     return materialize_result(
         checks.deduplicated_pairs_metadata(out, figures, files),
         checks.deduplicated_pairs_verdicts(out, figures, settings_from(config, checks.PairLimits)),

@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from pixel_pipeline.core.io import read_parquet, write_json, write_parquet, write_text
+from pixel_pipeline.core.io import read_parquet, write_json, write_text
 from pixel_pipeline.core.records import (
     DATASET_COT,
     DATASET_COUNSELING,
@@ -56,15 +56,8 @@ def _column_schema(schema: dict[str, str]) -> dict[str, dg.TableSchema]:
 
 
 def _write_outputs(paths: PipelinePaths, name: str, rows: pd.DataFrame, rejects: pd.DataFrame) -> dict[str, Any]:
-    """Write the table and its rejects; their `path` and `rejects_path`."""
-    table = write_parquet(rows, paths.table(name))
-    rejects_path = write_parquet(rejects if len(rejects) else rejects_frame([]), paths.rejects(name))
-    return {"path": path(table), "rejects_path": path(rejects_path)}
-
-
-def _write_report(paths: PipelinePaths, name: str, report: dict[str, Any]) -> dict[str, Any]:
-    """reports/<name>/summary.json; its `report_path`."""
-    return {"report_path": path(write_json(report, paths.report_dir(name) / "summary.json"))}
+    """Write the table and its rejects (the rejects schema even when there are none); their paths."""
+    return paths.write_outputs(name, rows, rejects if len(rejects) else rejects_frame([]))
 
 
 def _warn_unreadable(context: dg.AssetExecutionContext, asset: str, results: Sequence[FileResult]) -> None:
@@ -176,7 +169,7 @@ def raw_segments(
     report = checks.raw_segments_report(
         ingested, agreement, voice, settings.expert_style_from, run_info, paths.voice_choice_file
     )
-    outputs.update(_write_report(paths, "raw_segments", report))
+    outputs.update(paths.write_outputs("raw_segments", report=report))
     metadata = checks.raw_segments_metadata(report, rows, outputs)
     verdicts = checks.raw_segments_verdicts(
         ingested, raw_segments_schema_problems(rows), agreement, config.max_rejected_share, config.min_style_kappa
@@ -234,7 +227,7 @@ def _conversation_result(
     outputs = _write_outputs(paths, asset, rows, rejects)
     ingested = checks.Ingested(asset, results, rows, rejects, len(results), notes)
     report = checks.conversation_report(ingested, extra_report)
-    outputs.update(_write_report(paths, asset, report))
+    outputs.update(paths.write_outputs(asset, report=report))
     verdicts = [*checks.common_verdicts(ingested, conversation_schema_problems(rows, dataset)), *extra_verdicts]
     return materialize_result(checks.conversation_metadata(report, rows, outputs), verdicts)
 

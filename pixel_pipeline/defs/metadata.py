@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import PurePath
 from typing import Any
 
 import dagster as dg
@@ -34,11 +35,14 @@ def json_metadata(value: Any) -> dg.MetadataValue:
 
 
 def metadata_value(value: Any) -> Any:
-    """A plain value as Dagster metadata: typed dicts by their type, scalars as they are, the rest as JSON."""
+    """A plain value as Dagster metadata: typed dicts by their type, paths as paths, scalars as they are, the rest as
+    JSON."""
     if isinstance(value, dg.MetadataValue):
         return value
     if is_typed(value):
         return _TYPED[value["type"]](value["raw_value"])
+    if isinstance(value, PurePath):  # a file the asset wrote: a path the UI can open, not a JSON string
+        return dg.MetadataValue.path(str(value))
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if hasattr(value, "item") and not hasattr(value, "__len__"):  # numpy scalar

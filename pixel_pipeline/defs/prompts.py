@@ -11,7 +11,7 @@ import time
 import dagster as dg
 import pandas as pd
 
-from pixel_pipeline.core.io import read_parquet, write_json, write_parquet
+from pixel_pipeline.core.io import read_parquet
 from pixel_pipeline.core.records import rejects_frame
 from pixel_pipeline.core.settings import PipelinePaths
 from pixel_pipeline.defs.metadata import materialize_result
@@ -27,7 +27,7 @@ from pixel_pipeline.prompts.checks import (
 from pixel_pipeline.prompts.pipeline import STAGE, PromptSettings, StageProgress, generate_prompts
 from pixel_pipeline.prompts.report import sample_pairs_markdown
 
-ASSET = "generated_prompts"
+ASSET = STAGE  # "generated_prompts": the asset and the stage its rejects name are one
 UPSTREAM_SEGMENTS = "curated_segments"
 UPSTREAM_CONVERSATIONS = "curated_conversations"
 # Defaults of the knobs the pure settings own, read from them (a dataclass field's class attribute is its default).
@@ -168,11 +168,7 @@ def generated_prompts(
 
     figures = prompt_figures(run.table, segments)
     report = prompts_report(run, figures, settings, elapsed)
-    written = {
-        "path": write_parquet(run.table, paths.table(ASSET)),
-        "rejects_path": write_parquet(rejects_frame(run.rejects), paths.rejects(STAGE)),
-        "report_path": write_json(report, paths.report_dir(ASSET) / "summary.json"),
-    }
+    written = paths.write_outputs(ASSET, run.table, rejects_frame(run.rejects), report)
     return materialize_result(
         prompts_metadata(run, figures, settings, written, config.sample_pairs_per_style),
         prompt_verdicts(run, figures, segments, settings, config.thresholds()),

@@ -11,7 +11,7 @@ from dataclasses import asdict
 import dagster as dg
 from pydantic import Field
 
-from pixel_pipeline.core.io import atomic_path, read_parquet, write_json, write_parquet
+from pixel_pipeline.core.io import atomic_path, read_parquet, write_json
 from pixel_pipeline.core.records import read_voice_choice, rejects_frame
 from pixel_pipeline.defs.metadata import materialize_result
 from pixel_pipeline.defs.resources import PixelStorage
@@ -81,13 +81,12 @@ def splits(context: dg.AssetExecutionContext, config: SplitsConfig, storage: Pix
     )
     reports = split_reports(result.splits, config.validation_ratio, config.test_ratio, config.ratio_tolerance)
 
-    table_path = write_parquet(result.splits, paths.table("splits"))
-    rejects_path = write_parquet(rejects_frame(result.rejects), paths.rejects("splits"))
+    written = paths.write_outputs("splits", result.splits, rejects_frame(result.rejects),
+                                  checks.splits_summary(config.model_dump(), voice, result, reports, previous_note))
     write_json(params, config_file)
-    report_path = write_json(checks.splits_summary(config.model_dump(), voice, result, reports, previous_note),
-                             paths.report_dir("splits") / "summary.json")
-    metadata = checks.splits_metadata(result, reports, table_path=table_path, rejects_path=rejects_path,
-                                      report_path=report_path, previous_note=previous_note)
+    metadata = checks.splits_metadata(result, reports, table_path=written["path"],
+                                      rejects_path=written["rejects_path"], report_path=written["report_path"],
+                                      previous_note=previous_note)
     return materialize_result(metadata, checks.splits_verdicts(pairs, result, reports))
 
 

@@ -42,7 +42,6 @@ from pixel_pipeline.training.reporting import (
 from pixel_pipeline.training.runs import (
     STAGE_ASSETS,
     STAGE_EXPORT_DIRS,
-    STRATEGIES,  # noqa: F401 - importable from here, as before it moved
     check_strategy,
     expert_runs,
     experts_pointer,
