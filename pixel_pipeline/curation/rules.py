@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pixel_pipeline.core.ids import sha256_hex
+from pixel_pipeline.core.parallel import map_batches
 from pixel_pipeline.curation.cache import ScoreCache
 
 RULE_COLUMNS = ["score", "fired", "reason", "measures"]
@@ -74,11 +75,13 @@ class RuleScores:
     """Per-text rule results through the rule cache, so a re-run only scores texts it has not seen.
 
     Every per-text rule depends on the text and its thresholds alone; the cache key is (rule, thresholds, rule code,
-    text). With no cache every call computes.
+    text). With no cache every call computes. What is computed is spread over `workers` processes (0 = one per
+    core; core.parallel), since every rule is pure.
     """
 
-    def __init__(self, cache: ScoreCache | None):
+    def __init__(self, cache: ScoreCache | None, workers: int = 0):
         self.cache = cache
+        self.workers = workers
         self.stats = {"hits": 0, "computed": 0}
 
     def _scoped(self, name: str, settings: dict) -> ScoreCache:
@@ -91,20 +94,30 @@ class RuleScores:
     def rule(self, name: str, texts: Sequence[str], compute: Callable[[list[str]], pd.DataFrame], **settings) -> pd.DataFrame:
         """`compute(texts)` -> one rule row (RULE_COLUMNS) per text."""
         texts = list(texts)
-        if self.cache is None or not texts:
+        if not texts:
             return compute(texts).reset_index(drop=True)
+
+        def rows_of(chunk: list[str]) -> list[dict]:
+            return compute(chunk).to_dict("records")
+
+        if self.cache is None:
+            return pd.DataFrame(map_batches(rows_of, texts, self.workers), columns=RULE_COLUMNS)
         scoped = self._scoped(name, settings)
-        rows = scoped.map_batch(texts, lambda missing: compute(missing).to_dict("records"))
+        rows = scoped.map_batch(texts, lambda missing: map_batches(rows_of, missing, self.workers))
         self._count(scoped)
         return pd.DataFrame(rows, columns=RULE_COLUMNS)
 
     def each(self, name: str, texts: Sequence[str], compute: Callable[[str], Any], **settings) -> list[Any]:
         """`compute(text)` per text; values must survive JSON (lists, dicts, numbers, strings)."""
         texts = list(texts)
-        if self.cache is None or not texts:
-            return [json.loads(json.dumps(compute(t))) for t in texts]  # the same types as a cached read
+
+        def each_of(chunk: list[str]) -> list[Any]:
+            return [compute(t) for t in chunk]
+
+        if self.cache is None or not texts:  # through JSON: the same types as a cached read
+            return [json.loads(json.dumps(v)) for v in map_batches(each_of, texts, self.workers)]
         scoped = self._scoped(name, settings)
-        values = scoped.map_batch(texts, lambda missing: [compute(t) for t in missing])
+        values = scoped.map_batch(texts, lambda missing: map_batches(each_of, missing, self.workers))
         self._count(scoped)
         return values
 

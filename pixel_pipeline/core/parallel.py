@@ -1,0 +1,60 @@
+"""Pure per-item work spread over the machine's cores.
+
+The curation rules, shaping and the window measures are plain Python over one text at a time: one process runs
+them on one core while the others idle (2 cores here: half the machine). As DataTrove's local executor does, the
+items are cut into contiguous chunks and run in worker processes. The workers are forked, so they inherit the
+function and the items (closures included) instead of receiving them pickled; only the results travel back. The
+result is the same list, in the same order, as a serial run: the work must be pure.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+MIN_ITEMS_PER_WORKER = 64  # below this a worker's start-up costs more than it saves
+CHUNKS_PER_WORKER = 4  # texts differ in length: smaller chunks keep the workers evenly busy
+
+_task: tuple[Callable[[list], list], list] | None = None
+_in_worker = False
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _worker_init() -> None:
+    global _in_worker
+    _in_worker = True
+
+
+def _run_chunk(bounds: tuple[int, int]) -> list:
+    fn, items = _task
+    out = list(fn(items[bounds[0]:bounds[1]]))
+    if len(out) != bounds[1] - bounds[0]:
+        raise ValueError(f"a batch function returned {len(out)} results for {bounds[1] - bounds[0]} items")
+    return out
+
+
+def map_batches(fn: Callable[[list], Sequence[Any]], items: Sequence[Any], workers: int = 0) -> list[Any]:
+    """fn(chunk) -> one result per item of the chunk, over all items; `workers` 0 = one per available core, 1 =
+    in this process. Small batches, nested calls and platforms without fork run in this process."""
+    global _task
+    items = list(items)
+    workers = min(workers or available_cores(), len(items) // MIN_ITEMS_PER_WORKER)
+    if workers <= 1 or _in_worker or "fork" not in multiprocessing.get_all_start_methods():
+        return list(fn(items))
+    n_chunks = workers * CHUNKS_PER_WORKER
+    edges = [round(i * len(items) / n_chunks) for i in range(n_chunks + 1)]
+    _task = (fn, items)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
+            parts = pool.map(_run_chunk, list(zip(edges, edges[1:])), chunksize=1)
+    finally:
+        _task = None
+    return [x for part in parts for x in part]
