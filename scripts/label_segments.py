@@ -4,6 +4,7 @@
 The labels (ids + verdicts + reasons, never texts) live in labels/; the texts stay in the corpus, which is not ours.
 
     python scripts/label_segments.py draw --corpus ../shared/corpora/real_segments_dev --n 440 --batches 4
+    python scripts/label_segments.py draw --corpus ../shared/corpora/real_segments_dev --n 160 --batches 2 --source tim_fletcher --add
     python scripts/label_segments.py show --corpus ../shared/corpora/real_segments_dev --batch 1 [--start 0 --count 10]
     python scripts/label_segments.py merge            # labels/batch_*.jsonl -> labels/real_segments_dev.jsonl
 
@@ -39,11 +40,15 @@ def read_corpus(corpus: str) -> list[dict]:
     return rows
 
 
-def draw(corpus: str, n: int, batches: int, seed: int) -> list[dict]:
+def draw(corpus: str, n: int, batches: int, seed: int, source: str | None = None, drawn: list[dict] = ()) -> list[dict]:
     """Stratified by input file (style x quality) in proportion; within a file each source's chance is weighted so
     that its share of the sample goes with the square root of its size: the main educator stays the largest source
-    without crowding out the smaller channels (weighted sampling without replacement, Efraimidis-Spirakis keys)."""
-    rows = {r["segment_id"]: r for r in read_corpus(corpus)}  # exact repeats share an id: label once
+    without crowding out the smaller channels (weighted sampling without replacement, Efraimidis-Spirakis keys).
+    `source`: draw from that source only; `drawn`: rows already in the sample, never drawn again (their batches are
+    kept, new batches are numbered after them)."""
+    taken = {r["segment_id"] for r in drawn}
+    rows = {r["segment_id"]: r for r in read_corpus(corpus)  # exact repeats share an id: label once
+            if r["segment_id"] not in taken and source in (None, r["source"])}
     by_file = collections.defaultdict(list)
     for r in rows.values():
         by_file[r["input_file"]].append(r)
@@ -56,8 +61,9 @@ def draw(corpus: str, n: int, batches: int, seed: int) -> list[dict]:
         keyed = sorted(items, key=lambda r: -rng.random() ** (size[r["source"]] ** 0.5))
         picked += keyed[:quota]
     rng.shuffle(picked)
-    return [{"segment_id": r["segment_id"], "input_file": r["input_file"], "source": r["source"],
-             "style": r["style"], "batch": 1 + i % batches} for i, r in enumerate(picked)]
+    first = 1 + max((r["batch"] for r in drawn), default=0)
+    return [*drawn, *({"segment_id": r["segment_id"], "input_file": r["input_file"], "source": r["source"],
+             "style": r["style"], "batch": first + i % batches} for i, r in enumerate(picked))]
 
 
 def main() -> None:
@@ -68,6 +74,8 @@ def main() -> None:
     d.add_argument("--n", type=int, default=440)
     d.add_argument("--batches", type=int, default=4)
     d.add_argument("--seed", type=int, default=12)
+    d.add_argument("--source", help="draw from this source only (e.g. the main educator, tim_fletcher)")
+    d.add_argument("--add", action="store_true", help="keep the sample drawn so far and add new batches after it")
     s = sub.add_parser("show")
     s.add_argument("--corpus", required=True)
     s.add_argument("--batch", type=int, required=True)
@@ -77,7 +85,11 @@ def main() -> None:
     args = ap.parse_args()
     os.makedirs(LABELS_DIR, exist_ok=True)
     if args.cmd == "draw":
-        sample = draw(args.corpus, args.n, args.batches, args.seed)
+        drawn = []
+        if args.add and os.path.exists(SAMPLE_FILE):
+            with open(SAMPLE_FILE, encoding="utf-8") as fh:
+                drawn = [json.loads(x) for x in fh if x.strip()]
+        sample = draw(args.corpus, args.n, args.batches, args.seed, args.source, drawn)
         with open(SAMPLE_FILE, "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(r) + "\n" for r in sample)
         print(f"{len(sample)} segments -> {SAMPLE_FILE}", collections.Counter(r["input_file"] for r in sample))

@@ -145,6 +145,7 @@ def main() -> None:
                     help="passage: the reader's verdict on the shaped response (rejects whose bad part shaping cut "
                     "count as keeps); segment: the verdict on the whole segment as read")
     ap.add_argument("--embedding", action="store_true", help="also read the 384-d embedding (measured: worse at 440 labels)")
+    ap.add_argument("--c", type=float, nargs="+", default=C_GRID, help="the regularisation strengths tried (best CV wins)")
     ap.add_argument("--save", action="store_true")
     args = ap.parse_args()
 
@@ -166,7 +167,7 @@ def main() -> None:
     print("rules alone:", figures(np.zeros(len(y)), y, rules_fired, 1.0, labels))
 
     best = None
-    for c in C_GRID:
+    for c in args.c:
         p = cross_validate(hand, vectors, y, rules_fired, c, args.folds, args.repeats)
         table = [figures(p, y, rules_fired, t, labels) for t in THRESHOLDS]
         top = max(table, key=lambda f: (min(f["reject_recall"], f["keep_recall"]), f["reject_recall"]))
