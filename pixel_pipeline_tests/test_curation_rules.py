@@ -342,3 +342,34 @@ def test_a_rule_judges_one_text_as_its_batch_form_judges_it():
             pd.testing.assert_frame_equal(one_by_one, rule.judge_texts(texts), obj=rule.name)
     kept = Judgement(keep=True, score=0.5, measures={"x": 1})
     assert Judgement.from_row(kept.row()) == kept and kept.row()["fired"] is False
+
+
+# ---- religious: a sermon or prayer is not an answer to a mental-health question ------------------------------------
+def test_a_retold_scripture_story_is_rejected_as_religious_and_the_reason_names_its_words():
+    sermon = ("When Nehemiah heard that the walls of Jerusalem were broken, he wept and prayed for days. "
+              "Like Moses before Pharaoh, he went to the king. The Lord gave him favour, and the temple was rebuilt. "
+              "So when you face your own broken walls, remember that story and keep going. " * 2)
+    j = filters.judge_religious(sermon)
+    assert not j.keep and j.reason.startswith("religious:") and "nehemiah" in j.reason
+    assert j.measures["scripture_words"] >= 10 and j.score > 1
+
+
+def test_a_passing_mention_of_faith_in_a_therapeutic_answer_is_kept():
+    answer = ("Shame tells you that you are the problem, while guilt says you did something wrong. Many of my clients "
+              "grew up in homes where love depended on performance, and some found support in their faith community "
+              "later on. Healing starts when you notice the inner critic and answer it with the kindness you would "
+              "offer a friend. Over time the nervous system learns that it is safe to rest, and the old patterns "
+              "lose their grip. Write down one moment each day where you treated yourself with patience.")
+    j = filters.judge_religious(answer)
+    assert j.keep and j.measures["scripture_words"] == 1 and j.score < 1
+
+
+def test_the_religious_rule_judges_segments_but_not_a_counseling_clients_words():
+    from pixel_pipeline.curation import ruleset
+
+    names = [r.name for r in ruleset.rules_for(CurationSettings(), ruleset.RuleContext(segments=False))]
+    assert "religious" in [r.name for r in ruleset.RULES] and "religious" not in names
+    strict = ruleset.ReligiousRule(CurationSettings(max_scripture_per_100_words=50.0), ruleset.RuleContext())
+    assert strict.judge("Pray, pray, pray to God and the Lord in church every day.").keep
+    loose = ruleset.ReligiousRule(CurationSettings(min_scripture_words=1), ruleset.RuleContext())
+    assert not loose.judge("I found strength in my faith community.").keep  # 1 in 6 words, no floor on the count

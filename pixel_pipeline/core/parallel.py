@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,8 +30,12 @@ def available_cores() -> int:
 
 
 def _worker_init() -> None:
+    """A worker answers signals the default way: the parent's handlers (Dagster's interrupt handler among them)
+    would turn the pool's shutdown into an error."""
     global _in_worker
     _in_worker = True
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops the pool
 
 
 def _run_chunk(bounds: tuple[int, int]) -> list:
@@ -53,8 +58,15 @@ def map_batches(fn: Callable[[list], Sequence[Any]], items: Sequence[Any], worke
     edges = [round(i * len(items) / n_chunks) for i in range(n_chunks + 1)]
     _task = (fn, items)
     try:
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
+        try:
             parts = pool.map(_run_chunk, list(zip(edges, edges[1:])), chunksize=1)
+            pool.close()  # the workers finish and exit on their own
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
     finally:
         _task = None
     return [x for part in parts for x in part]

@@ -160,6 +160,22 @@ class HousekeepingRule(ItemRule):
         return filters.judge_housekeeping(text, self.thresholds)
 
 
+class ReligiousRule(ItemRule):
+    """A sermon, prayer or scripture story as the main content of a segment as read (filters.judge_religious).
+    Segments only: a counseling client may speak of their faith."""
+
+    name, conversations = "religious", False
+
+    def __init__(self, settings: CurationSettings, context: RuleContext):
+        self.thresholds = settings.religious_thresholds()
+
+    def cache_settings(self) -> dict:
+        return asdict(self.thresholds)
+
+    def judge(self, text: str) -> Judgement:
+        return filters.judge_religious(text, self.thresholds)
+
+
 class LengthRule(ItemRule):
     """Words in the text as read: a segment under min_words (a response under conversation_min_words), or over
     max_words with length_action=reject."""
@@ -243,7 +259,8 @@ class QualityClassifierRule(Rule):
 
 
 RULES: tuple[type[Rule], ...] = (
-    ShapingRule, GarbledRule, LanguageRule, RepetitionRule, OffDomainRule, HousekeepingRule, LengthRule, HarmfulRule,
+    ShapingRule, GarbledRule, LanguageRule, RepetitionRule, OffDomainRule, HousekeepingRule, ReligiousRule, LengthRule,
+    HarmfulRule,
     ExpertQualityRule, QualityClassifierRule,
 )
 SEGMENT_RULES = tuple(r.name for r in RULES)

@@ -11,6 +11,7 @@ from pixel_pipeline.curation import filters, shaping
 # The garbled / repetition / housekeeping defaults are the rule modules' own (filters.*Thresholds), read as class
 # attributes so that each is written once.
 _GARBLED, _REPETITION, _HOUSEKEEPING = filters.GarbledThresholds, filters.RepetitionThresholds, filters.HousekeepingThresholds
+_RELIGIOUS = filters.ReligiousThresholds
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class CurationSettings:
     max_housekeeping_word_share: float = _HOUSEKEEPING.max_housekeeping_word_share
     max_housekeeping_reads: int = _HOUSEKEEPING.max_housekeeping_reads
     strip_housekeeping: bool = True
+    # religious (segments only)
+    max_scripture_per_100_words: float = _RELIGIOUS.max_scripture_per_100_words
+    min_scripture_words: int = _RELIGIOUS.min_scripture_words
     # off_domain
     min_domain_margin: float = 0.0
     domain_reference_sources: tuple[str, ...] = ()  # the voice sources (raw_segments' choice, set by the asset)
@@ -67,6 +71,9 @@ class CurationSettings:
 
     def housekeeping_thresholds(self) -> filters.HousekeepingThresholds:
         return filters.HousekeepingThresholds(self.max_housekeeping_word_share, self.max_housekeeping_reads)
+
+    def religious_thresholds(self) -> filters.ReligiousThresholds:
+        return filters.ReligiousThresholds(self.max_scripture_per_100_words, self.min_scripture_words)
 
     def as_dict(self) -> dict:
         d = asdict(self)

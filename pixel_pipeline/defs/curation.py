@@ -82,6 +82,11 @@ class CuratedSegmentsConfig(CurationRulesConfig):
         _RULES.max_housekeeping_reads, description="housekeeping: separate promo passages allowed before rejecting.")
     strip_housekeeping: bool = Field(
         _RULES.strip_housekeeping, description="Below the thresholds, remove promo sentences instead of keeping them.")
+    max_scripture_per_100_words: float = Field(
+        _RULES.max_scripture_per_100_words, description="religious: scripture words per 100 words above which a "
+        "segment reads as a sermon or prayer.")
+    min_scripture_words: int = Field(
+        _RULES.min_scripture_words, description="religious: fewer scripture words than this never reject.")
     min_domain_margin: float = Field(
         _RULES.min_domain_margin, description="off_domain: domain similarity minus nearest off-topic similarity.")
     domain_reference_sources: list[str] = Field(
