@@ -197,9 +197,9 @@ def test_rule_cache_changes_no_outcome_and_a_rerun_scores_only_what_is_new(corpu
     new_row = raw.iloc[[0]].assign(segment_id="new-one", text=raw["text"].iloc[0] + " One more sentence, said once.")
     grown = curate_segments(pd.concat([raw, new_row], ignore_index=True), CurationSettings(), embed=embedder.encode,
                             rule_cache=cache)
-    # the new text only: shaping, window measures, pii, crisis flags and the housekeeping, garbled, repetition and
-    # harmful rules (no promo to strip in it)
-    per_text_results = 8
+    # the new text only: shaping, window measures, pii, crisis flags and the housekeeping, garbled, repetition,
+    # religious and harmful rules (no promo to strip in it)
+    per_text_results = 9
     assert grown.report["rule_cache"]["computed"] == per_text_results
 
     strict = CurationSettings(max_non_word_share=0.01)

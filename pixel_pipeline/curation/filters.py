@@ -294,12 +294,13 @@ class ReligiousThresholds:
 
 
 def judge_religious(text: str, t: ReligiousThresholds = ReligiousThresholds()) -> Judgement:
-    """A sermon, prayer or scripture story as the main content: scripture words per 100 words; score = density / max."""
+    """A sermon, prayer or scripture story as the main content: scripture words per 100 words, and enough of them.
+    Score = the nearer of the two limits (density / max, count / min): it passes 1 only when both are passed."""
     hits = [h.lower() for h in SCRIPTURE_RE.findall(text)]
     n_words = max(1, len(text.split()))
     density = len(hits) * 100.0 / n_words
     measures = {"scripture_words": len(hits), "scripture_per_100_words": round(density, 3)}
-    score = round(density / t.max_scripture_per_100_words, 4)
+    score = round(min(density / t.max_scripture_per_100_words, len(hits) / max(1, t.min_scripture_words)), 4)
     if density <= t.max_scripture_per_100_words or len(hits) < t.min_scripture_words:
         return Judgement(keep=True, measures=measures, score=score)
     top = ", ".join(w for w, _ in collections.Counter(hits).most_common(4))
