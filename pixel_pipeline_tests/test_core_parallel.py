@@ -53,3 +53,9 @@ def test_rule_scores_in_workers_equal_rule_scores_in_one_process():
     serial, spread = RuleScores(None, workers=1), RuleScores(None, workers=2)
     pd.testing.assert_frame_equal(serial.rule("r", texts, rule), spread.rule("r", texts, rule))
     assert serial.each("e", texts, str.upper) == spread.each("e", texts, str.upper)
+
+
+def test_where_forking_is_unsafe_the_work_runs_in_this_process(monkeypatch):
+    monkeypatch.setattr(parallel.sys, "platform", "darwin")
+    items = list(range(parallel.MIN_ITEMS_PER_WORKER * 4))
+    assert {pid for pid, _ in parallel.map_batches(_pid_and_square, items, workers=2)} == {os.getpid()}

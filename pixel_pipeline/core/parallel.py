@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,6 +28,13 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def can_fork() -> bool:
+    """Fork only on Linux (macOS lists it, but forking a process with threads crashes there), never from a worker
+    or a daemon process (multiprocessing forbids a daemon's children)."""
+    return (sys.platform.startswith("linux") and not _in_worker and not multiprocessing.current_process().daemon
+            and "fork" in multiprocessing.get_all_start_methods())
 
 
 def _worker_init() -> None:
@@ -48,11 +56,11 @@ def _run_chunk(bounds: tuple[int, int]) -> list:
 
 def map_batches(fn: Callable[[list], Sequence[Any]], items: Sequence[Any], workers: int = 0) -> list[Any]:
     """fn(chunk) -> one result per item of the chunk, over all items; `workers` 0 = one per available core, 1 =
-    in this process. Small batches, nested calls and platforms without fork run in this process."""
+    in this process. Small batches, nested calls and where forking is unsafe (can_fork) run in this process."""
     global _task
     items = list(items)
     workers = min(workers or available_cores(), len(items) // MIN_ITEMS_PER_WORKER)
-    if workers <= 1 or _in_worker or "fork" not in multiprocessing.get_all_start_methods():
+    if workers <= 1 or not can_fork():
         return list(fn(items))
     n_chunks = workers * CHUNKS_PER_WORKER
     edges = [round(i * len(items) / n_chunks) for i in range(n_chunks + 1)]
