@@ -287,8 +287,8 @@ SCRIPTURE_RE = re.compile(
 
 @dataclass(frozen=True)
 class ReligiousThresholds:
-    # Measured on the 601 reading labels (docs/curation.md): above 1.0 per 100 words it fires on about half the segments read
-    # as a sermon or prayer and on none of the 156 kept ones; at 0.75 it also took good answers on the real corpus.
+    # Measured on the 601 reading labels (docs/curation.md): above 1.0 per 100 words it fires on about half the
+    # segments read as a sermon or prayer and on none of the 156 kept ones; at 0.75 it also took good answers.
     max_scripture_per_100_words: float = 1.0
     min_scripture_words: int = 3  # a passing mention ("their faith community") in a short answer is not a sermon
 

@@ -51,6 +51,8 @@ SHAPING_MEASURES = ("channel_talk_sentences", "repeated_sentences", "loops_colla
                     "unpunctuated_sentences")
 INTERJECTION_RE = re.compile(r"^(yeah|yes|yep|right|exactly|absolutely|totally|okay|ok|wow|mhm|mm|oh|sure|true|"
                              r"no|wow|amazing|interesting|of course|i know|thank you|thanks)\b[\w\s,']{0,12}[.!?]$", re.I)
+# The classifier's own scripture feature, frozen with the shipped model (its weights were fit on these counts);
+# the religious rule reads the fuller lexicon in filters.SCRIPTURE_RE. Merge them when the model is next retrained.
 SCRIPTURE_RE = re.compile(r"\b(god|jesus|christ|lord|scripture|bible|pray\w*|church|amen|gospel|holy|spirit|psalm|"
                           r"verse|faith|sin|heaven|worship|pastor|sermon|nehemiah|moses|paul)\b", re.I)
 FIRST_PERSON = frozenset({"i", "me", "my", "mine", "i'm", "i've", "i'd", "i'll", "myself"})

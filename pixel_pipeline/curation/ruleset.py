@@ -259,9 +259,8 @@ class QualityClassifierRule(Rule):
 
 
 RULES: tuple[type[Rule], ...] = (
-    ShapingRule, GarbledRule, LanguageRule, RepetitionRule, OffDomainRule, HousekeepingRule, ReligiousRule, LengthRule,
-    HarmfulRule,
-    ExpertQualityRule, QualityClassifierRule,
+    ShapingRule, GarbledRule, LanguageRule, RepetitionRule, OffDomainRule, HousekeepingRule, ReligiousRule,
+    LengthRule, HarmfulRule, ExpertQualityRule, QualityClassifierRule,
 )
 SEGMENT_RULES = tuple(r.name for r in RULES)
 CONVERSATION_RULES = tuple(r.name for r in RULES if r.conversations)
