@@ -1,6 +1,8 @@
 """Response shaping (curation.shaping): what a segment response must look like before a model learns to say it."""
 
-from pixel_pipeline.curation.shaping import ShapingSettings, collapse_loops, leans_on_before, shape, stands_alone
+from pixel_pipeline.curation.shaping import (
+    ShapingSettings, collapse_loops, leans_on_before, reword_continuation, shape, stands_alone,
+)
 
 GOOD = ("Shame tells you that you are the problem. Guilt tells you that you did something wrong. "
         "When we grow up in a home where our needs were ignored, we learn to hide. "
@@ -126,6 +128,43 @@ def test_a_talks_schedule_and_sign_off_are_channel_talk():
 def test_a_sentence_that_points_at_a_picture_is_channel_talk():
     result = shape(GOOD + " If you look at the diagram, the arrows go both ways.")
     assert result.text == GOOD.strip() and result.channel_talk_sentences == 1
+
+
+def test_a_long_opener_that_goes_on_with_a_list_keeps_its_topic_without_the_list_reference():
+    cases = {
+        "Another common thing that happens in a chaotic home is that children learn to hide every feeling.":
+            "A common thing that happens in a chaotic home is that children learn to hide every feeling.",
+        "Next thing I think is important to understand is that putting things off can be a way to stay safe.":
+            "One thing I think is important to understand is that putting things off can be a way to stay safe.",
+        "Now, a couple other things are happening with the child who carries the blame in the family.":
+            "A couple of things are happening with the child who carries the blame in the family.",
+        "Number four, if what set you off was an argument, you can step back and use gentle words instead.":
+            "If what set you off was an argument, you can step back and use gentle words instead.",
+    }
+    for opener, reworded in cases.items():
+        result = shape(opener + " " + GOOD)
+        assert result.text.startswith(reworded), opener
+        assert "reworded an opening that goes on with a list before the cut" in result.actions
+
+
+def test_a_list_opener_that_says_nothing_without_its_list_is_dropped_not_reworded():
+    assert reword_continuation("Another one is the quiet withdrawal that follows every single argument at home.") is None
+    assert reword_continuation("The list goes on and on of things that can go wrong in a family like that.") is None
+    assert reword_continuation("The other ways it shows up at work are many and most of them are quiet.") is None
+    assert shape("The list goes on and on of things that can go wrong in a family like that. " + GOOD
+                 ).text.startswith("Shame tells you")
+    assert reword_continuation("The last thing you want to do is argue with them.") is None  # not a list: not touched
+
+
+def test_the_talks_plan_a_stranded_relative_clause_and_a_pointing_back_ending_are_dropped_at_the_start():
+    for opener in ("Let me start by just helping you get an intro into what this whole evening is about.",
+                   "I want to talk tonight about a part of healing that a lot of people never hear about.",
+                   "We're going to start on the outside and work our way in to the core of it.",
+                   "Where they don't even realize what they're doing to the people around them.",
+                   "My whole life I was a nervous kid who worried about everything, because of that."):
+        assert shape(opener + " " + GOOD).text.startswith("Shame tells you"), opener
+    assert not leans_on_before("Where do we even start when the whole family is in crisis?")
+    assert not leans_on_before("Where does your mind go when someone raises their voice.")  # a question without its mark
 
 
 def test_at_most_five_leaning_sentences_are_dropped():

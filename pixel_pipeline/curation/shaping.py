@@ -13,8 +13,10 @@ and they tend to hide, ...") or ends in speech-recognition noise. Shaping, per t
    passage is kept (a garbled tail or a caption run is cut off, not glued across);
 4. drop a first sentence that starts mid-thought (lower case or punctuation), then up to MAX_LEANING_OPENERS
    opening sentences that lean on the cut (a conjunction or pronoun first, a referring opener or a demonstrative
-   in a short sentence, a stray tail, a verbless fragment), and a last sentence with no sentence end; capitalise
-   the first letter.
+   in a short sentence, a stray tail, a verbless fragment, the talk's plan, a stranded relative clause, a list
+   opener); a long list opener keeps its topic without the list reference ("Another common thing that happens in
+   X is Y" -> "A common thing that happens in X is Y"); drop a last sentence with no sentence end; capitalise the
+   first letter.
 
 What was done is returned as measures (`ShapeResult`), kept as the `shaping` column and in the reject reasons, so a
 reader sees why a response is shorter than its segment. Pure functions, linear in text length.
@@ -135,6 +137,95 @@ LEANING_OPENER_PAIRS = frozenset(("for example", "for instance", "all of", "both
                                   "number two", "number three", "number four", "number five"))
 MAX_REFERRING_WORDS = 20
 MAX_LEANING_OPENERS = 5  # a cut can fall before several short sentences of the previous thought
+MIN_REWORDED_WORDS = 10  # a list opener this long carries its own topic and is reworded; a shorter one is dropped
+# Discourse words a speaker puts before anything ("Now, ...", "So ...", "And also ..."): skipped by the opener tests.
+_DISCOURSE = r"^(?:(?:now|so|okay|ok|well|and|alright|also|but)\b\s*,?\s*)*"
+_ITEM = (r"(?:thing|things|one|ones|step|point|area|piece|part|level|sign|signs|trait|characteristic|stage|reason|"
+         r"way|ways|type|kind|category|question|example|issue|pattern|factor|aspect|layer|component|dynamic)")
+# A first sentence that goes on with a list the talk started, at any length: "Another common thing that happens
+# within complex trauma is ...", "Next thing I think is important ...", "Now, a couple other things are happening
+# with ...", "The list goes on and on ...". However much it says, it says "and here is one more".
+CONTINUATION_RE = re.compile(
+    _DISCOURSE + r"(?:another\b|additionally\b|furthermore\b|moreover\b|secondly\b|thirdly\b|lastly\b|finally\b|"
+    r"(?:the\s+|my\s+|our\s+)?(?:next|second|third|fourth|fifth|last|final|other)\s+(?:\w+\s+)?" + _ITEM + r"\b|"
+    r"(?:one|a\s+couple(?:\s+of)?|a\s+few|two|three|some)\s+(?:more|other)\b|the\s+list\s+goes\s+on\b|"
+    r"(?:number|point|step)\s+(?:two|three|four|five|six|seven|eight|nine|ten|\d+)\b)",
+    re.IGNORECASE,
+)
+_SINGULAR_ITEM = re.compile(r"(?:thing|step|point|area|piece|part|level|sign|trait|characteristic|stage|reason|way|"
+                            r"type|kind|category|question|example|issue|pattern|factor|aspect|layer|component|dynamic)$",
+                            re.IGNORECASE)
+
+
+def _capital(text: str) -> str:
+    return text[0].upper() + text[1:] if text else text
+
+
+# "One thing is that it gets worse at night": after the item, a pronoun that points back: nothing stands on its own
+_POINTS_BACK_AFTER_ITEM = re.compile(
+    r"^(?:\w+\s+){1,3}(?:is|are|was)\s+(?:that\s+)?(?:it|this|that|they|he|she|them)\b", re.IGNORECASE)
+
+
+def reword_continuation(sentence: str) -> str | None:
+    """The first sentence without its reference to the list before the cut, or None when nothing stands without it.
+
+    "Another common thing that happens ... is X" -> "A common thing that happens ... is X"; "Next thing that happens
+    is X" -> "One thing that happens is X"; "Now, a couple other things are happening with X" -> "A couple of things
+    are happening with X"; "Secondly, X" -> "X"; "Number four, if X" -> "If X". The topic sentence stays (dropping it
+    leaves the next sentence leaning on it); "Another one is X", "The list goes on" and plural items say nothing
+    without the list, so they go.
+    """
+    reworded = _reword_continuation(sentence)
+    return None if reworded is None or _POINTS_BACK_AFTER_ITEM.match(reworded) else reworded
+
+
+def _reword_continuation(sentence: str) -> str | None:
+    body = re.sub(_DISCOURSE, "", sentence.strip(), flags=re.IGNORECASE)
+    m = re.match(r"(?:additionally|furthermore|moreover|secondly|thirdly|lastly|finally|also|next)\s*,\s*(.+)", body,
+                 re.IGNORECASE) or re.match(r"(?:number|point|step)\s+\w+\s*[,:]\s*(.+)", body, re.IGNORECASE)
+    if m:
+        rest = m.group(1)
+        return _capital(rest) if len(rest.split()) > MAX_STRAY_WORDS else None
+    m = re.match(r"another\s+(\w[\w'-]*)\b(.*)", body, re.IGNORECASE)
+    if m:
+        word, rest = m.group(1), m.group(2)
+        if word.lower() in ("one", "ones", "is", "was", "of", "would", "will", "thing's", "one's"):
+            return None
+        if _SINGULAR_ITEM.match(word):
+            return f"One {word}{rest}"
+        return f"{'An' if word[0].lower() in 'aeio' else 'A'} {word}{rest}"
+    m = re.match(r"(?:the\s+|my\s+|our\s+)?(?:next|other|second|third|fourth|fifth)\s+(\w+)\b(.*)", body, re.IGNORECASE)
+    if m:
+        first, rest = m.groups()
+        if _SINGULAR_ITEM.match(first):  # "Next thing that happens ..."
+            return f"One {first}{rest}"
+        second = re.match(r"\s+(\w+)\b(.*)", rest)  # "The next big thing ..."
+        if second and _SINGULAR_ITEM.match(second.group(1)):
+            return f"One {first} {second.group(1)}{second.group(2)}"
+        return None
+    m = re.match(r"(one|a\s+couple(?:\s+of)?|a\s+few|two|three|some)\s+(?:more|other)\s+(.+)", body, re.IGNORECASE)
+    if m:
+        quantity = "a couple of" if m.group(1).lower().startswith("a couple") else m.group(1).lower()
+        return _capital(f"{quantity} {m.group(2)}")
+    return None
+
+
+# The talk's plan for the evening as its first sentence ("Let me start by just helping you get an intro ...", "I want
+# to talk tonight about ...", "We're going to start on the outside and work our way in."): the talk, not an answer.
+TALK_PLAN_RE = re.compile(
+    _DISCOURSE + r"(?:(?:today|tonight|here)\s*,?\s+)?(?:i\s+want\s+to|i'd\s+like\s+to|i\s+wanna|let\s+me|let's|"
+    r"we're\s+going\s+to|we\s+are\s+going\s+to|we're\s+gonna|i'm\s+going\s+to|i'm\s+gonna|i\s+am\s+going\s+to)\s+"
+    r"(?:(?:just|kind\s+of|quickly|briefly|first|now|also|then|again)\s+)*"
+    r"(?:start|begin|talk|look\s+at|go\s+(?:through|over|into|back)|dive|cover|teach|walk|continue|move\s+on|finish|"
+    r"wrap|get\s+into|jump|introduce|review|recap)\b",
+    re.IGNORECASE,
+)
+# A relative clause left at the cut ("Where they don't even realize what they're doing."), and a first sentence that
+# ends pointing back ("... and a lot of people struggle because of that.").
+RELATIVE_OPENERS = frozenset("where whereby whom whose".split())
+_AUXILIARIES = frozenset("do does did is are was were can could would should will have has am don't doesn't".split())
+POINTS_BACK_END_RE = re.compile(r"\b(?:of|to|about|from|with|like|by|on)\s+(?:that|this|those|these)\s*[.!]\W*$",
+                                re.IGNORECASE)
 
 
 MAX_STRAY_WORDS = 4  # "Do you see that." "It is." "Fixed." at the cut: the tail of a thought, not an opening
@@ -177,6 +268,11 @@ def leans_on_before(sentence: str) -> bool:
         return False
     n_words = len(sentence.split())
     if first_two[0] in LEANING_OPENERS or n_words <= MAX_STRAY_WORDS:
+        return True
+    question = sentence.rstrip().endswith("?")
+    relative = first_two[0] in RELATIVE_OPENERS and len(first_two) > 1 and first_two[1] not in _AUXILIARIES
+    if not question and (relative or CONTINUATION_RE.match(sentence)
+                         or TALK_PLAN_RE.match(sentence) or POINTS_BACK_END_RE.search(sentence)):
         return True
     if n_words > MAX_REFERRING_WORDS:
         return False
@@ -320,8 +416,17 @@ def shape(text: str, settings: ShapingSettings = ShapingSettings()) -> ShapeResu
         head_words += len(sents.pop(0).split())
         result.actions.append("dropped a first sentence that starts mid-thought")
     leaning = 0
-    while sents and leaning < MAX_LEANING_OPENERS and (leans_on_before(sents[0]) or ends_cut(sents[0])
-                                                        or is_fragment(sents[0])):
+    while sents:
+        long_continuation = len(sents[0].split()) >= MIN_REWORDED_WORDS and CONTINUATION_RE.match(sents[0])
+        reworded = reword_continuation(sents[0]) if long_continuation else None
+        if reworded:  # a long topic sentence stays, without its "another" / "next": it opens the answer now
+            head_words += len(sents[0].split()) - len(reworded.split())
+            sents[0] = reworded
+            result.actions.append("reworded an opening that goes on with a list before the cut")
+            break
+        leans = leans_on_before(sents[0]) or ends_cut(sents[0]) or is_fragment(sents[0])
+        if leaning >= MAX_LEANING_OPENERS or not leans:
+            break
         head_words += len(sents.pop(0).split())
         leaning += 1
     if leaning:

@@ -1,6 +1,6 @@
 """Per-segment cache of generated candidates, keyed by content hash.
 
-Key = SHA-256 of (generator fingerprint, segment text, style): a re-run, or a run after new transcripts arrived,
+Key = SHA-256 of (generator fingerprint, segment text, style, transcript file): a re-run, or a run after new transcripts arrived,
 only generates for segments (or settings) it has not seen. Selection is not cached: it looks at all segments at once
 (diversity across the table) and is cheap.
 """
@@ -17,7 +17,7 @@ from pixel_pipeline.prompts.generators import Candidate, PromptGenerator, Progre
 
 
 class CandidateCache:
-    """Content hash of (generator fingerprint, style, segment text) -> that generator's candidates, as JSON."""
+    """Content hash of (generator fingerprint, style, segment text, file) -> that generator's candidates, as JSON."""
 
     def __init__(self, path: str | os.PathLike):
         self.store = SqliteKeyValueStore(path, "prompt_candidates")
@@ -25,7 +25,7 @@ class CandidateCache:
 
     @staticmethod
     def key(fingerprint: str, segment: SegmentInput) -> str:
-        return sha256_hex(f"{fingerprint}\x00{segment.style or ''}\x00{segment.text}")
+        return sha256_hex(f"{fingerprint}\x00{segment.style or ''}\x00{segment.text}\x00{segment.file or ''}")
 
     def get_many(self, keys: Sequence[str]) -> dict[str, list[Candidate]]:
         return {k: [Candidate.from_dict(d) for d in json.loads(v)] for k, v in self.store.get_many(keys).items()}

@@ -30,6 +30,7 @@ from pixel_pipeline.prompts.generators import (
     LLM,
     RETRIEVAL,
     TALK,
+    TITLE,
     Candidate,
     ConceptTemplateGenerator,
     GeneratorUnavailable,
@@ -37,6 +38,7 @@ from pixel_pipeline.prompts.generators import (
     RetrievalGenerator,
     SegmentInput,
     TalkQuestionGenerator,
+    TitleQuestionGenerator,
 )
 from pixel_pipeline.prompts.scoring import (
     OPENING_NOT_ABOUT_IT,
@@ -100,7 +102,8 @@ def generate_prompts(
     segments = segments.reset_index(drop=True)
     texts, inputs = segment_inputs(segments)
     cache = CandidateCache(Path(cache_dir) / "prompt_candidates.sqlite") if cache_dir else None
-    generators, skipped = build_generators(settings, embedder, client_questions(conversations, settings.retrieval_datasets))
+    generators, skipped = build_generators(settings, embedder, client_questions(conversations, settings.retrieval_datasets),
+                                           files_by_source(segments))
     per_segment, cache_stats, seconds = run_generators(generators, inputs, cache, skipped, progress)
 
     t0 = time.perf_counter()
@@ -132,11 +135,25 @@ def generate_prompts(
     )
 
 
+def _strings(segments: pd.DataFrame, column: str) -> list[str | None]:
+    values = segments[column] if column in segments else [None] * len(segments)
+    return [v if isinstance(v, str) and v else None for v in values]
+
+
 def segment_inputs(segments: pd.DataFrame) -> tuple[list[str], list[SegmentInput]]:
-    """The segments' texts, and what the generators read of each segment (id, text, style)."""
+    """The segments' texts, and what the generators read of each segment (id, text, style, transcript file)."""
     texts = segments["text"].fillna("").astype(str).tolist()
-    styles = [s if isinstance(s, str) and s else None for s in (segments["style"] if "style" in segments else [None] * len(segments))]
-    return texts, [SegmentInput(str(sid), t, s) for sid, t, s in zip(segments["segment_id"], texts, styles)]
+    rows = zip(segments["segment_id"], texts, _strings(segments, "style"), _strings(segments, "file"))
+    return texts, [SegmentInput(str(sid), t, s, f) for sid, t, s, f in rows]
+
+
+def files_by_source(segments: pd.DataFrame) -> dict[str, list[str]]:
+    """The transcript files of each channel (the title generator learns a channel's tail words from all of them)."""
+    out: dict[str, list[str]] = {}
+    for source, file in zip(_strings(segments, "source"), _strings(segments, "file")):
+        if file:
+            out.setdefault(source or "", []).append(file)
+    return out
 
 
 def client_questions(conversations: pd.DataFrame | None, datasets: Sequence[str]) -> pd.DataFrame:
@@ -154,12 +171,15 @@ def client_questions(conversations: pd.DataFrame | None, datasets: Sequence[str]
     return df.drop_duplicates("question_id")[["prompt", "question_id"]].reset_index(drop=True)
 
 
-def build_generators(settings: PromptSettings, embedder, questions: pd.DataFrame) -> tuple[list, dict[str, str]]:
+def build_generators(settings: PromptSettings, embedder, questions: pd.DataFrame,
+                     files: dict[str, list[str]] | None = None) -> tuple[list, dict[str, str]]:
     """The configured generators; one whose model or data is missing is skipped with the reason."""
     generators, skipped = [], {}
     for name in settings.generators:
         try:
-            if name == TALK:
+            if name == TITLE:
+                generators.append(TitleQuestionGenerator(files or {}))
+            elif name == TALK:
                 generators.append(
                     TalkQuestionGenerator(
                         TalkQuestionRules(

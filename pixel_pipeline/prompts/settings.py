@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pixel_pipeline.prompts.generators import GENERATOR_NAMES
+from pixel_pipeline.prompts.generators import DEFAULT_GENERATORS
 from pixel_pipeline.prompts.rules import PromptRules
 
 
@@ -12,7 +12,7 @@ from pixel_pipeline.prompts.rules import PromptRules
 class PromptSettings:
     """Every knob of prompt generation; the Dagster Config of `generated_prompts` uses the same field names."""
 
-    generators: list[str] = field(default_factory=lambda: list(GENERATOR_NAMES))
+    generators: list[str] = field(default_factory=lambda: list(DEFAULT_GENERATORS))
     alignment_floor: float = 0.3
     reuse_penalty: float = 0.15
     unique_prompts: bool = True  # a question answers one segment only: a segment whose questions are all taken is rejected
