@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -11,7 +12,9 @@ from pixel_pipeline.core.embeddings import Embedder
 from pixel_pipeline.core.records import reason_key
 from pixel_pipeline.curation import domain, filters, pii, safety
 from pixel_pipeline.curation.cache import ScoreCache
-from pixel_pipeline.curation.curate import CurationSettings, curate_conversations, curate_segments
+from pixel_pipeline.curation.curate import CurationSettings, curate_conversations, curate_segments, judged_segments
+from pixel_pipeline.curation.rules import Decisions
+from pixel_pipeline.curation.ruleset import OffDomainRule, RuleContext
 from pixel_pipeline_tests.test_curation_samples import (
     CLEAN,
     DEFECTS,
@@ -222,6 +225,29 @@ def test_the_quality_classifier_only_adds_rejects_each_with_its_probability(embe
         assert [reason_key(r) for r in reasons] == ["quality_classifier"] and "P(reader rejects)=" in reasons[0]
     strict = curate_segments(raw, CurationSettings(quality_threshold=0.0), embed=embedder.encode)
     assert len(strict.kept) == 0  # the threshold is the setting it says it is
+
+
+def test_only_segments_the_per_text_rules_kept_are_embedded_and_the_decisions_are_those_of_embedding_all(embedder):
+    raw = _all_texts()
+    calls: list[list[str]] = []
+
+    def counting(texts):
+        calls.append(list(texts))
+        return embedder.encode(texts)
+
+    every = judged_segments(raw, CurationSettings(), embedder.encode, embed_all=True)
+    cheap_first = judged_segments(raw, CurationSettings(), counting)
+    item_fired = np.any([cheap_first.rules[r]["fired"].to_numpy(bool) for r in cheap_first.rules
+                         if r not in ("off_domain", "quality_classifier")], axis=0)
+    reference = OffDomainRule(CurationSettings(), RuleContext()).reference(cheap_first)
+    seen = calls[0]  # the segments' texts (off_domain then embeds its domain descriptions)
+    assert item_fired.any() and len(seen) == int((~item_fired | reference).sum()) < len(raw)
+    assert cheap_first.stats["embedded"] == len(seen)
+    assert np.array_equal(Decisions.of(every.rules, len(raw)).rejected, Decisions.of(cheap_first.rules, len(raw)).rejected)
+    for rule in ("off_domain", "quality_classifier"):
+        scored = cheap_first.rules[rule]["score"].notna().to_numpy()
+        assert np.array_equal(scored, ~item_fired | reference)  # not scored: rejected by a cheaper rule first
+        assert np.allclose(every.rules[rule]["score"][scored], cheap_first.rules[rule]["score"][scored])
 
 
 def test_curate_conversations_redacts_flags_and_rejects_harmful_answers():

@@ -7,7 +7,10 @@ Per segment (so that every rule sees what a reader, or training, would see):
    (curation.shaping; the shaping rule judges what is left), PII is redacted (typed placeholders) and, with
    length_action=truncate, a too-long text is cut at a sentence boundary: the text training sees;
 3. off_domain and the quality classifier judge that text's embedding, expert_quality the row's given quality;
-   a row is rejected when any rule fires, with every fired rule's reason and all scores;
+   a row is rejected when any rule fires, with every fired rule's reason and all scores. The embedding is the
+   chain's one costly step, so only rows the per-text rules kept (and off_domain's reference rows) are embedded;
+   a row a per-text rule already rejected is not scored by the two embedding rules (DataTrove's cheap-first order;
+   the decisions are the same, `segment_evidence` embeds every row for the classifier's training);
 4. crisis content is flagged (kept) and carried on the row.
 Conversations: prompt, response and every turn are redacted, and the conversation rules judge the response.
 
@@ -27,12 +30,13 @@ from pixel_pipeline.core.records import DATASET_SEGMENTS, rejects_frame
 from pixel_pipeline.curation import filters, pii, quality, safety, shaping
 from pixel_pipeline.curation.cache import ScoreCache
 from pixel_pipeline.curation.outcome import CurationOutcome, curation_report, kept_total, reject_rows, shaping_summary
-from pixel_pipeline.curation.rules import Decisions, RuleScores, judge_all, rules_code_version
+from pixel_pipeline.curation.rules import Decisions, ItemRule, RuleScores, judge_all, rules_code_version
 from pixel_pipeline.curation.ruleset import (
     CONVERSATION_RULES,
     SEGMENT_RULES,
     Embed,
     HousekeepingRule,
+    OffDomainRule,
     RuleContext,
     language_detections,
     rules_for,
@@ -61,6 +65,7 @@ class SegmentEvidence:
     pii_counts: list[Counter]
     vectors: np.ndarray | None  # one embedding per text (off_domain and the classifier); None without a model
     windows: list[dict] | None = None  # quality.window_measures per text as given (None: computed on demand)
+    embedded: np.ndarray | None = None  # rows that have a vector (NaN rows in `vectors` otherwise); None: every row
     crisis: list[list[str]] = field(default_factory=list)  # crisis flags of the text training sees
     rules: dict[str, pd.DataFrame] = field(default_factory=dict)  # rule name -> frame (rules.RULE_COLUMNS)
     stats: dict = field(default_factory=dict)  # how the batch rules judged, the rule cache's counts
@@ -77,9 +82,9 @@ class SegmentEvidence:
         return [quality.hand_features(o, sh, sc, w) for o, sh, sc, w in zip(self.original, self.shaped, rule_scores, windows)]
 
 
-def prepare_segments(raw: pd.DataFrame, settings: CurationSettings, embed: Embed | None,
-                     scores: RuleScores) -> SegmentEvidence:
-    """Every form of each segment the rules read; housekeeping is judged here, since its score decides stripping."""
+def prepare_segments(raw: pd.DataFrame, settings: CurationSettings, scores: RuleScores) -> SegmentEvidence:
+    """Every form of each segment the rules read; housekeeping is judged here, since its score decides stripping.
+    Not embedded yet (`embed_rows`)."""
     df = raw.reset_index(drop=True).copy()
     original = df["text"].fillna("").astype(str).tolist()
     housekeeping = HousekeepingRule(settings, RuleContext()).judge_many(original, scores)
@@ -87,13 +92,35 @@ def prepare_segments(raw: pd.DataFrame, settings: CurationSettings, embed: Embed
     shaped = _shape(as_read, settings, scores)
     redacted, pii_counts = _redact([r.text for r in shaped], settings, scores)
     texts = _truncated(redacted, as_read, settings)
-    vectors = np.asarray(embed(texts), dtype=np.float32) if embed is not None and len(df) else None
     # the classifier's worst-window measures depend on the text alone: cached per text like the rules (keyed by the
     # quality module's code); not measured at all when the classifier is off (hand_features measures on demand)
     windows = (scores.each("window_measures", original, quality.window_measures, code=quality.code_version())
                if settings.quality_classifier else None)
-    return SegmentEvidence(df, original, as_read, texts, shaped, removed, pii_counts, vectors, windows,
+    return SegmentEvidence(df, original, as_read, texts, shaped, removed, pii_counts, None, windows,
                            rules={"housekeeping": housekeeping})
+
+
+def embed_rows(embed: Embed | None, texts: Sequence[str], rows: np.ndarray | None) -> np.ndarray | None:
+    """One vector per text, computed only for `rows` (a bool mask; None: every row); the other rows are NaN."""
+    if embed is None or not len(texts):
+        return None
+    if rows is None:
+        return np.asarray(embed(list(texts)), dtype=np.float32)
+    index = np.flatnonzero(rows)
+    if not len(index):
+        return np.full((len(texts), 0), np.nan, dtype=np.float32)
+    found = np.asarray(embed([texts[i] for i in index]), dtype=np.float32)
+    vectors = np.full((len(texts), found.shape[1]), np.nan, dtype=np.float32)
+    vectors[index] = found
+    return vectors
+
+
+def needs_vector(evidence: SegmentEvidence, settings: CurationSettings) -> np.ndarray:
+    """Rows no per-text rule rejected, and off_domain's reference rows (their centroid must stay the same)."""
+    fired = np.any([f["fired"].to_numpy(bool) for f in evidence.rules.values()], axis=0)
+    if not all(r in evidence.rules for r in OffDomainRule.REFERENCE_RULES):  # a reference rule switched off
+        return ~fired
+    return ~fired | OffDomainRule(settings, RuleContext()).reference(evidence)
 
 
 def _strip_housekeeping(original: list[str], housekeeping: pd.DataFrame, settings: CurationSettings,
@@ -134,11 +161,18 @@ def _truncated(texts: list[str], as_read: Sequence[str], settings: CurationSetti
 
 def judged_segments(raw: pd.DataFrame, settings: CurationSettings, embed: Embed | None = None,
                     language_cache: ScoreCache | None = None, rule_cache: ScoreCache | None = None,
-                    skip: Sequence[str] = ()) -> SegmentEvidence:
-    """Segments prepared and judged by every rule of RULES except `skip` (one embedding per text)."""
+                    skip: Sequence[str] = (), embed_all: bool = False) -> SegmentEvidence:
+    """Segments prepared and judged by every rule of RULES except `skip`: the per-text rules first, then the
+    embedding rules over one vector per text, for the rows that still need one (every row with `embed_all`)."""
     scores = RuleScores(rule_cache)
-    evidence = prepare_segments(raw, settings, embed, scores)
+    evidence = prepare_segments(raw, settings, scores)
     rules = [r for r in rules_for(settings, RuleContext(True, language_cache, embed)) if r.name not in skip]
+    judge_all([r for r in rules if isinstance(r, ItemRule)], evidence, scores)
+    if len(evidence.df):
+        evidence.embedded = None if embed_all else needs_vector(evidence, settings)
+    evidence.vectors = embed_rows(embed, evidence.texts, evidence.embedded)
+    evidence.stats["embedded"] = (0 if evidence.vectors is None else
+                                  len(evidence.df) if evidence.embedded is None else int(evidence.embedded.sum()))
     judge_all(rules, evidence, scores)
     evidence.crisis = scores.each("crisis_flags", evidence.texts, safety.crisis_flags)
     evidence.stats["rule_cache"] = dict(scores.stats) if rule_cache else None  # every per-text result, crisis flags too
@@ -152,8 +186,10 @@ def segment_evidence(
     language_cache: ScoreCache | None = None,
     rule_cache: ScoreCache | None = None,
 ) -> SegmentEvidence:
-    """Shape, redact and score every segment with every rule except the classifier (which learns from this)."""
-    return judged_segments(raw, settings, embed, language_cache, rule_cache, skip=("quality_classifier",))
+    """Shape, redact, embed and score every segment with every rule except the classifier (which learns from
+    this, so every row has its vector and its off_domain margin)."""
+    return judged_segments(raw, settings, embed, language_cache, rule_cache, skip=("quality_classifier",),
+                           embed_all=True)
 
 
 def curate_segments(
@@ -198,7 +234,8 @@ def _segments_report(ev: SegmentEvidence, decisions: Decisions, language_cache: 
     return curation_report(
         ev.df, ev.rules, decisions, "segment_id", kept_total(ev.pii_counts, decisions.rejected),
         [c for c, k in zip(ev.crisis, kept) if k],
-        {"housekeeping_sentences_removed": int(sum(ev.removed)), "off_domain": ev.stats["off_domain"],
+        {"housekeeping_sentences_removed": int(sum(ev.removed)), "texts_embedded": ev.stats["embedded"],
+         "off_domain": ev.stats["off_domain"],
          "quality_classifier": ev.stats["quality_classifier"],
          "shaping_of_kept": shaping_summary([s for s, k in zip(ev.shaped, kept) if k]),
          "language_cache": dict(language_cache.stats) if language_cache else None,

@@ -101,6 +101,25 @@ class RepetitionRule(ItemRule):
         return filters.judge_repetition(text, self.thresholds)
 
 
+def embedded_rows(batch: Any) -> np.ndarray:
+    """Indices of the rows that have a vector (all, unless the cheap rules rejected some first)."""
+    embedded = getattr(batch, "embedded", None)
+    return np.arange(len(batch.df)) if embedded is None else np.flatnonzero(embedded)
+
+
+def scattered(frame: pd.DataFrame, rows: np.ndarray, n: int) -> pd.DataFrame:
+    """A rule frame over `rows` placed in a frame of n rows; the other rows not scored (kept, score NaN)."""
+    if len(rows) == n:
+        return frame.reset_index(drop=True)
+    out = not_scored(n)
+    for column in out.columns:
+        values = out[column].tolist()
+        for i, v in zip(rows, frame[column].tolist()):
+            values[i] = v
+        out[column] = values
+    return out
+
+
 class OffDomainRule(Rule):
     """The domain margin of the text training sees (curation.domain), against the domain descriptions and the
     centroid of known-good segments: the voice sources' segments that pass REFERENCE_RULES."""
@@ -115,13 +134,15 @@ class OffDomainRule(Rule):
         if batch.vectors is None:
             batch.stats[self.name] = "skipped: no embedding model"
             return not_scored(len(batch.df))
+        rows = embedded_rows(batch)
+        vectors = batch.vectors[rows]
         dom_vecs = np.asarray(self.embed(list(domain.DOMAIN_DESCRIPTIONS)), dtype=np.float32)
         off_vecs = np.asarray(self.embed(list(domain.OFF_TOPIC_DESCRIPTIONS)), dtype=np.float32)
-        centroid = domain.centroid_similarity(batch.vectors, self.reference(batch))
-        frame = domain.domain_scores(batch.vectors, dom_vecs, off_vecs, centroid, self.settings.min_domain_margin)
+        centroid = domain.centroid_similarity(vectors, self.reference(batch)[rows])
+        frame = domain.domain_scores(vectors, dom_vecs, off_vecs, centroid, self.settings.min_domain_margin)
         batch.stats[self.name] = ("scored" if centroid is not None else
                                   "scored against the domain descriptions only (fewer than 5 reference segments)")
-        return self.expert_margins(frame, batch.df["style"].tolist())
+        return scattered(self.expert_margins(frame, batch.df["style"].iloc[rows].tolist()), rows, len(batch.df))
 
     def reference(self, batch: Any) -> np.ndarray:
         passes = ~np.any([batch.rules[r]["fired"].to_numpy(bool) for r in self.REFERENCE_RULES], axis=0)
@@ -245,9 +266,11 @@ class QualityClassifierRule(Rule):
             return not_scored(len(batch.df))
         model = quality.load_default()
         threshold = model.threshold if self.threshold is None else float(self.threshold)
-        p = model.reject_probability(batch.hand_features(), batch.vectors)
+        rows = embedded_rows(batch)
+        hand = batch.hand_features()
+        p = model.reject_probability([hand[i] for i in rows], batch.vectors[rows])
         batch.stats[self.name] = f"threshold {threshold:.2f} ({model.card.get('trained_on', '')})"
-        return judgements_frame(self.judge(x, threshold) for x in p)
+        return scattered(judgements_frame(self.judge(x, threshold) for x in p), rows, len(batch.df))
 
     @staticmethod
     def judge(p: float, threshold: float) -> Judgement:
