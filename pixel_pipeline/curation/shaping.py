@@ -140,8 +140,10 @@ MAX_LEANING_OPENERS = 5  # a cut can fall before several short sentences of the 
 MIN_REWORDED_WORDS = 10  # a list opener this long carries its own topic and is reworded; a shorter one is dropped
 # Discourse words a speaker puts before anything ("Now, ...", "So ...", "And also ..."): skipped by the opener tests.
 _DISCOURSE = r"^(?:(?:now|so|okay|ok|well|and|alright|also|but)\b\s*,?\s*)*"
-_ITEM = (r"(?:thing|things|one|ones|step|point|area|piece|part|level|sign|signs|trait|characteristic|stage|reason|"
-         r"way|ways|type|kind|category|question|example|issue|pattern|factor|aspect|layer|component|dynamic)")
+# what a talk lists: "another thing", "the next step", "the second reason"
+_ITEM_WORDS = ("thing step point area piece part level sign trait characteristic stage reason way type kind category "
+               "question example issue pattern factor aspect layer component dynamic")
+_ITEM = r"(?:things|one|ones|signs|ways|" + "|".join(_ITEM_WORDS.split()) + ")"
 # A first sentence that goes on with a list the talk started, at any length: "Another common thing that happens
 # within complex trauma is ...", "Next thing I think is important ...", "Now, a couple other things are happening
 # with ...", "The list goes on and on ...". However much it says, it says "and here is one more".
@@ -152,9 +154,7 @@ CONTINUATION_RE = re.compile(
     r"(?:number|point|step)\s+(?:two|three|four|five|six|seven|eight|nine|ten|\d+)\b)",
     re.IGNORECASE,
 )
-_SINGULAR_ITEM = re.compile(r"(?:thing|step|point|area|piece|part|level|sign|trait|characteristic|stage|reason|way|"
-                            r"type|kind|category|question|example|issue|pattern|factor|aspect|layer|component|dynamic)$",
-                            re.IGNORECASE)
+_SINGULAR_ITEM = re.compile(r"(?:" + "|".join(_ITEM_WORDS.split()) + ")$", re.IGNORECASE)
 
 
 def _capital(text: str) -> str:

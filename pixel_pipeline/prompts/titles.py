@@ -29,6 +29,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 
+from pixel_pipeline.prompts.talk_questions import _AUX
+
 # contractions whose apostrophe became an underscore ("you re", "can t", "trauma s") or vanished ("dont"); "re
 # parenting", "big t trauma" and "ph d" are words, not contractions
 _SPLIT_CONTRACTION = re.compile(
@@ -43,8 +45,7 @@ TAG_WORDS = frozenset("""part ep episode season qanda w ft feat featuring inspir
 4k dr phd lmft interview reads official full compilation glossary""".split())
 GUEST_WORDS = frozenset("with w ft feat featuring".split())
 QUESTION_WORDS = ("why", "how", "what", "when", "where", "who", "which")
-AUXILIARIES = frozenset("""is are am was were do does did can could should would will has have don't doesn't didn't
-can't won't isn't aren't shouldn't wouldn't couldn't""".split())
+AUXILIARIES = frozenset(_AUX.split("|")) | {"didn't", "won't", "shouldn't", "wouldn't", "couldn't"}
 FUNCTION_WORDS = frozenset("""a an the and or but of to in on at by for from with about as into like than their your my
 our his her its is are was were be""".split())
 # a title that points at something the client never said is not their question
