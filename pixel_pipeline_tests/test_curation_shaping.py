@@ -167,6 +167,18 @@ def test_the_talks_plan_a_stranded_relative_clause_and_a_pointing_back_ending_ar
     assert not leans_on_before("Where does your mind go when someone raises their voice.")  # a question without its mark
 
 
+def test_a_closing_sentence_that_only_announces_the_talks_next_item_is_dropped():
+    for closer in ("Next one.", "The next one.", "I'll just give you one last one.", "Let's look at the next one.",
+                   "Okay, one more thing.", "The next one we get into are new habits.", "Let's begin with the basics."):
+        result = shape(GOOD + closer)
+        assert result.text == GOOD.strip(), closer
+        assert "dropped 1 closing sentence(s) that announce the talk's next item" in result.actions
+    kept = GOOD + "The next one we get into is what happens when the old habits come back at night."
+    assert shape(kept).text == kept.strip()  # it says what the next item is: a sentence of the answer
+    quoted = GOOD + "I want to go back to what soothes me."  # the client's inner voice, not the talk's plan
+    assert shape(quoted).text == quoted.strip()
+
+
 def test_at_most_five_leaning_sentences_are_dropped():
     leaning = ("And it goes on. And it goes further. And it goes deeper. And it goes on and on. "
                "And it goes round again. And it keeps going for years. ")

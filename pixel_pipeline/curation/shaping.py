@@ -15,8 +15,9 @@ and they tend to hide, ...") or ends in speech-recognition noise. Shaping, per t
    opening sentences that lean on the cut (a conjunction or pronoun first, a referring opener or a demonstrative
    in a short sentence, a stray tail, a verbless fragment, the talk's plan, a stranded relative clause, a list
    opener); a long list opener keeps its topic without the list reference ("Another common thing that happens in
-   X is Y" -> "A common thing that happens in X is Y"); drop a last sentence with no sentence end; capitalise the
-   first letter.
+   X is Y" -> "A common thing that happens in X is Y"); drop a last sentence with no sentence end and up to two
+   closing sentences that only announce the talk's next item ("Next one.", "Let's begin with the basics.");
+   capitalise the first letter.
 
 What was done is returned as measures (`ShapeResult`), kept as the `shaping` column and in the reject reasons, so a
 reader sees why a response is shorter than its segment. Pure functions, linear in text length.
@@ -280,6 +281,30 @@ def leans_on_before(sentence: str) -> bool:
             or (not sentence.rstrip().endswith("?") and bool(POINTS_BACK_RE.search(sentence))))
 
 
+# A last sentence that only announces the talk's next item ("Next one.", "I'll just give you one last one.", "Let's
+# look at the next one."): the response would end by pointing at something it does not say.
+ANNOUNCES_NEXT_RE = re.compile(
+    _DISCOURSE + r"(?:(?:the\s+)?next\s+one|i'll\s+(?:just\s+)?give\s+you\s+(?:one|another)|"
+    r"let(?:'s|\s+me|\s+us)\s+(?:look\s+at|go\s+to|move\s+on\s+to|do)\s+(?:the\s+next|another|one\s+more)|"
+    r"(?:here's|there's)\s+(?:one\s+more|another\s+one|the\s+next\s+one)|one\s+(?:more|last)\s+(?:thing|one))\b",
+    re.IGNORECASE,
+)
+MAX_ANNOUNCE_WORDS = 8
+# ... or opens the next item or the talk's next part in a short sentence ("The next one we get into are behavior
+# changes.", "Let's talk about what to do about it."): the answer would stop where the next one starts
+NEXT_ITEM_RE = re.compile(_DISCOURSE + r"(?:the\s+)?next\s+(?:\w+\s+)?" + _ITEM + r"\b", re.IGNORECASE)
+MAX_NEXT_ITEM_WORDS = 10  # "Next one is you feel very confused at times about ..." is an item of the answer
+# at the end, only the speaker's plan for the audience: "I want to go back to what soothes me." is often quoted
+_FIRST_PERSON_PLAN = re.compile(_DISCOURSE + r"i(?:'m|\s+am|'d|\s+want|\s+wanna)\b", re.IGNORECASE)
+
+
+def announces_next(sentence: str) -> bool:
+    s, n = sentence.strip(), len(sentence.split())
+    talk_plan = bool(TALK_PLAN_RE.match(s)) and not _FIRST_PERSON_PLAN.match(s)
+    return ((n <= MAX_ANNOUNCE_WORDS and bool(ANNOUNCES_NEXT_RE.match(s)))
+            or (n <= MAX_NEXT_ITEM_WORDS and bool(NEXT_ITEM_RE.match(s) or talk_plan)))
+
+
 def starts_mid_thought(sentence: str) -> bool:
     """Punctuation first, or a lower-case first word that does not usually open a sentence."""
     if not STARTS_MID_RE.match(sentence):
@@ -434,6 +459,12 @@ def shape(text: str, settings: ShapingSettings = ShapingSettings()) -> ShapeResu
     if sents and not ENDS_SENTENCE_RE.search(sents[-1]):
         tail_words += len(sents.pop().split())
         result.actions.append("dropped a last sentence with no sentence end")
+    closing = 0
+    while sents and closing < 2 and announces_next(sents[-1]):
+        tail_words += len(sents.pop().split())
+        closing += 1
+    if closing:
+        result.actions.append(f"dropped {closing} closing sentence(s) that announce the talk's next item")
     marked = _mark(sents, result, settings)
     a, b = _longest_passage(marked)
     passage = [s for s, _ in marked[a:b]]
