@@ -159,7 +159,7 @@ def test_a_list_opener_that_says_nothing_without_its_list_is_dropped_not_reworde
 def test_the_talks_plan_a_stranded_relative_clause_and_a_pointing_back_ending_are_dropped_at_the_start():
     for opener in ("Let me start by just helping you get an intro into what this whole evening is about.",
                    "I want to talk tonight about a part of healing that a lot of people never hear about.",
-                   "We're going to start on the outside and work our way in to the core of it.",
+                   "We're going to start on the outside today and then work inward, step by step.",
                    "Where they don't even realize what they're doing to the people around them.",
                    "My whole life I was a nervous kid who worried about everything, because of that."):
         assert shape(opener + " " + GOOD).text.startswith("Shame tells you"), opener

@@ -212,7 +212,7 @@ def _reword_continuation(sentence: str) -> str | None:
 
 
 # The talk's plan for the evening as its first sentence ("Let me start by just helping you get an intro ...", "I want
-# to talk tonight about ...", "We're going to start on the outside and work our way in."): the talk, not an answer.
+# to talk tonight about ...", "We're going to start on the outside ..."): the talk, not an answer.
 TALK_PLAN_RE = re.compile(
     _DISCOURSE + r"(?:(?:today|tonight|here)\s*,?\s+)?(?:i\s+want\s+to|i'd\s+like\s+to|i\s+wanna|let\s+me|let's|"
     r"we're\s+going\s+to|we\s+are\s+going\s+to|we're\s+gonna|i'm\s+going\s+to|i'm\s+gonna|i\s+am\s+going\s+to)\s+"
