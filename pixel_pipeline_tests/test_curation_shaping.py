@@ -225,3 +225,18 @@ def test_a_caption_stutter_is_said_once():
 def test_a_caption_question_at_the_opening_stays_as_the_talk_s_own_question():
     result = shape("So why do we keep going back to this. " + GOOD)
     assert result.text.startswith("So why do we keep going back to this? Shame tells you")
+
+
+def test_a_sentence_with_a_finite_verb_is_a_clause_without_tagging_and_a_fragment_still_goes_to_the_tagger(monkeypatch):
+    from pixel_pipeline.core import tagger
+
+    sentences = ["The different kinds of limits at work.", "By over helping the neighbour, enabling the habit.",
+                 "Shame is a feeling that tells you that you are bad.", "They'll come back when it's quiet.",
+                 "Start small and pick one habit for the week."]
+    by_tagger = [any(tg in tagger.CLAUSE_VERB_TAGS for _, tg, _ in tokens) for tokens in tagger.tag(sentences)]
+    assert [tagger.has_clause_verb(s) for s in sentences] == by_tagger == [False, False, True, True, True]
+    asked: list[str] = []
+    real_tag = tagger.tag
+    monkeypatch.setattr(tagger, "tag", lambda texts: asked.extend(texts) or real_tag(texts))
+    assert tagger.has_clause_verb(sentences[2]) and tagger.has_clause_verb(sentences[3]) and not asked
+    assert not tagger.has_clause_verb(sentences[0]) and asked == [sentences[0]]
