@@ -153,7 +153,8 @@ _SUBJECT_SWAP = {
     "yourselves": "myself",
 }
 _VERB_AFTER_I = {"are": "am", "were": "was", "aren't": "am not", "weren't": "wasn't", "'re": "'m"}
-_AUXILIARIES = frozenset(_AUX.split("|")) | {"are", "were", "may", "might", "must"}
+AUXILIARY_WORDS = frozenset(_AUX.split("|"))  # also what prompts.titles inverts
+_AUXILIARIES = AUXILIARY_WORDS | {"are", "were", "may", "might", "must"}
 # "Can you talk about ...", "What do you think ...": a question put to the educator keeps its "you".
 _TO_THE_EDUCATOR = re.compile(
     r"^(?:(?:can|could|would|will)\s+you\s+(?:talk|tell|explain|share|describe|say|walk|help|give|unpack|expand|speak)"

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 
-from pixel_pipeline.prompts.talk_questions import _AUX
+from pixel_pipeline.prompts.talk_questions import AUXILIARY_WORDS
 
 # contractions whose apostrophe became an underscore ("you re", "can t", "trauma s") or vanished ("dont"); "re
 # parenting", "big t trauma" and "ph d" are words, not contractions
@@ -45,7 +45,7 @@ TAG_WORDS = frozenset("""part ep episode season qanda w ft feat featuring inspir
 4k dr phd lmft interview reads official full compilation glossary""".split())
 GUEST_WORDS = frozenset("with w ft feat featuring".split())
 QUESTION_WORDS = ("why", "how", "what", "when", "where", "who", "which")
-AUXILIARIES = frozenset(_AUX.split("|")) | {"didn't", "won't", "shouldn't", "wouldn't", "couldn't"}
+AUXILIARIES = AUXILIARY_WORDS | {"didn't", "won't", "shouldn't", "wouldn't", "couldn't"}
 FUNCTION_WORDS = frozenset("""a an the and or but of to in on at by for from with about as into like than their your my
 our his her its is are was were be""".split())
 # a title that points at something the client never said is not their question
