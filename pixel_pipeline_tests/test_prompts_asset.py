@@ -212,6 +212,14 @@ def test_rerun_generates_only_for_new_segments(tmp_paths, embedder):
     assert (same.values == first.table["prompt"].values).all()
 
 
+def test_cached_candidates_are_keyed_by_every_file_that_decides_them():
+    from pixel_pipeline.prompts.generators import code_files
+
+    names = {p.name for p in code_files()}
+    assert {"talk_questions.py", "templates.py", "concepts.py", "tagger.py", "field_vocabulary.tsv"} <= names
+    assert all(p.is_file() for p in code_files())
+
+
 PANIC_QUESTION = "I get panic attacks at work. What can I do in the moment to calm down?"
 
 

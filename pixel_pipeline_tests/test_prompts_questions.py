@@ -71,6 +71,8 @@ ANSWERED = (
         ("what are we going to talk about today on shame", 0, 100, ANSWERED, "about_the_talk"),
         ("why does she keep going back to her toxic relationships", 0, 100, ANSWERED, "third_person_story"),
         ("how does that affect your anxiety every day", 0, 100, ANSWERED, "points_back"),
+        ("how do you put boundaries around that if you're in that type of relationship", 0, 100, ANSWERED, "points_back"),
+        ("how do we stop doing this when toxic relationships feel like home", 0, 100, ANSWERED, "points_back"),
         ("why did the kids jump off the dock again", 0, 100, ANSWERED, "no_field_topic"),
         ("did you grow up with toxic relationships at home", 0, 100, ANSWERED, "addressed_to_the_audience"),
         ("why do we keep going back to toxic relationships", 0, 100, "Let me tell you about my weekend.", "topic_not_answered"),

@@ -61,7 +61,7 @@ def evidence_table(corpus: Path, cache_dir: Path) -> tuple[pd.DataFrame, np.ndar
 
     raw = read_segment_corpus(corpus)
     key = hashlib.sha256("".join(raw["segment_id"]).encode() + rules_code_version().encode()
-                         + "".join(inspect.getsource(f) for f in (quality.hand_features, quality.window_measures)).encode()
+                         + "".join(inspect.getsource(f) for f in (quality.hand_features, quality.text_measures, quality.window_measures)).encode()
                          ).hexdigest()[:16]
     cached = cache_dir / f"quality_evidence_{key}.parquet"
     if cached.exists():

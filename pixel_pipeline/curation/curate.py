@@ -64,7 +64,7 @@ class SegmentEvidence:
     removed: list[int]  # housekeeping sentences stripped per text
     pii_counts: list[Counter]
     vectors: np.ndarray | None  # one embedding per text (off_domain and the classifier); None without a model
-    windows: list[dict] | None = None  # quality.window_measures per text as given (None: computed on demand)
+    text_measures: list[dict] | None = None  # quality.text_measures per text as given (None: measured on demand)
     embedded: np.ndarray | None = None  # rows that have a vector (NaN rows in `vectors` otherwise); None: every row
     crisis: list[list[str]] = field(default_factory=list)  # crisis flags of the text training sees
     rules: dict[str, pd.DataFrame] = field(default_factory=dict)  # rule name -> frame (rules.RULE_COLUMNS)
@@ -75,11 +75,13 @@ class SegmentEvidence:
         """(style, given quality) per row: what expert_quality judges."""
         return list(zip(self.df["style"], self.df["quality"]))
 
-    def hand_features(self) -> list[dict[str, float]]:
-        rule_scores = [{r: self.rules[r].at[i, "score"] for r in quality.RULE_SCORES if r in self.rules}
-                       for i in range(len(self.df))]
-        windows = self.windows or [None] * len(self.df)
-        return [quality.hand_features(o, sh, sc, w) for o, sh, sc, w in zip(self.original, self.shaped, rule_scores, windows)]
+    def hand_features(self, rows: Sequence[int] | None = None) -> list[dict[str, float]]:
+        """quality.hand_features of `rows` (every row when None)."""
+        rows = range(len(self.df)) if rows is None else rows
+        scores = {r: self.rules[r]["score"].tolist() for r in quality.RULE_SCORES if r in self.rules}
+        measured = self.text_measures or [None] * len(self.df)
+        return [quality.hand_features(self.original[i], self.shaped[i], {r: s[i] for r, s in scores.items()}, measured[i])
+                for i in rows]
 
 
 def prepare_segments(raw: pd.DataFrame, settings: CurationSettings, scores: RuleScores) -> SegmentEvidence:
@@ -92,11 +94,11 @@ def prepare_segments(raw: pd.DataFrame, settings: CurationSettings, scores: Rule
     shaped = _shape(as_read, settings, scores)
     redacted, pii_counts = _redact([r.text for r in shaped], settings, scores)
     texts = _truncated(redacted, as_read, settings)
-    # the classifier's worst-window measures depend on the text alone: cached per text like the rules (keyed by the
+    # the classifier's text measures depend on the text alone: cached per text like the rules (keyed by the
     # quality module's code); not measured at all when the classifier is off (hand_features measures on demand)
-    windows = (scores.each("window_measures", original, quality.window_measures, code=quality.code_version())
-               if settings.quality_classifier else None)
-    return SegmentEvidence(df, original, as_read, texts, shaped, removed, pii_counts, None, windows,
+    measured = (scores.each("text_measures", original, quality.text_measures, code=quality.code_version())
+                if settings.quality_classifier else None)
+    return SegmentEvidence(df, original, as_read, texts, shaped, removed, pii_counts, None, measured,
                            rules={"housekeeping": housekeeping})
 
 

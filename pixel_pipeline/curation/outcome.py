@@ -28,19 +28,23 @@ def reject_rows(
     originals: Sequence[str], stage: str, datasets: Sequence[str], id_column: str, file_column: str | None,
 ) -> list[dict]:
     """One reject row per rejected row, naming every rule that fired with its reason, all scores and crisis flags."""
+    # columns as lists once: a cell lookup per rule and row is most of the time on a large reject set
+    scores = {r: [None if pd.isna(v) else float(v) for v in f["score"].tolist()] for r, f in judged.items()}
+    measures = {r: f["measures"].tolist() for r, f in judged.items()}
+    reasons = {r: f["reason"].tolist() for r, f in judged.items()}
+    ids, sources = df[id_column].tolist(), df["source"].tolist()
+    files = df[file_column].tolist() if file_column else [None] * len(df)
     rows = []
     for i in np.flatnonzero(decisions.rejected):
         fired = decisions.fired_rules(i)
         details = {
-            "scores": {r: (None if pd.isna(f.at[i, "score"]) else float(f.at[i, "score"])) for r, f in judged.items()},
-            "measures": {r: judged[r].at[i, "measures"] for r in fired},
+            "scores": {r: column[i] for r, column in scores.items()},
+            "measures": {r: measures[r][i] for r in fired},
             "snippet": snippet(pii.redact(originals[i])[0]),  # rejects are read by people: no PII
             "rules": fired,
             "crisis_flags": crisis[i],
         }
-        file = df.at[i, file_column] if file_column else None
-        rows.append(reject_row(datasets[i], df.at[i, id_column], stage, [judged[r].at[i, "reason"] for r in fired],
-                               details, df.at[i, "source"], file))
+        rows.append(reject_row(datasets[i], ids[i], stage, [reasons[r][i] for r in fired], details, sources[i], files[i]))
     return rows
 
 

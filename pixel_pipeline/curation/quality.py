@@ -91,36 +91,44 @@ def code_version() -> str:
     return sha256_hex(inspect.getsource(sys.modules[__name__]))[:12]
 
 
-def hand_features(original: str, shaped: ShapeResult, rule_scores: Mapping[str, float],
-                  window: Mapping[str, float] | None = None) -> dict[str, float]:
-    """Every number the classifier reads besides the embedding, by name (the names are stored with the model).
-    `window`: window_measures(original) when the caller has it already (curation caches it per text)."""
-    sents = sentences(original)
-    n_words = max(1, len(original.split()))
+def text_measures(text: str) -> dict[str, float]:
+    """The classifier's features read from the text as given alone (its worst window, sentence lengths, questions,
+    scripture, persons): the costly part of hand_features, so curation caches it per text (keyed by code_version)."""
+    f = {k: _log1p(v) if k in ("win_foreign_letters", "win_loop_repeats") else v
+         for k, v in window_measures(text).items()}
+    sents = sentences(text)
+    n_words = max(1, len(text.split()))
     lens = [len(s.split()) for s in sents] or [0]
+    f["longest_sentence_log"] = _log1p(max(lens))
+    f["caption_word_share"] = sum(x for x in lens if x >= 60) / n_words
+    f["interjection_share"] = sum(bool(INTERJECTION_RE.match(s.strip())) for s in sents) / max(1, len(sents))
+    f["questions_per_100_words"] = text.count("?") * 100.0 / n_words
+    f["scripture_per_100_words"] = len(SCRIPTURE_RE.findall(text)) * 100.0 / n_words
+    f["mean_sentence_log"] = _log1p(sum(lens) / len(lens))
+    f["short_sentence_share"] = sum(x <= 3 for x in lens) / len(lens)
+    toks = words(text)
+    n_toks = max(1, len(toks))
+    f["first_person_share"] = sum(t in FIRST_PERSON for t in toks) / n_toks
+    f["second_person_share"] = sum(t in SECOND_PERSON for t in toks) / n_toks
+    return f
+
+
+def hand_features(original: str, shaped: ShapeResult, rule_scores: Mapping[str, float],
+                  measures: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Every number the classifier reads besides the embedding, by name (the names are stored with the model).
+    `measures`: text_measures(original) when the caller has it already (curation caches it per text)."""
+    n_words = max(1, len(original.split()))
     f: dict[str, float] = {}
     for r in RULE_SCORES:
         v = rule_scores.get(r)
         v = 0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
         f[f"rule_{r}"] = v
-    for k, v in (window if window is not None else window_measures(original)).items():
-        f[k] = _log1p(v) if k in ("win_foreign_letters", "win_loop_repeats") else v
+    f.update(measures if measures is not None else text_measures(original))
     for k in SHAPING_MEASURES:
         f[f"shaping_{k}"] = _log1p(getattr(shaped, k))
     f["shaping_kept_share"] = shaped.kept_words / n_words
     f["shaping_head_share"] = shaped.dropped_head_words / n_words
     f["shaping_tail_share"] = shaped.dropped_tail_words / n_words
-    f["longest_sentence_log"] = _log1p(max(lens))
-    f["caption_word_share"] = sum(x for x in lens if x >= 60) / n_words
-    f["interjection_share"] = sum(bool(INTERJECTION_RE.match(s.strip())) for s in sents) / max(1, len(sents))
-    f["questions_per_100_words"] = original.count("?") * 100.0 / n_words
-    f["scripture_per_100_words"] = len(SCRIPTURE_RE.findall(original)) * 100.0 / n_words
-    f["mean_sentence_log"] = _log1p(sum(lens) / len(lens))
-    f["short_sentence_share"] = sum(x <= 3 for x in lens) / len(lens)
-    toks = words(original)
-    n_toks = max(1, len(toks))
-    f["first_person_share"] = sum(t in FIRST_PERSON for t in toks) / n_toks
-    f["second_person_share"] = sum(t in SECOND_PERSON for t in toks) / n_toks
     return f
 
 

@@ -267,8 +267,7 @@ class QualityClassifierRule(Rule):
         model = quality.load_default()
         threshold = model.threshold if self.threshold is None else float(self.threshold)
         rows = embedded_rows(batch)
-        hand = batch.hand_features()
-        p = model.reject_probability([hand[i] for i in rows], batch.vectors[rows])
+        p = model.reject_probability(batch.hand_features(rows), batch.vectors[rows])
         batch.stats[self.name] = f"threshold {threshold:.2f} ({model.card.get('trained_on', '')})"
         return scattered(judgements_frame(self.judge(x, threshold) for x in p), rows, len(batch.df))
 

@@ -11,6 +11,7 @@ import pandas as pd
 from pixel_pipeline.core.records import reason_key
 from pixel_pipeline.prompts.cache import CandidateCache, generate_cached
 from pixel_pipeline.prompts.generators import FALLBACK, ConceptFallbackGenerator, SegmentInput
+from pixel_pipeline.prompts.scoring import rule_violations
 from pixel_pipeline.prompts.selection import NO_ACCEPTABLE_QUESTION, NO_VALID_PROMPT, expert_of
 from pixel_pipeline.prompts.settings import PromptSettings
 from pixel_pipeline.prompts.specificity import BM25Index
@@ -30,9 +31,8 @@ def fallback_rows(rejects: list[dict], inputs: list[SegmentInput], texts: list[s
     if not todo:
         return [], rejects, gen
     found, _ = generate_cached(gen, [inputs[i] for i in todo], cache)  # per segment, like the other generators
-    rules = settings.rules
-    flat = [(i, c) for i, cands in zip(todo, found) for c in cands
-            if not rules.violations(c.prompt, response=texts[i])]
+    proposed = [(i, c) for i, cands in zip(todo, found) for c in cands]
+    flat = [p for p, broken in zip(proposed, rule_violations(proposed, texts, settings.rules)) if not broken]
     if not flat:
         return [], rejects, gen
     prompt_vecs = embedder.encode([c.prompt for _, c in flat])

@@ -14,12 +14,14 @@ never replaced by something that pretends to be it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -93,13 +95,17 @@ CODE_FILES = ("generators.py", "backtranslation.py", "concepts.py", "templates.p
               "titles.py")
 
 
-def _code_version() -> str:
-    """Hash of the generator code itself: editing a template or the concept rules invalidates cached candidates."""
-    from pathlib import Path
-
+def code_files() -> list[Path]:
+    """Every file whose content decides a generator's candidates: the code, the tagger and the field vocabulary."""
     here = Path(__file__).parent
-    files = [here / f for f in CODE_FILES] + [here.parent / "core" / "tagger.py"]
-    return sha256_hex("".join(f.read_text(encoding="utf-8") for f in files))[:16]
+    return [here / f for f in CODE_FILES] + [here.parent / "core" / "tagger.py"] + sorted((here / "data").glob("*"))
+
+
+@functools.lru_cache(maxsize=1)
+def _code_version() -> str:
+    """Hash of code_files(): editing a template, the concept rules or a term invalidates cached candidates. Taken
+    once, at import (below), so it names the code this process runs even when the files are edited during a run."""
+    return sha256_hex("".join(f.read_text(encoding="utf-8") for f in code_files()))[:16]
 
 
 def _fingerprint(name: str, **settings) -> str:
@@ -373,3 +379,6 @@ from pixel_pipeline.prompts.backtranslation import (  # noqa: E402
     LLMBacktranslationGenerator,
     clean_generated_question,
 )
+
+
+_code_version()  # taken at import: the candidates cached by this process are keyed by the code it loaded

@@ -52,6 +52,13 @@ _ASKED_INTRO = re.compile(
 )
 # A question resting on "that" / "this" / "it" alone points back at the talk ("how does that affect your behaviour").
 _ANAPHOR = re.compile(r"^(?:\w+\s+){0,3}(?:that|this|it|these|those)\b(?!\s+(?:is|are)\s+\w+ing)", re.I)
+# Later in the question a demonstrative standing alone ("put boundaries around that if ...") or pointing at a kind
+# ("in that type of relationship") also rests on what the talk said before: the client never said it.
+_DANGLING_DEMONSTRATIVE = re.compile(
+    r"\b(?:that|this|these|those)(?:\s*$|\s+(?:if|when|because|and|or|but|so|while|without|after|before)\b)"
+    r"|\b(?:that|this|these|those)\s+(?:type|types|kind|kinds|sort|sorts)\s+of\b",
+    re.I,
+)
 
 
 # "What can happen ... is you can have flashbacks": a statement shaped like a question (a pseudo-cleft).
@@ -124,7 +131,7 @@ def screen(question: PosedQuestion, rules: TalkQuestionRules, field_terms) -> st
         return "about_the_talk"
     if _STORY_PRONOUNS.search(question.text):
         return "third_person_story"
-    if _ANAPHOR.match(question.text):
+    if _ANAPHOR.match(question.text) or _DANGLING_DEMONSTRATIVE.search(question.text):
         return "points_back"
     if _TO_THE_AUDIENCE.match(question.text):
         return "addressed_to_the_audience"
