@@ -106,6 +106,15 @@ def test_ties_do_not_count_as_found():
     assert index.ranks(["same words"], [0])[0] == 2
 
 
+def test_bm25_ranks_do_not_depend_on_how_the_queries_are_chunked():
+    docs = [f"shame guilt word{i} " * (1 + i % 3) + "trauma" for i in range(40)]
+    queries, targets = [f"word{i} shame" for i in range(40)], list(range(40))
+    index = BM25Index(docs)
+    whole = index.ranks(queries, targets)
+    np.testing.assert_array_equal(index.ranks(queries, targets, max_cells=len(docs) * 3), whole)  # 3 queries a chunk
+    np.testing.assert_array_equal(index.ranks(queries, targets, max_cells=1), whole)  # one a chunk
+    assert (whole == 1).mean() > 0.5
+
 def test_distinct_metrics():
     assert distinct_ratio(["How do I heal?", "how do i HEAL ?", "What is grief?"]) == pytest.approx(2 / 3)
     assert distinct_n(["a b c", "a b d"], 2) == pytest.approx(3 / 4)

@@ -58,13 +58,16 @@ class BM25Index:
         """Dense (n_queries, n_documents) BM25 scores."""
         return np.asarray((self.query_matrix(queries) @ self.weights.T).todense())
 
-    def ranks(self, queries: Sequence[str], targets: Sequence[int], chunk_size: int = 512) -> np.ndarray:
+    def ranks(self, queries: Sequence[str], targets: Sequence[int], max_cells: int = 1 << 22) -> np.ndarray:
         """1-based rank of document targets[i] for query i; ties with the target count against it.
 
-        A query sharing no word with the target gets rank len(index) (it cannot find its answer at all).
+        A query sharing no word with the target gets rank len(index) (it cannot find its answer at all). Queries go
+        in chunks of at most `max_cells` dense scores (32 MB), so memory stays flat as the corpus grows; the time is
+        still queries x documents (docs/speed.md).
         """
         out = np.empty(len(queries), dtype=np.int64)
         targets = np.asarray(targets, dtype=np.int64)
+        chunk_size = max(1, max_cells // max(1, len(self)))
         for start in range(0, len(queries), chunk_size):
             s = self.scores(queries[start : start + chunk_size])
             t = targets[start : start + chunk_size]
