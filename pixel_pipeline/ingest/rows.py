@@ -99,6 +99,7 @@ def json_list_records(text: str, what: str = "objects", columns_ok: bool = True)
     pos, n = len(text) - len(body) + 1, len(text)
     ws = re.compile(r"\s*")
     item_indent: str | None = None
+    list_start = scanned = pos - 1  # the "[", and how far back the search for a line start has looked
     while True:
         pos = ws.match(text, pos).end()
         if pos >= n:
@@ -107,8 +108,10 @@ def json_list_records(text: str, what: str = "objects", columns_ok: bool = True)
         if text[pos] == "]" and not records:
             return records, None
         if item_indent is None:  # pretty-printed: items start lines at one indentation; compact: items follow "},"
-            line_start = text.rfind("\n", 0, pos) + 1
-            item_indent = text[line_start:pos] if line_start > text.index("[") else None
+            # only the text since the last item is searched: a compact list of 100k items stays linear
+            line_start = text.rfind("\n", scanned, pos) + 1
+            item_indent = text[line_start:pos] if line_start > list_start else None
+            scanned = pos
         try:
             item, end = decoder.raw_decode(text, pos)
             after = ws.match(text, end).end()
