@@ -35,6 +35,14 @@ def test_every_feature_is_a_finite_number_even_for_an_empty_text():
         assert all(np.isfinite(v) for v in f.values()), f
 
 
+def test_the_cached_text_measures_give_the_same_features_as_measuring_on_demand():
+    import json
+
+    for text in ("", GOOD, GOOD + GARBLED_TAIL):
+        cached = json.loads(json.dumps(quality.text_measures(text)))  # what the per-text cache hands back
+        on_demand = quality.hand_features(text, shape(text), {"garbled": 0.1})
+        assert quality.hand_features(text, shape(text), {"garbled": 0.1}, cached) == on_demand
+
 def test_the_classifier_round_trips_through_safetensors_and_json_with_the_same_scores(tmp_path):
     rng = np.random.default_rng(0)
     hand = [_features(GOOD), _features(GOOD + GARBLED_TAIL)] * 10
