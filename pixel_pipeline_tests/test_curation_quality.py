@@ -43,6 +43,7 @@ def test_the_cached_text_measures_give_the_same_features_as_measuring_on_demand(
         on_demand = quality.hand_features(text, shape(text), {"garbled": 0.1})
         assert quality.hand_features(text, shape(text), {"garbled": 0.1}, cached) == on_demand
 
+
 def test_the_classifier_round_trips_through_safetensors_and_json_with_the_same_scores(tmp_path):
     rng = np.random.default_rng(0)
     hand = [_features(GOOD), _features(GOOD + GARBLED_TAIL)] * 10

@@ -115,6 +115,7 @@ def test_bm25_ranks_do_not_depend_on_how_the_queries_are_chunked():
     np.testing.assert_array_equal(index.ranks(queries, targets, max_cells=1), whole)  # one a chunk
     assert (whole == 1).mean() > 0.5
 
+
 def test_distinct_metrics():
     assert distinct_ratio(["How do I heal?", "how do i HEAL ?", "What is grief?"]) == pytest.approx(2 / 3)
     assert distinct_n(["a b c", "a b d"], 2) == pytest.approx(3 / 4)

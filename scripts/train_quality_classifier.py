@@ -55,14 +55,12 @@ def read_segment_corpus(corpus: Path) -> pd.DataFrame:
 def evidence_table(corpus: Path, cache_dir: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """(one row per segment id: hand features + rules_fired, embedding matrix, voice sources) over the whole corpus,
     kept in cache_dir by corpus content and feature code, so re-fitting with other settings takes seconds."""
-    import inspect
 
     from pixel_pipeline.curation.curate import rules_code_version
 
     raw = read_segment_corpus(corpus)
     key = hashlib.sha256("".join(raw["segment_id"]).encode() + rules_code_version().encode()
-                         + "".join(inspect.getsource(f) for f in (quality.hand_features, quality.text_measures, quality.window_measures)).encode()
-                         ).hexdigest()[:16]
+                         + quality.code_version().encode()).hexdigest()[:16]
     cached = cache_dir / f"quality_evidence_{key}.parquet"
     if cached.exists():
         table = pd.read_parquet(cached)
