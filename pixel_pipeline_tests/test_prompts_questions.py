@@ -131,6 +131,8 @@ def test_a_segment_is_about_a_concept_it_names_often_and_densely():
     ("opening", "term", "intent"),
     [
         ("Shame is a belief about who I am.", "shame", "definition"),
+        ("We teach all the time that relapse is a process, not an event.", "relapse", "definition"),
+        ("Codependency describes a family system built around one person's problem.", "codependency", "definition"),
         ("Shame comes from being told you are too much.", "shame", "origin"),
         ("Healing from shame starts with telling one safe person.", "shame", "healing"),
         ("Here is how to work on boundaries: start with one sentence.", "boundaries", "steps"),

@@ -27,7 +27,8 @@ INTENTS: dict[str, str] = {
     r"(?:deal(?:ing)? with|manag(?:e|ing)|handl(?:e|ing)|overcom(?:e|ing)|work(?:ing)? on|build(?:ing)?|set(?:ting)?|identify(?:ing)?)"
     r"\s+(?:(?:your|my|our|the|healthy)\s+)?{x}",
     "origin": r"{s}{x}\s+(?:comes?|came|stems?|grows?)\s+(?:from|out of)|\b(?:roots? of|causes? of|origins? of)\s+(?:(?:your|the|this)\s+)?{x}|{s}{x}\s+(?:develops?|starts?|begins?)\b",
-    "definition": r"{s}{x}\s+(?:is|are|means?)\s+(?:a|an|the|when|about|basically|simply|really|actually|what|not)\b|\bwhat (?:is|are)\s+{x}",
+    "definition": r"{s}{x}\s+(?:is|are|means?)\s+(?:a|an|the|when|about|basically|simply|really|actually|what|not)\b"
+    r"|{s}{x}\s+(?:describes?|refers? to)\b|\bwhat (?:is|are)\s+{x}",
     "effects": r"{s}{x}\s+(?:makes?|causes?|leads?|affects?|keeps?|drives?|shapes?|destroys?|damages?|creates?)\b",
 }
 GENERAL = "general"
@@ -73,6 +74,17 @@ FORMS: dict[str, dict[str, list[str]]] = {
             "What {does} {a} do to a person over time?",
             "Could you help me understand {a} and how {it_s} {does} damage?",
             "Why {does} {a} affect people so much, and what {is} {it_s} really about?",
+            "Could you talk a little about {a} and what I should know?",
+            "I've never really understood {a}. Can you explain {it}?",
+            "What should I understand about {a} in my own life?",
+            "I think {a} {is} part of what I'm dealing with. What would you want me to know?",
+            "What's important to know about {a}?",
+            "I'm trying to make sense of {a}. Could you say more about {it}?",
+            "{a} {keeps} coming up for me. Where should I start in understanding {it}?",
+            "People keep mentioning {a} to me. What {is} {it_s} really about?",
+            "How would you explain {a} to someone who is just starting to look at {it}?",
+            "What do you wish more people understood about {a}?",
+            "Could you help me get my head around {a}?",
         ],
     },
     "practice": {
@@ -174,8 +186,8 @@ FORMS: dict[str, dict[str, list[str]]] = {
 }
 
 _AGREEMENT = {
-    False: {"is": "is", "does": "does", "has": "has", "it": "it", "it_s": "it", "matters": "matters"},
-    True: {"is": "are", "does": "do", "has": "have", "it": "them", "it_s": "they", "matters": "matter"},
+    False: {"is": "is", "does": "does", "has": "has", "it": "it", "it_s": "it", "matters": "matters", "keeps": "keeps"},
+    True: {"is": "are", "does": "do", "has": "have", "it": "them", "it_s": "they", "matters": "matter", "keeps": "keep"},
 }
 
 
@@ -184,7 +196,7 @@ def opening(text: str, n_words: int) -> str:
     return " ".join(normalise_quotes(str(text)).lower().split()[:n_words])
 
 
-_CLAUSE_START = r"(?:^|[.!?;:,]\s*|\b(?:and|but|so|because)\s+)(?:(?:chronic|toxic|your|my|our)\s+)?"
+_CLAUSE_START = r"(?:^|[.!?;:,]\s*|\b(?:and|but|so|because|that)\s+)(?:(?:chronic|toxic|your|my|our)\s+)?"
 
 
 def segment_intent(text: str, term: str, within_words: int = 50) -> str | None:
