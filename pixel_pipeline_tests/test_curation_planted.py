@@ -152,7 +152,7 @@ def test_the_quality_classifier_keeps_nine_in_ten_clean_segments_and_says_why_it
     dropped = rejects[rejects["segment_id"].isin(clean)]
     assert len(dropped) <= 0.1 * len(clean), dict(zip(dropped["segment_id"], dropped["reasons"]))
     assert all(json.loads(d)["rules"] == ["quality_classifier"] for d in dropped["details"])
-    assert all("P(reader rejects)=" in rs[0] for rs in dropped["reasons"])
+    assert all("P(reader rejects)" in rs[0] for rs in dropped["reasons"])  # its P, or its floor when not embedded
 
 
 def test_every_planted_conversation_defect_is_caught_and_clean_records_survive(corpus):

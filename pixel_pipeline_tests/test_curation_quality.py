@@ -73,3 +73,24 @@ def test_the_shipped_classifier_reads_the_features_the_chain_computes_and_carrie
     chosen = model.card["cross_validated"]["chosen"]
     assert chosen["threshold"] == model.threshold
     assert 0.0 <= chosen["reject_recall"] <= 1.0 and 0.0 <= chosen["keep_recall"] <= 1.0
+
+
+def test_the_reject_floor_is_the_least_probability_at_any_domain_margin_up_to_the_ceiling():
+    rng = np.random.default_rng(1)
+    hand = [dict(_features(GOOD if i % 2 else GOOD + GARBLED_TAIL), rule_off_domain=float(m))
+            for i, m in enumerate(rng.uniform(-0.2, 0.8, 40))]
+    y = np.array([0 if h["rule_off_domain"] > 0.3 else 1 for h in hand])  # a low margin means reject
+    model = quality.fit(hand, None, y, c=1.0, threshold=0.5, card={"domain_margin_ceiling": 0.8})
+    floor = model.reject_floor(hand)
+    for margin in (-0.2, 0.0, 0.4, 0.8):
+        p = model.reject_probability([dict(h, rule_off_domain=margin) for h in hand], None)
+        assert (p >= floor - 1e-12).all()
+    assert quality.fit(hand, None, y, 1.0, 0.5, {}).reject_floor(hand) is None  # no ceiling recorded
+    assert quality.fit(hand, None, 1 - y, 1.0, 0.5, {"domain_margin_ceiling": 0.8}).reject_floor(hand) is None  # margin raises P
+    assert quality.fit(hand, np.eye(40)[:, :4], y, 1.0, 0.5, {"domain_margin_ceiling": 0.8}).reject_floor(hand) is None
+
+
+def test_the_shipped_classifier_records_the_margin_ceiling_of_its_corpus():
+    model = quality.load_default()
+    assert 0.0 < model.card["domain_margin_ceiling"] <= 2.0  # a cosine margin
+    assert model.reject_floor([_features(GOOD)]) is not None

@@ -222,7 +222,7 @@ def test_the_quality_classifier_only_adds_rejects_each_with_its_probability(embe
     assert both.kept["score_quality_classifier"].between(0, 1).all()
     added = both.rejects[~both.rejects["segment_id"].isin(rules.rejects["segment_id"])]
     for reasons in added["reasons"]:
-        assert [reason_key(r) for r in reasons] == ["quality_classifier"] and "P(reader rejects)=" in reasons[0]
+        assert [reason_key(r) for r in reasons] == ["quality_classifier"] and "P(reader rejects)" in reasons[0]
     strict = curate_segments(raw, CurationSettings(quality_threshold=0.0), embed=embedder.encode)
     assert len(strict.kept) == 0  # the threshold is the setting it says it is
 
@@ -236,7 +236,7 @@ def test_only_segments_the_per_text_rules_kept_are_embedded_and_the_decisions_ar
         return embedder.encode(texts)
 
     every = judged_segments(raw, CurationSettings(), embedder.encode, embed_all=True)
-    cheap_first = judged_segments(raw, CurationSettings(), counting)
+    cheap_first = judged_segments(raw, CurationSettings(reject_before_embedding=False), counting)
     item_fired = np.any([cheap_first.rules[r]["fired"].to_numpy(bool) for r in cheap_first.rules
                          if r not in ("off_domain", "quality_classifier")], axis=0)
     reference = OffDomainRule(CurationSettings(), RuleContext()).reference(cheap_first)
@@ -248,6 +248,23 @@ def test_only_segments_the_per_text_rules_kept_are_embedded_and_the_decisions_ar
         scored = cheap_first.rules[rule]["score"].notna().to_numpy()
         assert np.array_equal(scored, ~item_fired | reference)  # not scored: rejected by a cheaper rule first
         assert np.allclose(every.rules[rule]["score"][scored], cheap_first.rules[rule]["score"][scored])
+
+
+def test_rows_the_classifier_rejects_at_any_domain_margin_are_not_embedded_and_every_decision_stays_the_same(embedder):
+    raw = _all_texts()
+    every = judged_segments(raw, CurationSettings(), embedder.encode, embed_all=True)
+    cascade = judged_segments(raw, CurationSettings(reject_before_embedding=False), embedder.encode)
+    pruned = judged_segments(raw, CurationSettings(), embedder.encode)
+    floor = pruned.reject_floor
+    unembedded = ~np.isnan(floor)
+    assert pruned.stats["rejected_before_embedding"] == int(unembedded.sum()) > 0
+    assert pruned.stats["embedded"] == cascade.stats["embedded"] - int(unembedded.sum())
+    assert np.array_equal(Decisions.of(every.rules, len(raw)).rejected, Decisions.of(pruned.rules, len(raw)).rejected)
+    full_p = every.rules["quality_classifier"]["score"].to_numpy()
+    assert (floor[unembedded] <= full_p[unembedded] + 1e-9).all()  # a floor: the embedded row scores at least that
+    for reason in pruned.rules["quality_classifier"]["reason"][unembedded]:
+        assert "at any domain margin up to" in reason and "not embedded" in reason
+    assert pruned.rules["off_domain"]["score"][unembedded].isna().all()  # not scored without a vector
 
 
 def test_curate_conversations_redacts_flags_and_rejects_harmful_answers():

@@ -130,6 +130,12 @@ def figures(p: np.ndarray, y: np.ndarray, rules_fired: np.ndarray, threshold: fl
     return out
 
 
+def margin_ceiling(hand_all: pd.DataFrame) -> float:
+    """The highest off_domain margin over the calibration corpus: curation rejects a row without embedding it when
+    the classifier rejects it even at this margin (quality.QualityClassifier.reject_floor)."""
+    return round(float(hand_all[quality.MARGIN_FEATURE].max()), 4)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/corpora/real_segments_dev")
@@ -187,7 +193,8 @@ def main() -> None:
                 "whole_segment_verdict": figures(p, y_segment, rules_fired, top["threshold"], labels),
                 "trained_at": datetime.date.today().isoformat(), "C": c, "embedding_model": "packaged:all-MiniLM-L6-v2" if args.embedding else None,
                 "cross_validated": {"folds": args.folds, "repeats": args.repeats, "chosen": top, "by_threshold": table},
-                "rules_alone": figures(np.zeros(len(y)), y, rules_fired, 1.0, labels)}
+                "rules_alone": figures(np.zeros(len(y)), y, rules_fired, 1.0, labels),
+                "domain_margin_ceiling": margin_ceiling(hand_all)}
         model = quality.fit(hand, vectors, y, c, float(top["threshold"]), card)
         model.save(quality.MODEL_DIR)
         print(f"saved {quality.MODEL_DIR}")

@@ -37,6 +37,7 @@ from pixel_pipeline.curation.ruleset import (
     Embed,
     HousekeepingRule,
     OffDomainRule,
+    QualityClassifierRule,
     RuleContext,
     language_detections,
     rules_for,
@@ -66,6 +67,7 @@ class SegmentEvidence:
     vectors: np.ndarray | None  # one embedding per text (off_domain and the classifier); None without a model
     text_measures: list[dict] | None = None  # quality.text_measures per text as given (None: measured on demand)
     embedded: np.ndarray | None = None  # rows that have a vector (NaN rows in `vectors` otherwise); None: every row
+    reject_floor: np.ndarray | None = None  # P(reject) floor of rows the classifier rejected unembedded, else NaN
     crisis: list[list[str]] = field(default_factory=list)  # crisis flags of the text training sees
     rules: dict[str, pd.DataFrame] = field(default_factory=dict)  # rule name -> frame (rules.RULE_COLUMNS)
     stats: dict = field(default_factory=dict)  # how the batch rules judged, the rule cache's counts
@@ -120,9 +122,29 @@ def embed_rows(embed: Embed | None, texts: Sequence[str], rows: np.ndarray | Non
 def needs_vector(evidence: SegmentEvidence, settings: CurationSettings) -> np.ndarray:
     """Rows no per-text rule rejected, and off_domain's reference rows (their centroid must stay the same)."""
     fired = np.any([f["fired"].to_numpy(bool) for f in evidence.rules.values()], axis=0)
+    return ~fired | _reference_rows(evidence, settings)
+
+
+def _reference_rows(evidence: SegmentEvidence, settings: CurationSettings) -> np.ndarray:
     if not all(r in evidence.rules for r in OffDomainRule.REFERENCE_RULES):  # a reference rule switched off
-        return ~fired
-    return ~fired | OffDomainRule(settings, RuleContext()).reference(evidence)
+        return np.zeros(len(evidence.df), dtype=bool)
+    return OffDomainRule(settings, RuleContext()).reference(evidence)
+
+
+def classifier_floor(evidence: SegmentEvidence, settings: CurationSettings) -> np.ndarray:
+    """P(reject) floor (quality.QualityClassifier.reject_floor) of the rows about to be embedded that the classifier
+    rejects whatever their domain margin; NaN for every other row. Reference rows are embedded anyway (the
+    centroid), so they are judged as usual."""
+    floor = np.full(len(evidence.df), np.nan)
+    if not (settings.quality_classifier and settings.reject_before_embedding) or evidence.embedded is None:
+        return floor
+    rows = np.flatnonzero(evidence.embedded & ~_reference_rows(evidence, settings))
+    model = quality.load_default()
+    p = model.reject_floor(evidence.hand_features(rows)) if len(rows) else None
+    if p is not None:
+        sure = p >= QualityClassifierRule.threshold_of(settings, model)
+        floor[rows[sure]] = p[sure]
+    return floor
 
 
 def _strip_housekeeping(original: list[str], housekeeping: pd.DataFrame, settings: CurationSettings,
@@ -172,9 +194,14 @@ def judged_segments(raw: pd.DataFrame, settings: CurationSettings, embed: Embed 
     judge_all([r for r in rules if isinstance(r, ItemRule)], evidence, scores)
     if len(evidence.df):
         evidence.embedded = None if embed_all else needs_vector(evidence, settings)
+        if embed is not None and not embed_all:
+            evidence.reject_floor = classifier_floor(evidence, settings)
+            evidence.embedded &= np.isnan(evidence.reject_floor)
     evidence.vectors = embed_rows(embed, evidence.texts, evidence.embedded)
     evidence.stats["embedded"] = (0 if evidence.vectors is None else
                                   len(evidence.df) if evidence.embedded is None else int(evidence.embedded.sum()))
+    evidence.stats["rejected_before_embedding"] = (0 if evidence.reject_floor is None else
+                                                   int((~np.isnan(evidence.reject_floor)).sum()))
     judge_all(rules, evidence, scores)
     evidence.crisis = scores.each("crisis_flags", evidence.texts, safety.crisis_flags)
     evidence.stats["rule_cache"] = dict(scores.stats) if rule_cache else None  # every per-text result, crisis flags too
@@ -237,6 +264,7 @@ def _segments_report(ev: SegmentEvidence, decisions: Decisions, language_cache: 
         ev.df, ev.rules, decisions, "segment_id", kept_total(ev.pii_counts, decisions.rejected),
         [c for c, k in zip(ev.crisis, kept) if k],
         {"housekeeping_sentences_removed": int(sum(ev.removed)), "texts_embedded": ev.stats["embedded"],
+         "rejected_before_embedding": ev.stats["rejected_before_embedding"],
          "off_domain": ev.stats["off_domain"],
          "quality_classifier": ev.stats["quality_classifier"],
          "shaping_of_kept": shaping_summary([s for s, k in zip(ev.shaped, kept) if k]),

@@ -46,6 +46,7 @@ WINDOW_WORDS = 80
 # Not language either: P(English) is ~1.0 on every labelled segment (std 2e-5), so standardising it turned a text
 # with P = 1.0 exactly into an outlier (the language rule itself still rejects non-English text).
 RULE_SCORES = ("garbled", "repetition", "housekeeping", "off_domain")
+MARGIN_FEATURE = "rule_off_domain"  # the one feature that needs the embedding (QualityClassifier.reject_floor)
 MIN_FEATURE_SCALE = 1e-2  # a feature that barely varies in training must not blow up on a new corpus
 SHAPING_MEASURES = ("channel_talk_sentences", "repeated_sentences", "loops_collapsed", "garbled_sentences",
                     "unpunctuated_sentences")
@@ -161,6 +162,18 @@ class QualityClassifier:
             return np.zeros(0)
         x = (self.matrix(hand, vectors) - self.mean) / self.scale
         return 1.0 / (1.0 + np.exp(-(x @ self.coef + self.intercept)))
+
+    def reject_floor(self, hand: Sequence[Mapping[str, float]]) -> np.ndarray | None:
+        """The least P(reject) each row can have, whatever its off_domain margin up to the card's
+        `domain_margin_ceiling` (the highest margin of the corpus the model was calibrated on). P falls as the margin
+        rises (its coefficient is negative), so a row whose floor reaches the threshold is rejected whatever its
+        embedding says: curation does not embed it. None when no such bound holds (the model reads the vector
+        itself, no ceiling is recorded, or a higher margin does not lower P)."""
+        ceiling = self.card.get("domain_margin_ceiling")
+        if (self.embedding_dim or ceiling is None or MARGIN_FEATURE not in self.feature_names
+                or self.coef[self.feature_names.index(MARGIN_FEATURE)] >= 0):
+            return None
+        return self.reject_probability([{**row, MARGIN_FEATURE: float(ceiling)} for row in hand], None)
 
     def save(self, folder: Path) -> None:
         from safetensors.numpy import save_file

@@ -257,7 +257,11 @@ class QualityClassifierRule(Rule):
     name, conversations = "quality_classifier", False
 
     def __init__(self, settings: CurationSettings, context: RuleContext):
-        self.enabled, self.threshold = settings.quality_classifier, settings.quality_threshold
+        self.enabled, self.settings = settings.quality_classifier, settings
+
+    @staticmethod
+    def threshold_of(settings: CurationSettings, model: quality.QualityClassifier) -> float:
+        return model.threshold if settings.quality_threshold is None else float(settings.quality_threshold)
 
     def judge_batch(self, batch: Any, scores: RuleScores) -> pd.DataFrame:
         if not self.enabled or batch.vectors is None:
@@ -265,19 +269,30 @@ class QualityClassifierRule(Rule):
                                       "skipped: no embedding model")
             return not_scored(len(batch.df))
         model = quality.load_default()
-        threshold = model.threshold if self.threshold is None else float(self.threshold)
+        threshold = self.threshold_of(self.settings, model)
         rows = embedded_rows(batch)
         p = model.reject_probability(batch.hand_features(rows), batch.vectors[rows])
+        judged = dict(zip(rows.tolist(), (self.judge(x, threshold) for x in p)))
+        floor = getattr(batch, "reject_floor", None)  # rows rejected before embedding (curate.classifier_floor)
+        for i in [] if floor is None else np.flatnonzero(~np.isnan(floor)).tolist():
+            judged[i] = self.judge(floor[i], threshold, model.card.get("domain_margin_ceiling"))
         batch.stats[self.name] = f"threshold {threshold:.2f} ({model.card.get('trained_on', '')})"
-        return scattered(judgements_frame(self.judge(x, threshold) for x in p), rows, len(batch.df))
+        order = sorted(judged)
+        return scattered(judgements_frame(judged[i] for i in order), np.asarray(order, dtype=int), len(batch.df))
 
     @staticmethod
-    def judge(p: float, threshold: float) -> Judgement:
+    def judge(p: float, threshold: float, margin_ceiling: float | None = None) -> Judgement:
+        """`margin_ceiling`: p is the floor at any domain margin up to it (the row was not embedded)."""
         measures = {"reject_probability": round(float(p), 4), "threshold": threshold}
         if not p >= threshold:  # (a NaN probability keeps the row, as a comparison that fails)
             return Judgement(keep=True, measures=measures, score=round(float(p), 4))
-        return Judgement(keep=False, reason=f"quality_classifier: P(reader rejects)={p:.2f} (threshold {threshold:.2f})",
-                         measures=measures, score=round(float(p), 4))
+        if margin_ceiling is None:
+            reason = f"quality_classifier: P(reader rejects)={p:.2f} (threshold {threshold:.2f})"
+        else:
+            measures["domain_margin_ceiling"] = margin_ceiling
+            reason = (f"quality_classifier: P(reader rejects)>={p:.2f} at any domain margin up to {margin_ceiling} "
+                      f"(threshold {threshold:.2f}; not embedded)")
+        return Judgement(keep=False, reason=reason, measures=measures, score=round(float(p), 4))
 
 
 RULES: tuple[type[Rule], ...] = (

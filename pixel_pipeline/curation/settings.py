@@ -52,6 +52,7 @@ class CurationSettings:
     # the learned quality classifier (curation.quality); None: the threshold chosen by cross-validation (model card)
     quality_classifier: bool = True
     quality_threshold: float | None = None
+    reject_before_embedding: bool = True  # a row the classifier rejects at any domain margin is not embedded
 
     def shaping_settings(self) -> shaping.ShapingSettings:
         """Shaping keeps a passage of at least min_words (the same bar as the length rule)."""

@@ -103,6 +103,10 @@ class CuratedSegmentsConfig(CurationRulesConfig):
     quality_threshold: float | None = Field(_RULES.quality_threshold, description="quality_classifier: "
                                             "P(reader rejects) at or above this rejects; empty: the cross-validated "
                                             "threshold in the model card.")
+    reject_before_embedding: bool = Field(_RULES.reject_before_embedding, description="quality_classifier: "
+                                          "reject without embedding a row whose P(reader rejects) reaches the "
+                                          "threshold at any off_domain margin up to the model card's ceiling (the "
+                                          "same decision, one transformer pass fewer).")
 
 
 @dg.asset(
