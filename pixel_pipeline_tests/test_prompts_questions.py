@@ -9,12 +9,22 @@ import random
 
 import pytest
 
-from pixel_pipeline.prompts.concepts import Concept, central_concepts, load_vocabulary, term_mentions
+from pixel_pipeline.prompts.concepts import Concept, central_concepts, linked_concept, load_vocabulary, term_mentions
 from pixel_pipeline.prompts.generators import ConceptTemplateGenerator, SegmentInput, TalkQuestionGenerator
 from pixel_pipeline.prompts.rules import PromptRules
 from pixel_pipeline.core.tagger import slot_problem, slot_tags, tag
 from pixel_pipeline.prompts.talk_questions import PosedQuestion, TalkQuestionRules, client_voice, posed_questions, screen
-from pixel_pipeline.prompts.templates import FORMS, GENERAL, all_forms, concept_forms, fill, segment_intent
+from pixel_pipeline.prompts.templates import (
+    FORMS,
+    GENERAL,
+    LINKED_STRUGGLES_FORM,
+    all_forms,
+    concept_forms,
+    fill,
+    fill_linked,
+    linked_forms,
+    segment_intent,
+)
 from pixel_pipeline_tests.test_prompts_asset import SEGMENTS
 
 ANSWER = " ".join(["The answer goes on here with plenty of words about it."] * 10)  # 100 words
@@ -209,3 +219,46 @@ def test_no_written_concept_form_holds_a_verb_adjective_or_name_in_its_slot():
         start = cand.prompt.lower().index(term)
         assert slot_problem(slot_tags(tokens, start, start + len(term))) is None, cand.prompt
     assert out[5] == [] and generator.stats["no_central_concept"] >= 1  # the lake names no field concept
+
+
+LINKED = ("In my work, complex trauma and anger come up together in almost every session. " +
+          "With complex trauma, the anger stays with a person for years. " * 3)
+
+
+def test_a_second_concept_is_linked_only_when_the_opening_names_both_in_one_sentence():
+    trauma = Concept("complex trauma", "struggle", 4)
+    assert linked_concept(LINKED, trauma).term == "anger"
+    assert linked_concept("Complex trauma creates anger issues. Anger again. " * 2, trauma).term == "anger"
+    apart = "Complex trauma shapes a child. " + "Anger comes later, and anger is a shield. " * 3
+    assert linked_concept(apart, trauma) is None  # never in the same sentence as the concept
+    once = "Complex trauma creates anger issues. " + "Complex trauma teaches a child to hide. " * 3
+    assert linked_concept(once, trauma) is None  # named once: the segment does not develop it
+    inside = "Complex trauma is trauma that repeats. " + "Trauma and complex trauma again. " * 3
+    assert linked_concept(inside, trauma) is None  # "trauma" is part of the concept, not a second one
+    narcissist = Concept("narcissist", "person", 4, "a narcissist")
+    assert linked_concept("A narcissist breeds shame. Shame grows. Shame hides.", narcissist) is None
+
+
+def test_linked_forms_name_both_concepts_as_noun_phrases_and_pass_the_prompt_rules():
+    rules = PromptRules()
+    shame, trauma = Concept("shame", "struggle", 3), Concept("complex trauma", "struggle", 3)
+    boundaries = Concept("boundaries", "practice", 3)
+    assert LINKED_STRUGGLES_FORM in linked_forms(shame, trauma)
+    assert LINKED_STRUGGLES_FORM not in linked_forms(shame, boundaries)  # "Why do shame and boundaries show up together?"
+    for other in (trauma, boundaries):
+        for form in linked_forms(shame, other):
+            question, spans = fill_linked(form, shame, other)
+            assert [question[a:b] for a, b in spans] == ["shame", other.term]
+            assert rules.violations(question) == [], question
+            tokens = tag([question])[0]
+            assert not any(slot_problem(slot_tags(tokens, a, b)) for a, b in spans), question
+
+
+def test_a_segment_that_links_two_concepts_without_a_claim_gets_a_question_about_both():
+    candidates = ConceptTemplateGenerator().generate([SegmentInput("s1", LINKED, "therapeutic")])[0]
+    linked = [c for c in candidates if len(c.key_concepts) == 2]
+    assert linked and all("complex trauma" in c.prompt.lower() and "anger" in c.prompt for c in linked), candidates
+    claim = "Complex trauma creates anger issues in most people. " + "Complex trauma and anger last for years. " * 3
+    candidates = ConceptTemplateGenerator().generate([SegmentInput("s2", claim, "therapeutic")])[0]
+    linked = [c.key_concepts for c in candidates if len(c.key_concepts) == 2]
+    assert linked and all(k[0] == "anger" for k in linked)  # the claim about complex trauma gets its own forms

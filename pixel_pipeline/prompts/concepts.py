@@ -117,3 +117,29 @@ def central_concepts(text: str, min_mentions: int = 3, top_n: int = 2, words_per
         key=lambda t: (-counts[t], -len(t.split()), t),
     )
     return [Concept(t, vocabulary[t][0], counts[t], vocabulary[t][1]) for t in ranked[:top_n]]
+
+
+def linked_concept(text: str, concept: Concept, within_words: int = 60, min_mentions: int = 2) -> Concept | None:
+    """A second field concept the segment's opening links to `concept` in one sentence ("Complex trauma creates
+    anger issues"), named at least `min_mentions` times in the segment: the two may be asked about together
+    (issue 13: two concepts in one form only when the segment itself links them). Not a person, not a term inside
+    the other ("trauma" / "complex trauma"); the most named one wins."""
+    vocabulary = _read_vocabulary()
+    if concept.kind == "person":  # "How are a narcissist and triggers connected?"
+        return None
+    _, inside = _spellings()
+    opening = " ".join(normalise_quotes(str(text)).split()[:within_words])
+    counts = term_mentions(text)
+    linked: Counter = Counter()
+    for sentence in re.split(r"(?<=[.!?])\s+", opening):
+        named = term_mentions(sentence)
+        if not named.get(concept.term):
+            continue
+        for term in named:
+            related = term == concept.term or term in inside[concept.term] or concept.term in inside[term]
+            if not related and vocabulary[term][0] != "person" and counts[term] >= min_mentions:
+                linked[term] = counts[term]
+    if not linked:
+        return None
+    term = sorted(linked, key=lambda t: (-linked[t], -len(t.split()), t))[0]
+    return Concept(term, vocabulary[term][0], counts[term], vocabulary[term][1])

@@ -27,10 +27,10 @@ from typing import Protocol
 import numpy as np
 
 from pixel_pipeline.core.ids import sha256_hex
-from pixel_pipeline.prompts.concepts import central_concepts, term_mentions
+from pixel_pipeline.prompts.concepts import central_concepts, linked_concept, term_mentions
 from pixel_pipeline.core.tagger import slot_problem, slot_tags, tag
 from pixel_pipeline.prompts.talk_questions import TalkQuestionRules, client_voice, posed_questions, screen
-from pixel_pipeline.prompts.templates import GENERAL, concept_forms, segment_intent
+from pixel_pipeline.prompts.templates import GENERAL, concept_forms, fill_linked, linked_forms, segment_intent
 from pixel_pipeline.prompts.text import is_first_person, sentences, words
 
 log = logging.getLogger(__name__)
@@ -236,6 +236,7 @@ class ConceptTemplateGenerator:
         # ask "Can you talk about X?" when the opening names X without a claim about it (the opening gate of the
         # pipeline then decides whether the opening is about it)
         self.general_forms = general_forms
+        self.linked_candidates = 2  # linked forms per concept whose opening links a second one
         self.stats = {"no_central_concept": 0, "concept_not_in_opening": 0, "no_claim_about_concept": 0, "slot_rejected": 0}
 
     def fingerprint(self) -> str:
@@ -264,19 +265,26 @@ class ConceptTemplateGenerator:
                     self.stats["no_claim_about_concept"] += 1
                     continue
                 for question, span in concept_forms(concept, intent, self.template_candidates, rng):
-                    filled.append((i, question, span, concept.term))
+                    filled.append((i, question, [span], [concept.term]))
+                # no claim about the concept, but the opening links a second one to it in one sentence: the
+                # segment's angle on it (a broad question answered by one side of it is the reader's commonest "no")
+                other = linked_concept(seg.text, concept) if intent == GENERAL else None
+                if other is not None:
+                    for form in rng.sample(linked_forms(concept, other), self.linked_candidates):
+                        question, spans = fill_linked(form, concept, other)
+                        filled.append((i, question, spans, [concept.term, other.term]))
         if progress:
             progress(len(segments), len(segments))
         return self._tagged(filled, len(segments))
 
-    def _tagged(self, filled: list[tuple[int, str, tuple[int, int], str]], n: int) -> list[list[Candidate]]:
-        """The filled forms whose concept slot the tagger reads as a noun phrase, as candidates per segment."""
+    def _tagged(self, filled: list[tuple[int, str, list[tuple[int, int]], list[str]]], n: int) -> list[list[Candidate]]:
+        """The filled forms whose concept slots the tagger reads as noun phrases, as candidates per segment."""
         out: list[list[Candidate]] = [[] for _ in range(n)]
-        for (i, question, (a, b), term), tokens in zip(filled, tag([q for _, q, _, _ in filled])):
-            if slot_problem(slot_tags(tokens, a, b)):
+        for (i, question, spans, terms), tokens in zip(filled, tag([q for _, q, _, _ in filled])):
+            if any(slot_problem(slot_tags(tokens, a, b)) for a, b in spans):
                 self.stats["slot_rejected"] += 1
                 continue
-            out[i].append(Candidate(prompt=question, generator=self.name, key_concepts=[term], note="template"))
+            out[i].append(Candidate(prompt=question, generator=self.name, key_concepts=terms, note="template"))
         return out
 
 
@@ -300,7 +308,7 @@ class ConceptFallbackGenerator(ConceptTemplateGenerator):
             rng = random.Random(f"{self.seed}:{FALLBACK}:{seg.segment_id}")
             for concept in concepts:
                 for question, span in concept_forms(concept, GENERAL, self.template_candidates, rng):
-                    filled.append((i, question, span, concept.term))
+                    filled.append((i, question, [span], [concept.term]))
         return self._tagged(filled, len(segments))
 
 

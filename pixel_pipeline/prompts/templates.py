@@ -185,6 +185,19 @@ FORMS: dict[str, dict[str, list[str]]] = {
     },
 }
 
+# Two concepts the segment's opening links in one sentence (concepts.linked_concept): {a} the central one, {b} the other.
+LINKED_FORMS: list[str] = [
+    "What's the connection between {a} and {b}?",
+    "How are {a} and {b} connected?",
+    "Can you explain how {a} ties in with {b}?",
+]
+LINKED_STRUGGLES_FORM = "Why do {a} and {b} so often show up together?"  # two struggles only ("shame and motivation")
+
+
+def linked_forms(concept: Concept, other: Concept) -> list[str]:
+    both_struggles = concept.kind == other.kind == "struggle"
+    return LINKED_FORMS + [LINKED_STRUGGLES_FORM] * both_struggles
+
 _AGREEMENT = {
     False: {"is": "is", "does": "does", "has": "has", "it": "it", "it_s": "it", "matters": "matters", "keeps": "keeps"},
     True: {"is": "are", "does": "do", "has": "have", "it": "them", "it_s": "they", "matters": "matter", "keeps": "keep"},
@@ -225,6 +238,17 @@ def fill(form: str, concept: Concept) -> tuple[str, tuple[int, int]]:
     text = text.replace("\x00", term)
     return text[0].upper() + text[1:], (start, start + len(term))
 
+
+
+def fill_linked(form: str, concept: Concept, other: Concept) -> tuple[str, list[tuple[int, int]]]:
+    """A linked form filled with both concepts, and the character span of each (both are tagged as slots)."""
+    text = form.format(a="\x00", b="\x01")
+    first, second = in_client_voice(concept.asked), in_client_voice(other.asked)
+    a = text.index("\x00")
+    text = text.replace("\x00", first)
+    b = text.index("\x01")
+    text = text.replace("\x01", second)
+    return text[0].upper() + text[1:], [(a, a + len(first)), (b, b + len(second))]
 
 
 def concept_forms(concept: Concept, intent: str, n: int, rng: random.Random) -> list[tuple[str, tuple[int, int]]]:
