@@ -30,7 +30,7 @@ from pixel_pipeline.core.ids import sha256_hex
 from pixel_pipeline.prompts.concepts import central_concepts, linked_concept, term_mentions
 from pixel_pipeline.core.tagger import slot_problem, slot_tags, tag
 from pixel_pipeline.prompts.talk_questions import TalkQuestionRules, client_voice, posed_questions, screen
-from pixel_pipeline.prompts.templates import GENERAL, concept_forms, fill_linked, linked_forms, segment_intent
+from pixel_pipeline.prompts.templates import GENERAL, LINKED_FORMS, concept_forms, fill_linked, segment_intent
 from pixel_pipeline.prompts.text import is_first_person, sentences, words
 
 log = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ class ConceptTemplateGenerator:
                 # segment's angle on it (a broad question answered by one side of it is the reader's commonest "no")
                 other = linked_concept(seg.text, concept) if intent == GENERAL else None
                 if other is not None:
-                    for form in rng.sample(linked_forms(concept, other), self.linked_candidates):
+                    for form in rng.sample(LINKED_FORMS, self.linked_candidates):
                         question, spans = fill_linked(form, concept, other)
                         filled.append((i, question, spans, [concept.term, other.term]))
         if progress:

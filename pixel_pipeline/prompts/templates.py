@@ -185,18 +185,14 @@ FORMS: dict[str, dict[str, list[str]]] = {
     },
 }
 
-# Two concepts the segment's opening links in one sentence (concepts.linked_concept): {a} the central one, {b} the other.
+# Two concepts the segment's opening links in one sentence (concepts.linked_concept): {a} the central one, {b} the
+# other. Read in session 9 (docs/prompts.md): "What's the connection ..." and "How are ... connected?" were answered
+# 9 times in 15; "Can you explain how {a} ties in with {b}?" (2 of 6) and "Why do {a} and {b} so often show up
+# together?" (1 of 3) were not kept.
 LINKED_FORMS: list[str] = [
     "What's the connection between {a} and {b}?",
     "How are {a} and {b} connected?",
-    "Can you explain how {a} ties in with {b}?",
 ]
-LINKED_STRUGGLES_FORM = "Why do {a} and {b} so often show up together?"  # two struggles only ("shame and motivation")
-
-
-def linked_forms(concept: Concept, other: Concept) -> list[str]:
-    both_struggles = concept.kind == other.kind == "struggle"
-    return LINKED_FORMS + [LINKED_STRUGGLES_FORM] * both_struggles
 
 _AGREEMENT = {
     False: {"is": "is", "does": "does", "has": "has", "it": "it", "it_s": "it", "matters": "matters", "keeps": "keeps"},
