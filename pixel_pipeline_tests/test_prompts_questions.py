@@ -55,8 +55,8 @@ def test_the_audiences_you_becomes_the_clients_i():
 
 
 def test_a_question_put_to_the_educator_keeps_its_you():
-    question = "can you talk about the problem of therapy as it relates to abuse"
-    assert voiced(question) == "Can you talk about the problem of therapy as it relates to abuse?"
+    question = "can you talk about the trouble with therapy when it comes to abuse"
+    assert voiced(question) == "Can you talk about the trouble with therapy when it comes to abuse?"
     assert voiced("how many of the people that you treated have childhood trauma").startswith("How many of the people that you")
 
 
@@ -140,8 +140,8 @@ def test_a_segment_is_about_a_concept_it_names_often_and_densely():
     ("opening", "term", "intent"),
     [
         ("Shame is a belief about who I am.", "shame", "definition"),
-        ("We teach all the time that relapse is a process, not an event.", "relapse", "definition"),
-        ("Codependency describes a family system built around one person's problem.", "codependency", "definition"),
+        ("Over and over we find that relapse is a slow slide before any drink.", "relapse", "definition"),
+        ("Codependency describes a way of living around another person's needs.", "codependency", "definition"),
         ("Shame comes from being told you are too much.", "shame", "origin"),
         ("Healing from shame starts with telling one safe person.", "shame", "healing"),
         ("Here is how to work on boundaries: start with one sentence.", "boundaries", "steps"),
@@ -227,7 +227,7 @@ LINKED = ("In my work, complex trauma and anger come up together in almost every
 def test_a_second_concept_is_linked_only_when_the_opening_names_both_in_one_sentence():
     trauma = Concept("complex trauma", "struggle", 4)
     assert linked_concept(LINKED, trauma).term == "anger"
-    assert linked_concept("Complex trauma creates anger issues. Anger again. " * 2, trauma).term == "anger"
+    assert linked_concept("Complex trauma causes anger problems. Anger again. " * 2, trauma).term == "anger"
     apart = "Complex trauma shapes a child. " + "Anger comes later, and anger is a shield. " * 3
     assert linked_concept(apart, trauma) is None  # never in the same sentence as the concept
     once = "Complex trauma creates anger issues. " + "Complex trauma teaches a child to hide. " * 3
@@ -255,7 +255,7 @@ def test_a_segment_that_links_two_concepts_without_a_claim_gets_a_question_about
     candidates = ConceptTemplateGenerator().generate([SegmentInput("s1", LINKED, "therapeutic")])[0]
     linked = [c for c in candidates if len(c.key_concepts) == 2]
     assert linked and all("complex trauma" in c.prompt.lower() and "anger" in c.prompt for c in linked), candidates
-    claim = "Complex trauma creates anger issues in most people. " + "Complex trauma and anger last for years. " * 3
+    claim = "Complex trauma causes anger problems for many people. " + "Complex trauma and anger last for years. " * 3
     candidates = ConceptTemplateGenerator().generate([SegmentInput("s2", claim, "therapeutic")])[0]
     linked = [c.key_concepts for c in candidates if len(c.key_concepts) == 2]
     assert linked and all(k[0] == "anger" for k in linked)  # the claim about complex trauma gets its own forms
