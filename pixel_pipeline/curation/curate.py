@@ -119,26 +119,27 @@ def embed_rows(embed: Embed | None, texts: Sequence[str], rows: np.ndarray | Non
     return vectors
 
 
-def needs_vector(evidence: SegmentEvidence, settings: CurationSettings) -> np.ndarray:
-    """Rows no per-text rule rejected, and off_domain's reference rows (their centroid must stay the same)."""
-    fired = np.any([f["fired"].to_numpy(bool) for f in evidence.rules.values()], axis=0)
-    return ~fired | _reference_rows(evidence, settings)
-
-
-def _reference_rows(evidence: SegmentEvidence, settings: CurationSettings) -> np.ndarray:
+def reference_rows(evidence: SegmentEvidence, settings: CurationSettings) -> np.ndarray:
+    """off_domain's reference rows: embedded whatever else is decided (their centroid must stay the same)."""
     if not all(r in evidence.rules for r in OffDomainRule.REFERENCE_RULES):  # a reference rule switched off
         return np.zeros(len(evidence.df), dtype=bool)
     return OffDomainRule(settings, RuleContext()).reference(evidence)
 
 
-def classifier_floor(evidence: SegmentEvidence, settings: CurationSettings) -> np.ndarray:
+def needs_vector(evidence: SegmentEvidence, reference: np.ndarray) -> np.ndarray:
+    """Rows no per-text rule rejected, and the reference rows."""
+    fired = np.any([f["fired"].to_numpy(bool) for f in evidence.rules.values()], axis=0)
+    return ~fired | reference
+
+
+def classifier_floor(evidence: SegmentEvidence, settings: CurationSettings, reference: np.ndarray) -> np.ndarray:
     """P(reject) floor (quality.QualityClassifier.reject_floor) of the rows about to be embedded that the classifier
     rejects whatever their domain margin; NaN for every other row. Reference rows are embedded anyway (the
     centroid), so they are judged as usual."""
     floor = np.full(len(evidence.df), np.nan)
     if not (settings.quality_classifier and settings.reject_before_embedding) or evidence.embedded is None:
         return floor
-    rows = np.flatnonzero(evidence.embedded & ~_reference_rows(evidence, settings))
+    rows = np.flatnonzero(evidence.embedded & ~reference)
     model = quality.load_default()
     p = model.reject_floor(evidence.hand_features(rows)) if len(rows) else None
     if p is not None:
@@ -192,10 +193,11 @@ def judged_segments(raw: pd.DataFrame, settings: CurationSettings, embed: Embed 
     evidence = prepare_segments(raw, settings, scores)
     rules = [r for r in rules_for(settings, RuleContext(True, language_cache, embed)) if r.name not in skip]
     judge_all([r for r in rules if isinstance(r, ItemRule)], evidence, scores)
-    if len(evidence.df):
-        evidence.embedded = None if embed_all else needs_vector(evidence, settings)
-        if embed is not None and not embed_all:
-            evidence.reject_floor = classifier_floor(evidence, settings)
+    if len(evidence.df) and not embed_all:
+        reference = reference_rows(evidence, settings)
+        evidence.embedded = needs_vector(evidence, reference)
+        if embed is not None:
+            evidence.reject_floor = classifier_floor(evidence, settings, reference)
             evidence.embedded &= np.isnan(evidence.reject_floor)
     evidence.vectors = embed_rows(embed, evidence.texts, evidence.embedded)
     evidence.stats["embedded"] = (0 if evidence.vectors is None else

@@ -236,7 +236,6 @@ class ConceptTemplateGenerator:
         # ask "Can you talk about X?" when the opening names X without a claim about it (the opening gate of the
         # pipeline then decides whether the opening is about it)
         self.general_forms = general_forms
-        self.linked_candidates = 2  # linked forms per concept whose opening links a second one
         self.stats = {"no_central_concept": 0, "concept_not_in_opening": 0, "no_claim_about_concept": 0, "slot_rejected": 0}
 
     def fingerprint(self) -> str:
@@ -270,7 +269,7 @@ class ConceptTemplateGenerator:
                 # segment's angle on it (a broad question answered by one side of it is the reader's commonest "no")
                 other = linked_concept(seg.text, concept) if intent == GENERAL else None
                 if other is not None:
-                    for form in rng.sample(LINKED_FORMS, self.linked_candidates):
+                    for form in rng.sample(LINKED_FORMS, len(LINKED_FORMS)):
                         question, spans = fill_linked(form, concept, other)
                         filled.append((i, question, spans, [concept.term, other.term]))
         if progress:
