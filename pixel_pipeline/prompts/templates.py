@@ -225,26 +225,24 @@ def in_client_voice(concept: str) -> str:
     return re.sub(r"\b(your|yours|yourself)\b", lambda m: {"your": "my", "yours": "mine", "yourself": "myself"}[m.group(1)], concept)
 
 
+def _place(text: str, marker: str, term: str) -> tuple[str, tuple[int, int]]:
+    """`text` with its `marker` replaced by `term`, and the term's character span."""
+    start = text.index(marker)
+    return text.replace(marker, term), (start, start + len(term))
+
+
 def fill(form: str, concept: Concept) -> tuple[str, tuple[int, int]]:
     """The filled question and the character span of the concept in it."""
-    words = dict(_AGREEMENT[concept.plural], a="\x00")
-    text = form.format(**words)
-    start = text.index("\x00")
-    term = in_client_voice(concept.asked)
-    text = text.replace("\x00", term)
-    return text[0].upper() + text[1:], (start, start + len(term))
-
+    filled = form.format(**dict(_AGREEMENT[concept.plural], a="\x00"))
+    text, span = _place(filled, "\x00", in_client_voice(concept.asked))
+    return text[0].upper() + text[1:], span
 
 
 def fill_linked(form: str, concept: Concept, other: Concept) -> tuple[str, list[tuple[int, int]]]:
     """A linked form filled with both concepts, and the character span of each (both are tagged as slots)."""
-    text = form.format(a="\x00", b="\x01")
-    first, second = in_client_voice(concept.asked), in_client_voice(other.asked)
-    a = text.index("\x00")
-    text = text.replace("\x00", first)
-    b = text.index("\x01")
-    text = text.replace("\x01", second)
-    return text[0].upper() + text[1:], [(a, a + len(first)), (b, b + len(second))]
+    text, first = _place(form.format(a="\x00", b="\x01"), "\x00", in_client_voice(concept.asked))
+    text, second = _place(text, "\x01", in_client_voice(other.asked))
+    return text[0].upper() + text[1:], [first, second]
 
 
 def concept_forms(concept: Concept, intent: str, n: int, rng: random.Random) -> list[tuple[str, tuple[int, int]]]:
