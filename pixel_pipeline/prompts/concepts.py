@@ -129,7 +129,7 @@ def linked_concept(text: str, concept: Concept, within_words: int = 60, min_ment
         return None
     _, inside = _spellings()
     opening = " ".join(normalise_quotes(str(text)).split()[:within_words])
-    counts = term_mentions(text)
+    counts: Counter | None = None  # the whole segment's mentions: counted only once a second term is in view
     linked: Counter = Counter()
     for sentence in re.split(r"(?<=[.!?])\s+", opening):
         named = term_mentions(sentence)
@@ -137,9 +137,12 @@ def linked_concept(text: str, concept: Concept, within_words: int = 60, min_ment
             continue
         for term in named:
             related = term == concept.term or term in inside[concept.term] or concept.term in inside[term]
-            if not related and vocabulary[term][0] != "person" and counts[term] >= min_mentions:
+            if related or vocabulary[term][0] == "person":
+                continue
+            counts = term_mentions(text) if counts is None else counts
+            if counts[term] >= min_mentions:
                 linked[term] = counts[term]
     if not linked:
         return None
     term = sorted(linked, key=lambda t: (-linked[t], -len(t.split()), t))[0]
-    return Concept(term, vocabulary[term][0], counts[term], vocabulary[term][1])
+    return Concept(term, vocabulary[term][0], linked[term], vocabulary[term][1])
