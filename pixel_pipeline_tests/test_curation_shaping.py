@@ -172,11 +172,22 @@ def test_a_closing_sentence_that_only_announces_the_talks_next_item_is_dropped()
                    "Okay, one more thing.", "The next one we get into are new habits.", "Let's begin with the basics."):
         result = shape(GOOD + closer)
         assert result.text == GOOD.strip(), closer
-        assert "dropped 1 closing sentence(s) that announce the talk's next item" in result.actions
+        assert "dropped 1 closing sentence(s) that announce the talk's next part" in result.actions
     kept = GOOD + "The next one we get into is what happens when the old habits come back at night."
     assert shape(kept).text == kept.strip()  # it says what the next item is: a sentence of the answer
     quoted = GOOD + "I want to go back to what soothes me."  # the client's inner voice, not the talk's plan
     assert shape(quoted).text == quoted.strip()
+
+
+def test_a_closing_plan_list_marker_sign_off_or_verbless_caption_scrap_is_dropped():
+    for closer in ("Let's talk about what becomes of the quiet child once the house goes silent, and why it varies.",
+                   "Now let's get the hard part of this out of the way first.",
+                   "One other perspective.", "That was one other example.",
+                   "That's the end of our time.", "severe."):
+        assert shape(GOOD + closer).text == GOOD.strip(), closer
+    for kept in ("they fragment.",  # a whole sentence the caption left in lower case
+                 "I want to talk more with my sister about it."):  # a plan of the client's, not of the talk
+        assert shape(GOOD + kept).text.endswith(kept[1:]), kept
 
 
 def test_at_most_five_leaning_sentences_are_dropped():

@@ -16,7 +16,9 @@ and they tend to hide, ...") or ends in speech-recognition noise. Shaping, per t
    in a short sentence, a stray tail, a verbless fragment, the talk's plan, a stranded relative clause, a list
    opener); a long list opener keeps its topic without the list reference ("Another common thing that happens in
    X is Y" -> "A common thing that happens in X is Y"); drop a last sentence with no sentence end and up to two
-   closing sentences that only announce the talk's next item ("Next one.", "Let's begin with the basics.");
+   closing sentences that point on to what the segment never reaches: the talk's next item or part ("Next one.",
+   "Let's begin with the basics.", "Let's get the hard part out of the way first."), a bare list marker ("One other
+   perspective."), a verbless caption scrap ("severe.");
    capitalise the first letter.
 
 What was done is returned as measures (`ShapeResult`), kept as the `shaping` column and in the reject reasons, so a
@@ -53,7 +55,8 @@ VIDEO_TALK_RE = re.compile(
     r"\b(in|for) (the|this) (next|last|final) (part|session|episode)\b|\b(a|this|our|the) (new )?series\b|"
     r"\b(today|tonight),? (we're|we are|i'm|i am|i want|we want|i'd like) (going )?to (talk|be talking|look|start|continue|finish)|"
     r"thanks? (you )?(to |for )?(all|everybody|everyone) (who|for) (came|joined|joining|coming|being here)|"
-    r"\bjoined us (online|tonight|today))",
+    r"\bjoined us (online|tonight|today)|\b(that's|that is) (the end of|all) (our|the) time\b|"
+    r"\b(that's|that is) all (for|we have time for) (today|tonight|now)\b|see you back here\b)",
     re.IGNORECASE,
 )
 FOREIGN_SCRIPT_RE = filters.FOREIGN_SCRIPT_RE
@@ -305,6 +308,34 @@ def announces_next(sentence: str) -> bool:
             or (n <= MAX_NEXT_ITEM_WORDS and bool(NEXT_ITEM_RE.match(s) or talk_plan)))
 
 
+# At the end, more that points on to what the segment never reaches: the talk's plan in a longer sentence ("Let's
+# talk about what actually happens to these golden children, because ..."), clearing the way for it ("Let's get the
+# bad stuff out of the way first."), a bare list marker ("One other perspective."), and a few words without a verb
+# that a caption split off a sentence ("severe.").
+MAX_CLOSING_PLAN_WORDS = 30
+OUT_OF_THE_WAY_RE = re.compile(_DISCOURSE + r"let(?:'s|\s+me|\s+us)\s+get\b.*\bout\s+of\s+the\s+way\b", re.IGNORECASE)
+LIST_MARKER_RE = re.compile(_DISCOURSE + r"(?:that\s+was\s+)?(?:one\s+other|another|one\s+more)\s+(?:\w+\s+)?"
+                            r"(?:perspective|example|thing|point|way|area|piece|one|idea|reason|sign|trait)s?\W*$",
+                            re.IGNORECASE)
+MAX_LIST_MARKER_WORDS = 6
+
+
+def closes_on_next(sentence: str) -> bool:
+    """A last sentence that leaves the answer where the next part of the talk would start."""
+    s, n = sentence.strip(), len(sentence.split())
+    if announces_next(s):
+        return True
+    if n <= MAX_CLOSING_PLAN_WORDS and not _FIRST_PERSON_PLAN.match(s) and (TALK_PLAN_RE.match(s) or OUT_OF_THE_WAY_RE.match(s)):
+        return True
+    if n <= MAX_LIST_MARKER_WORDS and LIST_MARKER_RE.match(s):
+        return True
+    if n <= MAX_STRAY_WORDS and s[:1].islower():  # "they fragment." is a sentence the caption left lower-case
+        from pixel_pipeline.core.tagger import has_clause_verb
+
+        return not has_clause_verb(s)
+    return False
+
+
 def starts_mid_thought(sentence: str) -> bool:
     """Punctuation first, or a lower-case first word that does not usually open a sentence."""
     if not STARTS_MID_RE.match(sentence):
@@ -460,11 +491,11 @@ def shape(text: str, settings: ShapingSettings = ShapingSettings()) -> ShapeResu
         tail_words += len(sents.pop().split())
         result.actions.append("dropped a last sentence with no sentence end")
     closing = 0
-    while sents and closing < 2 and announces_next(sents[-1]):
+    while sents and closing < 2 and closes_on_next(sents[-1]):
         tail_words += len(sents.pop().split())
         closing += 1
     if closing:
-        result.actions.append(f"dropped {closing} closing sentence(s) that announce the talk's next item")
+        result.actions.append(f"dropped {closing} closing sentence(s) that announce the talk's next part")
     marked = _mark(sents, result, settings)
     a, b = _longest_passage(marked)
     passage = [s for s, _ in marked[a:b]]
