@@ -140,6 +140,8 @@ def test_a_long_opener_that_goes_on_with_a_list_keeps_its_topic_without_the_list
             "A couple of things are happening with the child who carries the blame in the family.",
         "Number four, if what set you off was an argument, you can step back and use gentle words instead.":
             "If what set you off was an argument, you can step back and use gentle words instead.",
+        "Next, some people who grew up walking on eggshells find that they cannot rest even on a quiet day.":
+            "Some people who grew up walking on eggshells find that they cannot rest even on a quiet day.",
     }
     for opener, reworded in cases.items():
         result = shape(opener + " " + GOOD)

@@ -152,7 +152,7 @@ _ITEM = r"(?:things|one|ones|signs|ways|" + "|".join(_ITEM_WORDS.split()) + ")"
 # within complex trauma is ...", "Next thing I think is important ...", "Now, a couple other things are happening
 # with ...", "The list goes on and on ...". However much it says, it says "and here is one more".
 CONTINUATION_RE = re.compile(
-    _DISCOURSE + r"(?:another\b|additionally\b|furthermore\b|moreover\b|secondly\b|thirdly\b|lastly\b|finally\b|"
+    _DISCOURSE + r"(?:another\b|next\s*,|additionally\b|furthermore\b|moreover\b|secondly\b|thirdly\b|lastly\b|finally\b|"
     r"(?:the\s+|my\s+|our\s+)?(?:next|second|third|fourth|fifth|last|final|other)\s+(?:\w+\s+)?" + _ITEM + r"\b|"
     r"(?:one|a\s+couple(?:\s+of)?|a\s+few|two|three|some)\s+(?:more|other)\b|the\s+list\s+goes\s+on\b|"
     r"(?:number|point|step)\s+(?:two|three|four|five|six|seven|eight|nine|ten|\d+)\b)",
