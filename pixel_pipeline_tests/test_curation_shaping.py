@@ -184,6 +184,7 @@ def test_a_closing_sentence_that_only_announces_the_talks_next_item_is_dropped()
 def test_a_closing_plan_list_marker_sign_off_or_verbless_caption_scrap_is_dropped():
     for closer in ("Let's talk about what becomes of the quiet child once the house goes silent, and why it varies.",
                    "Now let's get the hard part of this out of the way first.",
+                   ", , let's look at what the quiet child learns, and why it lasts.",
                    "One other perspective.", "That was one other example.",
                    "That's the end of our time.", "severe."):
         assert shape(GOOD + closer).text == GOOD.strip(), closer

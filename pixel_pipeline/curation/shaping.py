@@ -322,7 +322,8 @@ MAX_LIST_MARKER_WORDS = 6
 
 def closes_on_next(sentence: str) -> bool:
     """A last sentence that leaves the answer where the next part of the talk would start."""
-    s, n = sentence.strip(), len(sentence.split())
+    s = re.sub(r"^[\s,;:]+", "", sentence)  # ", , let's talk about ...": commas where the caption dropped a filler
+    n = len(s.split())
     if announces_next(s):
         return True
     if n <= MAX_CLOSING_PLAN_WORDS and not _FIRST_PERSON_PLAN.match(s) and (TALK_PLAN_RE.match(s) or OUT_OF_THE_WAY_RE.match(s)):
