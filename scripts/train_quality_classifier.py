@@ -52,15 +52,18 @@ def read_segment_corpus(corpus: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def evidence_table(corpus: Path, cache_dir: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def evidence_table(corpus: Path, cache_dir: Path, max_seq_length: int | None = None
+                   ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """(one row per segment id: hand features + rules_fired, embedding matrix, voice sources) over the whole corpus,
-    kept in cache_dir by corpus content and feature code, so re-fitting with other settings takes seconds."""
+    kept in cache_dir by corpus content, feature code and embedding window, so re-fitting with other settings takes
+    seconds. max_seq_length: the embedding window (None: the model's own, as the chain runs)."""
 
     from pixel_pipeline.curation.curate import rules_code_version
 
     raw = read_segment_corpus(corpus)
     key = hashlib.sha256("".join(raw["segment_id"]).encode() + rules_code_version().encode()
-                         + quality.code_version().encode()).hexdigest()[:16]
+                         + quality.code_version().encode() + (str(max_seq_length) if max_seq_length else "").encode()
+                 ).hexdigest()[:16]
     cached = cache_dir / f"quality_evidence_{key}.parquet"
     if cached.exists():
         table = pd.read_parquet(cached)
@@ -69,7 +72,7 @@ def evidence_table(corpus: Path, cache_dir: Path) -> tuple[pd.DataFrame, np.ndar
                                           choose_voice_sources(collections.Counter(raw["source"])).sources)
     voice = choose_voice_sources(collections.Counter(raw["source"])).sources
     settings = CurationSettings(domain_reference_sources=voice, quality_classifier=False)
-    ev = segment_evidence(raw, settings, embed=Embedder(cache_dir=cache_dir).encode)
+    ev = segment_evidence(raw, settings, embed=Embedder(cache_dir=cache_dir, max_seq_length=max_seq_length).encode)
     hand = pd.DataFrame(ev.hand_features())
     fired = np.column_stack([ev.rules[r]["fired"].to_numpy(bool) for r in SEGMENT_RULES if r in ev.rules])
     hand["rules_fired"] = fired.any(axis=1)
@@ -149,12 +152,15 @@ def main() -> None:
                     help="passage: the reader's verdict on the shaped response (rejects whose bad part shaping cut "
                     "count as keeps); segment: the verdict on the whole segment as read")
     ap.add_argument("--embedding", action="store_true", help="also read the 384-d embedding (measured: worse at 440 labels)")
+    ap.add_argument("--max-seq-length", type=int, default=None,
+                    help="embedding window in word pieces (default: the model's own, as the chain runs; 128 measured "
+                    "in docs/speed.md, session 10)")
     ap.add_argument("--c", type=float, nargs="+", default=C_GRID, help="the regularisation strengths tried (best CV wins)")
     ap.add_argument("--save", action="store_true")
     args = ap.parse_args()
 
     labels = load_labels(args.labels)
-    hand_all, vectors_all, voice = evidence_table(args.corpus, args.cache_dir)
+    hand_all, vectors_all, voice = evidence_table(args.corpus, args.cache_dir, args.max_seq_length)
     index = {sid: i for i, sid in enumerate(hand_all["segment_id"])}
     labels = labels[labels["segment_id"].isin(index)].reset_index(drop=True)
     rows = [index[s] for s in labels["segment_id"]]

@@ -309,7 +309,7 @@ def announces_next(sentence: str) -> bool:
 
 
 # At the end, more that points on to what the segment never reaches: the talk's plan in a longer sentence ("Let's
-# talk about what actually happens to these golden children, because ..."), clearing the way for it ("Let's get the
+# talk about what becomes of these children, because ..."), clearing the way for it ("Let's get the
 # bad stuff out of the way first."), a bare list marker ("One other perspective."), and a few words without a verb
 # that a caption split off a sentence ("severe.").
 MAX_CLOSING_PLAN_WORDS = 30
