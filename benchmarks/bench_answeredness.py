@@ -41,12 +41,15 @@ def first_sentences(text: str, n: int = 3) -> str:
     return " ".join(re.split(r"(?<=[.!?])\s+", text.strip())[:n])
 
 
-def verdict_pairs(verdicts_path: Path, output_dir: Path) -> tuple[pd.DataFrame, int]:
+def verdict_pairs(verdicts_path: Path, output_dir: Path) -> tuple[pd.DataFrame, int, int]:
+    """(pairs with their response, verdicts whose segment is not in the run, verdicts without a stored question:
+    a talk's own question quoted word for word from the corpus is not kept in the repository)."""
     verdicts = pd.read_json(verdicts_path, lines=True)
     curated = pd.read_parquet(output_dir / "tables" / "curated_segments.parquet").set_index("segment_id")["text"]
+    asked = verdicts["question"].notna()
     have = verdicts["segment_id"].isin(curated.index)
-    pairs = verdicts[have].assign(response=lambda d: d["segment_id"].map(curated)).reset_index(drop=True)
-    return pairs, int((~have).sum())
+    pairs = verdicts[have & asked].assign(response=lambda d: d["segment_id"].map(curated)).reset_index(drop=True)
+    return pairs, int((asked & ~have).sum()), int((~asked).sum())
 
 
 class LanguageModelScores:
@@ -96,7 +99,7 @@ def main() -> None:
     parser.add_argument("--lm", action="store_true", help="also score with SmolLM2-135M-Instruct (slow on CPU)")
     args = parser.parse_args()
 
-    pairs, missing = verdict_pairs(args.verdicts, args.output_dir)
+    pairs, missing, unstored = verdict_pairs(args.verdicts, args.output_dir)
     if pairs.empty:
         raise SystemExit(f"no verdict's segment is in {args.output_dir}/tables/curated_segments.parquet")
     y = (pairs["verdict"] == "yes").to_numpy()
@@ -110,8 +113,8 @@ def main() -> None:
         rows = [lm.scores(qq, rr) for qq, rr in zip(pairs["question"], pairs["response"])]
         for name in rows[0]:
             scores[name] = np.array([r[name] for r in rows])
-    print(f"{len(pairs)} verdicts ({int(y.sum())} yes) from {args.verdicts.name}; {missing} left out (segment not "
-          f"in this run)")
+    print(f"{len(pairs)} verdicts ({int(y.sum())} yes) from {args.verdicts.name}; left out: {missing} (segment not "
+          f"in this run), {unstored} (question not stored)")
     print("| score | ROC AUC against 'yes' |\n| --- | ---: |")
     for name, values in scores.items():
         print(f"| {name} | {roc_auc_score(y, values):.3f} |")
