@@ -17,9 +17,7 @@ A score that separates "yes" from "no" (AUC well above 0.5) could gate pairs; do
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -32,13 +30,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from pixel_pipeline.core.embeddings import Embedder  # noqa: E402
+from pixel_pipeline.curation.text import sentences  # noqa: E402
 
 NEUTRAL_QUESTION = "Tell me something."
 ASK_FOR_A_QUESTION = "Write a question a person might ask a therapist."
 
 
 def first_sentences(text: str, n: int = 3) -> str:
-    return " ".join(re.split(r"(?<=[.!?])\s+", text.strip())[:n])
+    return " ".join(sentences(text)[:n])
 
 
 def verdict_pairs(verdicts_path: Path, output_dir: Path) -> tuple[pd.DataFrame, int, int]:

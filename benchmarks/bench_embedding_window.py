@@ -14,7 +14,6 @@ the decisions do with the shorter window (off_domain, the quality classifier) is
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -24,15 +23,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _corpus import segment_texts  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from pixel_pipeline.core.embeddings import Embedder  # noqa: E402
 
 
-def segment_texts(data_dir: Path, n: int, seed: int) -> list[str]:
-    texts = [r["text"] for path in sorted((data_dir / "training_segments").glob("*.json"))
-             for r in json.loads(path.read_text(encoding="utf-8")) if r.get("text")]
+def drawn_segments(data_dir: Path, n: int, seed: int) -> list[str]:
+    texts = [t for t in segment_texts(data_dir) if t.strip()]
     if not texts:
         raise SystemExit(f"no segments under {data_dir / 'training_segments'}")
     random.Random(seed).shuffle(texts)
@@ -48,7 +47,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    texts = segment_texts(args.data_dir, args.texts, args.seed)
+    texts = drawn_segments(args.data_dir, args.texts, args.seed)
     embedders = {w: Embedder(max_seq_length=w) for w in args.windows}
     for e in embedders.values():  # load and compile outside the timing
         e.encode(texts[:4])
