@@ -293,8 +293,8 @@ ANNOUNCES_NEXT_RE = re.compile(
     re.IGNORECASE,
 )
 MAX_ANNOUNCE_WORDS = 8
-# ... or opens the next item or the talk's next part in a short sentence ("The next one we get into are behavior
-# changes.", "Let's talk about what to do about it."): the answer would stop where the next one starts
+# ... or opens the next item in a short sentence ("The next one we get into are behavior changes."): the answer
+# would stop where the next one starts (the talk's plan at the end is closes_on_next's)
 NEXT_ITEM_RE = re.compile(_DISCOURSE + r"(?:the\s+)?next\s+(?:\w+\s+)?" + _ITEM + r"\b", re.IGNORECASE)
 MAX_NEXT_ITEM_WORDS = 10  # "Next one is you feel very confused at times about ..." is an item of the answer
 # at the end, only the speaker's plan for the audience: "I want to go back to what soothes me." is often quoted
@@ -303,9 +303,8 @@ _FIRST_PERSON_PLAN = re.compile(_DISCOURSE + r"i(?:'m|\s+am|'d|\s+want|\s+wanna)
 
 def announces_next(sentence: str) -> bool:
     s, n = sentence.strip(), len(sentence.split())
-    talk_plan = bool(TALK_PLAN_RE.match(s)) and not _FIRST_PERSON_PLAN.match(s)
     return ((n <= MAX_ANNOUNCE_WORDS and bool(ANNOUNCES_NEXT_RE.match(s)))
-            or (n <= MAX_NEXT_ITEM_WORDS and bool(NEXT_ITEM_RE.match(s) or talk_plan)))
+            or (n <= MAX_NEXT_ITEM_WORDS and bool(NEXT_ITEM_RE.match(s))))
 
 
 # At the end, more that points on to what the segment never reaches: the talk's plan in a longer sentence ("Let's
