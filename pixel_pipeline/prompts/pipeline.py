@@ -55,15 +55,18 @@ from pixel_pipeline.prompts.selection import (
     ALIGNMENT_BELOW_FLOOR,
     NO_ACCEPTABLE_QUESTION,
     NO_VALID_PROMPT,
+    OPENING_LEANS,
     PROMPT_ALREADY_USED,
     STAGE,
+    leaning_openings,
     select_prompts,
 )
 from pixel_pipeline.prompts.settings import PromptSettings
 from pixel_pipeline.prompts.talk_questions import TalkQuestionRules
 
 __all__ = [
-    "ALIGNMENT_BELOW_FLOOR", "FALLBACK_REASONS", "NO_ACCEPTABLE_QUESTION", "NO_VALID_PROMPT", "OPENING_NOT_ABOUT_IT",
+    "ALIGNMENT_BELOW_FLOOR", "FALLBACK_REASONS", "NO_ACCEPTABLE_QUESTION", "NO_VALID_PROMPT", "OPENING_LEANS",
+    "OPENING_NOT_ABOUT_IT",
     "OUTPUT_COLUMNS", "PROMPT_ALREADY_USED", "STAGE", "PromptRun", "PromptSettings", "StageProgress",
     "build_generators", "client_questions", "count_slot_violations", "cross_encoder_scores", "generate_prompts",
     "response_opening",
@@ -100,11 +103,19 @@ def generate_prompts(
     """One client question per segment, or a reject row saying why there is none."""
     settings = settings or PromptSettings()
     segments = segments.reset_index(drop=True)
+    rows_in = len(segments)
+    leaning: list[dict] = []
+    t0 = time.perf_counter()
+    if settings.reject_leaning_openings:
+        keep, leaning = leaning_openings(segments, segment_inputs(segments)[1])
+        segments = segments.iloc[keep].reset_index(drop=True)
+    opening_seconds = round(time.perf_counter() - t0, 2)
     texts, inputs = segment_inputs(segments)
     cache = CandidateCache(Path(cache_dir) / "prompt_candidates.sqlite") if cache_dir else None
     generators, skipped = build_generators(settings, embedder, client_questions(conversations, settings.retrieval_datasets),
                                            files_by_source(segments))
     per_segment, cache_stats, seconds = run_generators(generators, inputs, cache, skipped, progress)
+    seconds["leaning_openings"] = opening_seconds
 
     t0 = time.perf_counter()
     flat = flatten_candidates(per_segment)
@@ -119,6 +130,7 @@ def generate_prompts(
         found, rejects, fallback = fallback_rows(rejects, inputs, texts, segments, embedder, settings, uses, pool.bm25, cache)
         rows.extend(found)
         generators = [*generators, fallback]
+    rejects = leaning + rejects
     table = output_table(rows, segments)
     return PromptRun(
         generator_stats={g.name: dict(getattr(g, "stats", {})) for g in generators},
@@ -131,7 +143,7 @@ def generate_prompts(
         candidates_per_generator=dict(Counter(c.generator for _, c in flat)),
         valid_candidates_per_generator=dict(Counter(c.generator for (_, c), v in zip(flat, violations) if not v)),
         rule_failures={g: dict(c) for g, c in rule_failures.items()},
-        rows_in=len(inputs),
+        rows_in=rows_in,
     )
 
 

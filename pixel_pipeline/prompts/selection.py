@@ -26,6 +26,7 @@ ALIGNMENT_BELOW_FLOOR = "alignment_below_floor"
 NO_VALID_PROMPT = "no_valid_prompt"
 NO_ACCEPTABLE_QUESTION = "no_acceptable_question"
 PROMPT_ALREADY_USED = "prompt_already_used"
+OPENING_LEANS = "opening_leans"
 
 
 def select_prompts(pool: CandidatePool, inputs: list[SegmentInput], segments: pd.DataFrame, settings: PromptSettings,
@@ -120,6 +121,21 @@ def reject_reason(pool: CandidatePool, ks: list[int], ranked: list[int], adjuste
     reason = f"{NO_VALID_PROMPT}: {len(ks)} candidates, none passed the prompt rules"
     failed = Counter(v for k in ks for v in pool.violations[k])
     return reason, {"rule_failures": dict(failed), "examples": [describe(pool, k, adjusted) for k in ks[:3]], "skipped": skipped}
+
+
+def leaning_openings(segments: pd.DataFrame, inputs: list[SegmentInput]) -> tuple[list[int], list[dict]]:
+    """The rows whose response opens as an answer, and a reject row for each of the others (what its first sentence
+    leans on): a question would make a pair that teaches a model to start mid-thought."""
+    from pixel_pipeline.curation.openings import first_sentence, opening_problems
+
+    keep, rejects = [], []
+    for i, problem in enumerate(opening_problems([inp.text for inp in inputs])):
+        if problem is None:
+            keep.append(i)
+            continue
+        reason = f"{OPENING_LEANS}: the response's first sentence does not open an answer ({problem})"
+        rejects.append(segment_reject(inputs[i], segments.iloc[i], reason, {"first_sentence": first_sentence(inputs[i].text)}))
+    return keep, rejects
 
 
 def segment_reject(inp: SegmentInput, seg: pd.Series, reason: str, details: dict) -> dict:

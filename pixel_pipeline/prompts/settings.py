@@ -40,6 +40,9 @@ class PromptSettings:
     # scoring
     opening_words: int = 60  # the response's opening: what a reader checks first for the answer
     opening_floor: float = 0.62  # minimum cosine of a question with the opening (below: opening_not_about_it)
+    # True: a segment whose response still opens leaning on what came before the cut ("Their memory kind of blanks
+    # out.") gets no question (reject reason opening_leans; curation/openings.py): a model would learn to start there
+    reject_leaning_openings: bool = True
     # True: a segment left without a question gets its most named field concept in a general form (generator
     # concept_fallback, not held to the opening floor). Off by default: read on the real development corpus, about a
     # quarter of those questions are answered by their response (docs/prompts.md), so such segments are rejected
