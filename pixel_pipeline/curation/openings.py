@@ -42,7 +42,7 @@ TALK_PLAN_RE = re.compile(
     r"(?:(?:today|tonight)\s*,?\s*)?(?:(?:i'm|i\s+am|we're|we\s+are)\s+(?:going\s+to|gonna|coming\s+to)\s+"
     r"(?:give|show|share|one|talk|look)\b|let\s+me\s+give\s+you\b|where\s+i\s+want\s+to\s+go\b)", re.IGNORECASE)
 # "Shame also has ...", "A need, however, ...", "When I am still being criticized ...": adds to what came before
-ADDS_TO_BEFORE_RE = re.compile(r"^(?:\S+\s+){0,3}?(also|however|still|again|too)\b", re.IGNORECASE)
+ADDS_TO_BEFORE_RE = re.compile(r"^(?:\S+\s+){0,3}?(also|however|still|again)\b", re.IGNORECASE)
 EMPTY_SLOT_RE = re.compile(r"\s[,;]")  # "When you read through the , what ...": a word the caption lost
 SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass", "csubj", "csubjpass", "expl"})
 MAX_PARSED_WORDS = 20
