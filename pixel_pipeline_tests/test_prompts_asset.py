@@ -283,3 +283,21 @@ def test_config_knobs_are_the_pure_settings():
     config = GeneratedPromptsConfig()
     assert set(settings) <= set(GeneratedPromptsConfig.model_fields)
     assert {k: getattr(config, k) for k in settings} == settings
+
+
+def test_a_segment_whose_response_opens_mid_thought_gets_no_question_and_is_counted(embedder):
+    """A response that opens leaning on the talk before the cut would teach a model to start mid-thought: the
+    segment is rejected as opening_leans with what its first sentence leans on; every row is still accounted for."""
+    style, text = SEGMENTS[3]
+    leaning = (style, "Controlling the story gives them a feeling of power. " + text)
+    segments = segments_frame([SEGMENTS[0], leaning])
+    run = generate_prompts(segments, conversations_frame(), embedder, PromptSettings(concept_fallback=False))
+    rejects = {r["segment_id"]: r for r in run.rejects}
+    assert run.table["segment_id"].tolist() == [segments["segment_id"][0]]
+    assert rejects[segments["segment_id"][1]]["reasons"] == [
+        "opening_leans: the response's first sentence does not open an answer ('them' with no noun before it)"]
+    assert run.rows_in == 2 == len(run.table) + len(run.rejects)
+
+    ungated = generate_prompts(segments, conversations_frame(), embedder,
+                               PromptSettings(concept_fallback=False, reject_leaning_openings=False))
+    assert segments["segment_id"][1] in set(ungated.table["segment_id"])

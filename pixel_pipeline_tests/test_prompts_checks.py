@@ -69,9 +69,10 @@ def test_reject_counts_split_rejects_by_their_first_reason():
         reject("b", "no_acceptable_question: none"),
         reject("c", "prompt_already_used: taken"),
         reject("d", "no_valid_prompt: 2 candidates, none passed the prompt rules"),
+        reject("e", "opening_leans: the response's first sentence does not open an answer ('them' with no noun before it)"),
     ]
-    assert reject_counts(rejects) == (1, 2, 1)
-    assert reject_counts([]) == (0, 0, 0)
+    assert reject_counts(rejects) == (1, 2, 1, 1)
+    assert reject_counts([]) == (0, 0, 0, 0)
 
 
 def test_alignment_floor_share_fails_when_too_many_questions_stay_under_the_floor():
@@ -86,14 +87,16 @@ def test_alignment_floor_share_passes_when_every_question_meets_the_floor_or_the
 
 
 def test_prompt_yield_warns_when_too_few_segments_get_a_question():
-    verdict = prompt_yield_verdict(rows_in=20, kept=1, no_question=18, no_valid=1, min_yield=0.1, generator_stats={})
+    verdict = prompt_yield_verdict(rows_in=20, kept=1, no_question=16, leaning=2, no_valid=1, min_yield=0.1,
+                                   generator_stats={})
     assert not verdict.passed and verdict.severity == WARN
-    assert verdict.metadata["kept_share"] == 0.05 and verdict.metadata["rejected_no_acceptable_question"] == 18
+    assert verdict.metadata["kept_share"] == 0.05 and verdict.metadata["rejected_no_acceptable_question"] == 16
+    assert verdict.metadata["rejected_opening_leans"] == 2 and "2 responses open mid-thought" in verdict.description
 
 
 def test_prompt_yield_passes_at_the_minimum_and_on_no_segments():
-    assert prompt_yield_verdict(10, 1, 9, 0, 0.1, {"talk": {"screened": 3}}).passed
-    assert prompt_yield_verdict(0, 0, 0, 0, 0.1, {}).passed
+    assert prompt_yield_verdict(10, 1, 9, 0, 0, 0.1, {"talk": {"screened": 3}}).passed
+    assert prompt_yield_verdict(0, 0, 0, 0, 0, 0.1, {}).passed
 
 
 # ---- prompt content

@@ -102,7 +102,7 @@ def _opening_words(words: list, has_comma: bool) -> str | None:
     if lower[i] == "to" and nxt_tag == "VB" and not has_comma:
         return "an infinitive without its clause"
     if words[i].tag_.startswith("RB") and lower[i] not in ("here", "there") and nxt_tag in ("VBZ", "VBD", "VBP"):
-        return f"no subject ('{words[i].text} {words[i + 1].text}')"
+        return f"'{words[i].text} {words[i + 1].text}' has no subject"
     if lower[i] in QUANTIFIERS and not (nxt_tag.startswith(("NN", "JJ")) or nxt == "of"):
         return f"'{words[i].text}' without the people it counts"
     return None
@@ -129,9 +129,9 @@ def _points_back(words: list) -> str | None:
             return "'it' with no noun before it"
         if low in ("this", "that") and tg == "DT" and object_position and not after_tag.startswith(("NN", "JJ")):
             return f"'{token.text}' points back"  # "talk about this", "see that in somebody else": the thing said before
-        if low in DEMONSTRATIVES and tg == "DT":
+        if low in DEMONSTRATIVES and tg == "DT" and after not in NAMES_ITS_OWN:
             determiner = after_tag.startswith(("NN", "JJ"))
-            if (determiner and after not in NAMES_ITS_OWN) or (not determiner and not (plural_noun or singular_noun)):
+            if determiner or not (plural_noun or singular_noun):
                 return f"'{token.text}' points back"
     return None
 

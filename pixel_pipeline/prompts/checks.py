@@ -22,7 +22,7 @@ from pixel_pipeline.prompts.generators import CONCEPTS
 from pixel_pipeline.prompts.pipeline import PromptRun
 from pixel_pipeline.prompts.report import generator_distribution, prompt_metrics, sample_pairs_markdown
 from pixel_pipeline.prompts.rules import has_copied_ngram
-from pixel_pipeline.prompts.selection import ALIGNMENT_BELOW_FLOOR, NO_ACCEPTABLE_QUESTION, PROMPT_ALREADY_USED
+from pixel_pipeline.prompts.selection import ALIGNMENT_BELOW_FLOOR, NO_ACCEPTABLE_QUESTION, OPENING_LEANS, PROMPT_ALREADY_USED
 from pixel_pipeline.prompts.settings import PromptSettings
 
 
@@ -60,13 +60,14 @@ def prompt_verdicts(run: PromptRun, figures: PromptFigures, segments: pd.DataFra
                     thresholds: PromptThresholds) -> list[Verdict]:
     """The eight checks of `generated_prompts`, in the order of its check specs."""
     table, n_kept = run.table, len(run.table)
-    below, no_question, no_valid = reject_counts(run.rejects)
+    below, no_question, leaning, no_valid = reject_counts(run.rejects)
     styles_in = set(segments["style"].dropna().astype(str)) if "style" in segments else set()
     return [
         accounting_verdict(run.rows_in, table["segment_id"].astype(str).tolist(),
                            [r["segment_id"] for r in run.rejects], set(segments["segment_id"].astype(str))),
         alignment_floor_verdict(n_kept, below, no_valid, settings.alignment_floor, thresholds.min_alignment_share),
-        prompt_yield_verdict(run.rows_in, n_kept, no_question, no_valid, thresholds.min_prompt_yield, run.generator_stats),
+        prompt_yield_verdict(run.rows_in, n_kept, no_question, leaning, no_valid, thresholds.min_prompt_yield,
+                             run.generator_stats),
         concept_slots_verdict(int((table["generator"] == CONCEPTS).sum()) if n_kept else 0, run.concept_slot_violations),
         copied_ngrams_verdict(table["prompt"].tolist(), figures.kept_responses, table["segment_id"].tolist(),
                               settings.copied_ngram_words),
@@ -80,12 +81,14 @@ def prompt_verdicts(run: PromptRun, figures: PromptFigures, segments: pd.DataFra
     ]
 
 
-def reject_counts(rejects: Iterable[Mapping[str, Any]]) -> tuple[int, int, int]:
-    """Rejects (below the alignment floor, without an acceptable question, with only rule-breaking candidates)."""
+def reject_counts(rejects: Iterable[Mapping[str, Any]]) -> tuple[int, int, int, int]:
+    """Rejects (below the alignment floor, without an acceptable question, with a response that opens mid-thought,
+    with only rule-breaking candidates)."""
     reasons = [r["reasons"][0] for r in rejects]
     below = sum(1 for r in reasons if r.startswith(ALIGNMENT_BELOW_FLOOR))
     no_question = sum(1 for r in reasons if r.startswith((NO_ACCEPTABLE_QUESTION, PROMPT_ALREADY_USED)))
-    return below, no_question, len(reasons) - below - no_question
+    leaning = sum(1 for r in reasons if r.startswith(OPENING_LEANS))
+    return below, no_question, leaning, len(reasons) - below - no_question - leaning
 
 
 def accounting_verdict(rows_in: int, kept_ids: Sequence[str], rejected_ids: Sequence[str], input_ids: set[str]) -> Verdict:
@@ -125,19 +128,20 @@ def alignment_floor_verdict(kept: int, below: int, no_valid: int, alignment_floo
     )
 
 
-def prompt_yield_verdict(rows_in: int, kept: int, no_question: int, no_valid: int, min_yield: float,
+def prompt_yield_verdict(rows_in: int, kept: int, no_question: int, leaning: int, no_valid: int, min_yield: float,
                          generator_stats: Mapping[str, Any]) -> Verdict:
     """Warns when too few segments get a question (rejecting is right, but a low yield says a generator is off)."""
     share = kept / rows_in if rows_in else 1.0
     return Verdict(
         "prompt_yield",
         share >= min_yield,
-        f"{share:.1%} of segments got a question a person would ask ({no_question} had none, "
-        f"{no_valid} had only candidates breaking the prompt rules)",
+        f"{share:.1%} of segments got a question a person would ask ({leaning} responses open mid-thought, "
+        f"{no_question} had none, {no_valid} had only candidates breaking the prompt rules)",
         {
             "kept_share": round(share, 4),
             "min_prompt_yield": min_yield,
             "rejected_no_acceptable_question": no_question,
+            "rejected_opening_leans": leaning,
             "rejected_no_valid_prompt": no_valid,
             "generator_stats": json_value(generator_stats),
         },
