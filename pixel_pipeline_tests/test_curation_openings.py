@@ -88,3 +88,14 @@ def test_short_sentences_lean_only_on_a_leaning_first_word():
 def test_each_text_is_read_at_its_first_sentence():
     texts = ["Shame is about who you are. They hide it well.", "They hide it well. Shame is about who you are."]
     assert opening_problems(texts) == [None, "a short sentence that opens with 'They'"]
+
+
+def test_answers_are_cached_by_first_sentence_and_give_the_same_decision(tmp_path, monkeypatch):
+    texts = ["Shame is about who you are. It hides.", "Controlling the story gives them a feeling of power. Then more."]
+    first = opening_problems(texts, tmp_path / "cache.sqlite")
+
+    def no_parsing(_texts):
+        raise AssertionError("a cached first sentence was parsed again")
+
+    monkeypatch.setattr("pixel_pipeline.core.tagger.parse", no_parsing)
+    assert opening_problems(texts, tmp_path / "cache.sqlite") == first == [None, "'them' with no noun before it"]

@@ -10,9 +10,14 @@ says why. Measured against 176 openings read by hand (docs/curation.md, session 
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
+from pixel_pipeline.core.ids import sha256_hex
+from pixel_pipeline.core.kvstore import SqliteKeyValueStore
 from pixel_pipeline.curation import shaping
 from pixel_pipeline.curation.text import sentences
 
@@ -161,9 +166,28 @@ def _no_main_clause(doc, n_words: int) -> str | None:
     return None
 
 
-def opening_problems(texts: Sequence[str]) -> list[str | None]:
-    """opening_problem of each text's first sentence, the parser run once over all of them."""
-    from pixel_pipeline.core.tagger import parse
-
+def opening_problems(texts: Sequence[str], cache_path: str | os.PathLike | None = None) -> list[str | None]:
+    """opening_problem of each text's first sentence, the parser run once over those not in the cache (a SQLite
+    table keyed by the first sentence and this code's version: a run after one new transcript parses only its own)."""
     firsts = [first_sentence(t) for t in texts]
-    return [opening_problem(s, doc) for s, doc in zip(firsts, parse(firsts))]
+    keys = [sha256_hex(f"{_code_version()}\x00{s}") for s in firsts]
+    store = SqliteKeyValueStore(cache_path, "opening_problems") if cache_path else None
+    found = store.get_many(keys) if store else {}
+    todo = [i for i, k in enumerate(keys) if k not in found]
+    if todo:
+        from pixel_pipeline.core.tagger import parse
+
+        docs = parse([firsts[i] for i in todo])
+        new = {keys[i]: opening_problem(firsts[i], doc) or "" for i, doc in zip(todo, docs)}
+        if store:
+            store.put_many(new)
+        found = {**found, **new}
+    return [found[k] or None for k in keys]
+
+
+@functools.lru_cache(maxsize=1)
+def _code_version() -> str:
+    """Hash of the files whose code decides an opening: editing a rule invalidates the cached answers."""
+    here = Path(__file__).parent
+    files = [here / "openings.py", here / "shaping.py", here / "text.py", here.parent / "core" / "tagger.py"]
+    return sha256_hex("".join(f.read_text(encoding="utf-8") for f in files))[:16]

@@ -107,7 +107,8 @@ def generate_prompts(
     leaning: list[dict] = []
     t0 = time.perf_counter()
     if settings.reject_leaning_openings:
-        keep, leaning = leaning_openings(segments, segment_inputs(segments)[1])
+        cache_path = Path(cache_dir) / "prompt_candidates.sqlite" if cache_dir else None
+        keep, leaning = leaning_openings(segments, segment_inputs(segments)[1], cache_path)
         segments = segments.iloc[keep].reset_index(drop=True)
     opening_seconds = round(time.perf_counter() - t0, 2)
     texts, inputs = segment_inputs(segments)

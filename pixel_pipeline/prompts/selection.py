@@ -9,6 +9,7 @@ of segments.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
@@ -123,13 +124,14 @@ def reject_reason(pool: CandidatePool, ks: list[int], ranked: list[int], adjuste
     return reason, {"rule_failures": dict(failed), "examples": [describe(pool, k, adjusted) for k in ks[:3]], "skipped": skipped}
 
 
-def leaning_openings(segments: pd.DataFrame, inputs: list[SegmentInput]) -> tuple[list[int], list[dict]]:
+def leaning_openings(segments: pd.DataFrame, inputs: list[SegmentInput],
+                     cache_path: str | os.PathLike | None = None) -> tuple[list[int], list[dict]]:
     """The rows whose response opens as an answer, and a reject row for each of the others (what its first sentence
     leans on): a question would make a pair that teaches a model to start mid-thought."""
     from pixel_pipeline.curation.openings import first_sentence, opening_problems
 
     keep, rejects = [], []
-    for i, problem in enumerate(opening_problems([inp.text for inp in inputs])):
+    for i, problem in enumerate(opening_problems([inp.text for inp in inputs], cache_path)):
         if problem is None:
             keep.append(i)
             continue
