@@ -4,8 +4,9 @@ Shaping drops up to five leading sentences that lean on what came before the cut
 inside a run of caption fragments is another fragment. What is left can still open mid-thought ("Their memory kind
 of blanks out.", "Controlling the narrative gives them a sense of dominance.", "Some even have experienced ...").
 The prompt stage gives such a segment no question, since a model trained on the pair learns to start in the middle
-of a thought. The tests here read the tagger's tags of the first sentence only; each names what leans, so a reject
-says why. Measured against 176 openings read by hand (docs/curation.md, session 11; labels/opening_verdicts.jsonl).
+of a thought. The tests read the first sentence only (regular expressions, then spaCy's tags and parse); each names
+what leans, so a reject says why. Measured against 236 openings read by hand (benchmarks/bench_opening_gate.py;
+docs/curation.md, session 11; labels/opening_verdicts.jsonl).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pixel_pipeline.curation import shaping
 from pixel_pipeline.curation.text import sentences
 
 WINDOW_WORDS = 14  # a pronoun or a demonstrative this early points at something the sentence has not named yet
-DISCOURSE_WORDS = frozenset("now so okay ok well and alright also but".split())
+DISCOURSE_WORDS = frozenset(shaping.DISCOURSE_WORDS)
 PLURAL_PRONOUNS = frozenset("they them their theirs themselves".split())
 SINGULAR_PRONOUNS = frozenset("he him his himself she her hers herself".split())
 # "When a person wants to deal with it, they ..." is singular they: a pronoun can refer to these words
@@ -52,7 +53,7 @@ EMPTY_SLOT_RE = re.compile(r"\s[,;]")  # "When you read through the , what ...":
 SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass", "csubj", "csubjpass", "expl"})
 MAX_PARSED_WORDS = 20
 SUBORDINATORS = frozenset("when whenever once if because although though since unless while as".split())
-DISCOURSE_RE = re.compile(shaping._DISCOURSE, re.IGNORECASE)
+DISCOURSE_RE = re.compile(shaping._DISCOURSE, re.IGNORECASE)  # the same words, as shaping's opening tests skip them
 
 
 def first_sentence(text: str) -> str:
@@ -187,7 +188,11 @@ def opening_problems(texts: Sequence[str], cache_path: str | os.PathLike | None 
 
 @functools.lru_cache(maxsize=1)
 def _code_version() -> str:
-    """Hash of the files whose code decides an opening: editing a rule invalidates the cached answers."""
+    """Hash of the files whose code decides an opening: editing a rule invalidates the cached answers. Taken once,
+    at import (below), so it names the code this process runs."""
     here = Path(__file__).parent
     files = [here / "openings.py", here / "shaping.py", here / "text.py", here.parent / "core" / "tagger.py"]
     return sha256_hex("".join(f.read_text(encoding="utf-8") for f in files))[:16]
+
+
+_code_version()

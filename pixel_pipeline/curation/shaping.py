@@ -143,7 +143,8 @@ MAX_REFERRING_WORDS = 20
 MAX_LEANING_OPENERS = 5  # a cut can fall before several short sentences of the previous thought
 MIN_REWORDED_WORDS = 10  # a list opener this long carries its own topic and is reworded; a shorter one is dropped
 # Discourse words a speaker puts before anything ("Now, ...", "So ...", "And also ..."): skipped by the opener tests.
-_DISCOURSE = r"^(?:(?:now|so|okay|ok|well|and|alright|also|but)\b\s*,?\s*)*"
+DISCOURSE_WORDS = ("now", "so", "okay", "ok", "well", "and", "alright", "also", "but")
+_DISCOURSE = r"^(?:(?:" + "|".join(DISCOURSE_WORDS) + r")\b\s*,?\s*)*"
 # what a talk lists: "another thing", "the next step", "the second reason"
 _ITEM_WORDS = ("thing step point area piece part level sign trait characteristic stage reason way type kind category "
                "question example issue pattern factor aspect layer component dynamic")
