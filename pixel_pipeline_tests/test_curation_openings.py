@@ -29,7 +29,7 @@ def test_a_pronoun_after_the_noun_it_means_stands(sentence):
 
 @pytest.mark.parametrize("sentence, names", [
     ("Many parents fail at that test because they expect too much.", "'that' points back"),
-    ("There are many different ways to talk about this, but one frame helps.", "'this' points back"),
+    ("I want you to think about that for a moment before you decide.", "'that' points back"),
 ])
 def test_a_demonstrative_pointing_at_what_came_before_leans(sentence, names):
     assert opening_problem(sentence) == names
@@ -55,7 +55,7 @@ def test_a_sentence_without_a_main_clause_leans(sentence, starts):
 @pytest.mark.parametrize("sentence, names", [
     ("The first one is that you cannot heal alone.", "opens a list the talk started"),
     ("Six, lots of praise makes me feel worthwhile.", "opens a list the talk started"),
-    ("Let me give you three reasons people stay in these relationships.", "the talk's plan"),
+    ("I'm going to show you three reasons people stay in these relationships.", "the talk's plan"),
     ("Shame also brings other feelings with it.", "'also' adds to what came before"),
     ("Some even go straight to a black rage when they are criticised.", "'Some' without the people it counts"),
     ("When you read through the , what you find is two kinds of anger.", "a word lost before a comma"),
@@ -75,6 +75,13 @@ def test_a_list_item_the_talks_plan_or_an_addition_leans(sentence, names):
     "Some people coming out of complex trauma find that anger becomes a shield.",
     "Not everyone who grew up with a critical parent becomes self-critical.",
     "Choose one relationship and practise one sentence this week.",  # an imperative has no subject and stands
+    # from the sample corpus, written as answers: a reading of its openings found each of these wrongly flagged once
+    "So here's a practical structure we give couples.",
+    "So let me give you the simplest distinction I know.",
+    "A lot of the men who come to see me start the first session by apologizing.",
+    "You've probably seen it even if you didn't have a name for it: one partner who wants more closeness.",
+    "So let's do a body scan for sleep, and you can do this lying in bed with the lights off.",
+    "If you grew up with someone who criticized you constantly, you probably have that voice inside you now.",
 ])
 def test_openings_that_answer_stand(sentence):
     assert opening_problem(sentence) is None
@@ -99,3 +106,4 @@ def test_answers_are_cached_by_first_sentence_and_give_the_same_decision(tmp_pat
 
     monkeypatch.setattr("pixel_pipeline.core.tagger.parse", no_parsing)
     assert opening_problems(texts, tmp_path / "cache.sqlite") == first == [None, "'them' with no noun before it"]
+

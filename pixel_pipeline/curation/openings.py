@@ -23,6 +23,8 @@ from pixel_pipeline.curation import shaping
 from pixel_pipeline.curation.text import sentences
 
 WINDOW_WORDS = 14  # a pronoun or a demonstrative this early points at something the sentence has not named yet
+# "fail at that test" points back; "..., you probably have that voice inside you" later in a sentence says "such a"
+DETERMINER_WINDOW = 8
 DISCOURSE_WORDS = frozenset(shaping.DISCOURSE_WORDS)
 PLURAL_PRONOUNS = frozenset("they them their theirs themselves".split())
 SINGULAR_PRONOUNS = frozenset("he him his himself she her hers herself".split())
@@ -46,12 +48,14 @@ LIST_START_RE = re.compile(
 # coming to one that ..."
 TALK_PLAN_RE = re.compile(
     r"(?:(?:today|tonight)\s*,?\s*)?(?:(?:i'm|i\s+am|we're|we\s+are)\s+(?:going\s+to|gonna|coming\s+to)\s+"
-    r"(?:give|show|share|one|talk|look)\b|let\s+me\s+give\s+you\b|where\s+i\s+want\s+to\s+go\b)", re.IGNORECASE)
+    r"(?:give|show|share|one|talk|look)\b|where\s+i\s+want\s+to\s+go\b)", re.IGNORECASE)
 # "Shame also has ...", "A need, however, ...", "When I am still being criticized ...": adds to what came before
 ADDS_TO_BEFORE_RE = re.compile(r"^(?:\S+\s+){0,3}?(also|however|still|again)\b", re.IGNORECASE)
 EMPTY_SLOT_RE = re.compile(r"\s[,;]")  # "When you read through the , what ...": a word the caption lost
 SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass", "csubj", "csubjpass", "expl"})
 MAX_PARSED_WORDS = 20
+# "A lot of the men who come to see me start ...": the parser often makes the quantity noun the root
+QUANTITY_NOUNS = frozenset("lot lots number bunch couple majority few plenty".split())
 SUBORDINATORS = frozenset("when whenever once if because although though since unless while as".split())
 DISCOURSE_RE = re.compile(shaping._DISCOURSE, re.IGNORECASE)  # the same words, as shaping's opening tests skip them
 
@@ -91,7 +95,8 @@ def opening_problem(sentence: str, doc=None) -> str | None:
 
         doc = parse([sentence])[0]
     words = [t for t in doc if re.match(r"[\w']", t.text)]
-    return _opening_words(words, "," in sentence) or _points_back(words) or _no_main_clause(doc, len(words))
+    return (_opening_words(words, "," in sentence) or _points_back(words, ":" in sentence)
+            or _no_main_clause(doc, len(words)))
 
 
 def _opening_words(words: list, has_comma: bool) -> str | None:
@@ -114,8 +119,9 @@ def _opening_words(words: list, has_comma: bool) -> str | None:
     return None
 
 
-def _points_back(words: list) -> str | None:
-    """A pronoun or a demonstrative in the first words with no noun before it that it could mean."""
+def _points_back(words: list, names_it_after_colon: bool = False) -> str | None:
+    """A pronoun or a demonstrative in the first words with no noun before it that it could mean. With a colon
+    later ("You've probably seen it ...: one partner who ..."), "it" and "this" point ahead, at what follows it."""
     lower = [t.lower_ for t in words]
     plural_noun = singular_noun = False
     for j, (token, low) in enumerate(zip(words[:WINDOW_WORDS], lower)):
@@ -131,13 +137,15 @@ def _points_back(words: list) -> str | None:
         after, after_tag = (lower[j + 1], words[j + 1].tag_) if j + 1 < len(words) else ("", "")
         object_position = before_tag.startswith(("VB", "IN", "TO")) and before not in BE_OR_DO
         if (low == "it" and object_position and not singular_noun and not after_tag.startswith(("VB", "MD"))
+                and not names_it_after_colon
                 and " ".join(lower[max(0, j - 2):j + 1]) != "think about it"):
             return "'it' with no noun before it"
-        if low in ("this", "that") and tg == "DT" and object_position and not after_tag.startswith(("NN", "JJ")):
+        if (low in ("this", "that") and tg == "DT" and object_position and not after_tag.startswith(("NN", "JJ"))
+                and not (plural_noun or singular_noun) and not names_it_after_colon):
             return f"'{token.text}' points back"  # "talk about this", "see that in somebody else": the thing said before
         if low in DEMONSTRATIVES and tg == "DT" and after not in NAMES_ITS_OWN:
             determiner = after_tag.startswith(("NN", "JJ"))
-            if determiner or not (plural_noun or singular_noun):
+            if (determiner and j < DETERMINER_WINDOW) or not (determiner or plural_noun or singular_noun):
                 return f"'{token.text}' points back"
     return None
 
@@ -160,9 +168,10 @@ def _no_main_clause(doc, n_words: int) -> str | None:
         return "an infinitive without its clause"
     if n_words > MAX_PARSED_WORDS:
         return None
-    if root.pos_ in ("NOUN", "PROPN"):
+    if root.pos_ in ("NOUN", "PROPN") and root.lower_ not in QUANTITY_NOUNS:
         return "a noun phrase, no main clause"
-    if root.tag_ in ("VBZ", "VBD", "VBP", "VBG") and not deps & SUBJECT_DEPS:
+    existential = any(c.lower_ in ("here", "there") for c in root.children)  # "So here's a structure ..."
+    if root.tag_ in ("VBZ", "VBD", "VBP", "VBG") and not deps & SUBJECT_DEPS and not existential:
         return f"'{root.text}' has no subject"
     return None
 
