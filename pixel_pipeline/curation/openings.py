@@ -24,7 +24,7 @@ from pixel_pipeline.curation.text import sentences
 
 WINDOW_WORDS = 14  # a pronoun or a demonstrative this early points at something the sentence has not named yet
 # "fail at that test" points back; "..., you probably have that voice inside you" later in a sentence says "such a"
-DETERMINER_WINDOW = 8
+DETERMINER_WINDOW = 10
 DISCOURSE_WORDS = frozenset(shaping.DISCOURSE_WORDS)
 PLURAL_PRONOUNS = frozenset("they them their theirs themselves".split())
 SINGULAR_PRONOUNS = frozenset("he him his himself she her hers herself".split())
