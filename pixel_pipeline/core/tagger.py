@@ -92,7 +92,10 @@ FINITE_VERB_RE = re.compile(
     r"shouldn't|could|would|should|has|have)\b|\w'(?:re|m|ve|ll)\b", re.IGNORECASE)
 
 
-def has_clause_verb(sentence: str) -> bool:
+def has_clause_verb(sentence: str, tags: Sequence[str] | None = None) -> bool:
     """True when the sentence holds a verb that can carry a clause (base / finite / modal); a title or a fragment
-    ("The different types of boundaries.", "By over helping the addict, in essence, enabling ...") has none."""
-    return bool(FINITE_VERB_RE.search(sentence)) or any(tg in CLAUSE_VERB_TAGS for _, tg, _ in tag([sentence])[0])
+    ("The different types of boundaries.", "By over helping the addict, in essence, enabling ...") has none.
+    `tags`: the sentence's Penn tags when the caller has them already (else it is tagged here)."""
+    if FINITE_VERB_RE.search(sentence):
+        return True
+    return any(tg in CLAUSE_VERB_TAGS for tg in (tags if tags is not None else [tg for _, tg, _ in tag([sentence])[0]]))

@@ -73,12 +73,16 @@ def opening_problem(sentence: str, doc=None) -> str | None:
     """What the first sentence leans on (None when it opens an answer). `doc`: its spaCy parse, else parsed here."""
     if not sentence.strip():
         return "empty"
+    if doc is None:
+        from pixel_pipeline.core.tagger import parse  # spaCy loads only where an opening is read
+
+        doc = parse([sentence])[0]
     if shaping.starts_mid_thought(sentence):
         return "starts mid-thought"
     if len(sentence.split()) <= shaping.MAX_STRAY_WORDS:  # shaping drops these at the cut; here "Grief comes from
         if _first_word(sentence) in shaping.LEANING_OPENERS:  # love." opens an answer, "It is." does not
             return f"a short sentence that opens with '{sentence.split()[0]}'"
-    elif shaping.leans_on_before(sentence) or shaping.is_fragment(sentence):
+    elif shaping.leans_on_before(sentence) or shaping.is_fragment(sentence, [t.tag_ for t in doc]):
         return "leans on what came before the cut (shaping's opening rules, past their cap)"
     body = DISCOURSE_RE.sub("", sentence, count=1)
     if LIST_START_RE.match(body):
@@ -90,10 +94,6 @@ def opening_problem(sentence: str, doc=None) -> str | None:
     added = ADDS_TO_BEFORE_RE.match(sentence)
     if added:
         return f"'{added.group(1)}' adds to what came before"
-    if doc is None:
-        from pixel_pipeline.core.tagger import parse  # spaCy loads only where an opening is read
-
-        doc = parse([sentence])[0]
     words = [t for t in doc if re.match(r"[\w']", t.text)]
     return (_opening_words(words, "," in sentence) or _points_back(words, ":" in sentence)
             or _no_main_clause(doc, len(words)))

@@ -28,6 +28,7 @@ reader sees why a response is shorter than its segment. Pure functions, linear i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -242,12 +243,13 @@ POINTS_BACK_RE = re.compile(r"^(?:\S+\s+){0,7}?(?:this|these|those)\b(?!\s+(?:wh
                             r"^(?:\S+\s+){0,7}?that\s*[,.;:!]", re.IGNORECASE)
 
 
-def is_fragment(sentence: str) -> bool:
+def is_fragment(sentence: str, tags: Sequence[str] | None = None) -> bool:
     """A first sentence with no verb that can carry a clause (tagger) is a title or the tail of the previous thought
     ("The different types of boundaries."); a question is left to the prompt stage."""
     from pixel_pipeline.core.tagger import has_clause_verb  # spaCy loads only where a text is shaped
 
-    return len(sentence.split()) > MAX_STRAY_WORDS and not sentence.rstrip().endswith("?") and not has_clause_verb(sentence)
+    return (len(sentence.split()) > MAX_STRAY_WORDS and not sentence.rstrip().endswith("?")
+            and not has_clause_verb(sentence, tags))
 
 
 def ends_cut(sentence: str) -> bool:

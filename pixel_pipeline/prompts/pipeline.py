@@ -104,15 +104,16 @@ def generate_prompts(
     settings = settings or PromptSettings()
     segments = segments.reset_index(drop=True)
     rows_in = len(segments)
+    texts, inputs = segment_inputs(segments)
+    cache_path = Path(cache_dir) / "prompt_candidates.sqlite" if cache_dir else None
     leaning: list[dict] = []
     t0 = time.perf_counter()
     if settings.reject_leaning_openings:
-        cache_path = Path(cache_dir) / "prompt_candidates.sqlite" if cache_dir else None
-        keep, leaning = leaning_openings(segments, segment_inputs(segments)[1], cache_path)
+        keep, leaning = leaning_openings(segments, inputs, cache_path)
         segments = segments.iloc[keep].reset_index(drop=True)
+        texts, inputs = [texts[i] for i in keep], [inputs[i] for i in keep]
     opening_seconds = round(time.perf_counter() - t0, 2)
-    texts, inputs = segment_inputs(segments)
-    cache = CandidateCache(Path(cache_dir) / "prompt_candidates.sqlite") if cache_dir else None
+    cache = CandidateCache(cache_path) if cache_path else None
     generators, skipped = build_generators(settings, embedder, client_questions(conversations, settings.retrieval_datasets),
                                            files_by_source(segments))
     per_segment, cache_stats, seconds = run_generators(generators, inputs, cache, skipped, progress)
